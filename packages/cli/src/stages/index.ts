@@ -1,0 +1,5 @@
+// The recipe stages in the order `owntune run` executes them. Each issue that builds a stage adds
+// its runner here; the recipe schema and `owntune schema` follow from this list.
+import type { StageDef } from "./types.js";
+
+export const stages: readonly StageDef[] = [];

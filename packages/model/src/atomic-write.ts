@@ -1,0 +1,168 @@
+// Atomic file and directory writing: data goes to a temporary name in the same folder, is fsynced,
+// then renamed into place, so a crash or Ctrl-C never leaves a half-written file under a final name.
+import { randomBytes } from "node:crypto";
+import { constants, promises as fsp, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+
+/** Temporary paths not yet committed; removed on process exit (and by the CLI's signal handler). */
+const pending = new Set<string>();
+let exitHookInstalled = false;
+
+function installExitHook(): void {
+  if (exitHookInstalled) return;
+  exitHookInstalled = true;
+  process.once("exit", removePendingTemps);
+}
+
+/** Deletes every temp file/dir that was opened but never committed. Safe to call more than once. */
+export function removePendingTemps(): void {
+  for (const p of pending) {
+    try {
+      rmSync(p, { recursive: true, force: true });
+    } catch {
+      // best effort: the process is going away
+    }
+  }
+  pending.clear();
+}
+
+/** A temporary sibling of `finalPath`: same folder (so rename is atomic), hidden, unique. */
+export function tempPathFor(finalPath: string): string {
+  const tag = `${process.pid}-${randomBytes(4).toString("hex")}`;
+  return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${tag}`);
+}
+
+async function fsyncDir(dir: string): Promise<void> {
+  let fh: fsp.FileHandle | undefined;
+  try {
+    fh = await fsp.open(dir, constants.O_RDONLY);
+    await fh.sync();
+  } catch {
+    // some filesystems refuse fsync on directories; the rename is still atomic
+  } finally {
+    await fh?.close();
+  }
+}
+
+/** A file being written under a temporary name; `commit` renames it into place, `abort` removes it. */
+export interface AtomicFile {
+  readonly path: string;
+  readonly tempPath: string;
+  /** Appends bytes (or UTF-8 text) at the current end. */
+  write(chunk: Uint8Array | string): Promise<void>;
+  /** Writes at an absolute byte offset (for headers patched after the data). */
+  writeAt(chunk: Uint8Array, position: number): Promise<void>;
+  /** Bytes appended so far. */
+  readonly bytesWritten: number;
+  commit(): Promise<void>;
+  abort(): Promise<void>;
+}
+
+/** Opens `finalPath` for streaming writes through a temporary file. */
+export async function openAtomic(finalPath: string): Promise<AtomicFile> {
+  installExitHook();
+  await fsp.mkdir(dirname(finalPath), { recursive: true });
+  const tempPath = tempPathFor(finalPath);
+  pending.add(tempPath);
+  const fh = await fsp.open(tempPath, "w");
+  let offset = 0;
+  let done = false;
+  return {
+    path: finalPath,
+    tempPath,
+    get bytesWritten() {
+      return offset;
+    },
+    async write(chunk) {
+      const bytes = typeof chunk === "string" ? Buffer.from(chunk, "utf8") : chunk;
+      let written = 0;
+      while (written < bytes.byteLength) {
+        const r = await fh.write(bytes, written, bytes.byteLength - written, offset + written);
+        written += r.bytesWritten;
+      }
+      offset += bytes.byteLength;
+    },
+    async writeAt(chunk, position) {
+      let written = 0;
+      while (written < chunk.byteLength) {
+        const r = await fh.write(chunk, written, chunk.byteLength - written, position + written);
+        written += r.bytesWritten;
+      }
+    },
+    async commit() {
+      if (done) throw new Error(`atomic write of ${finalPath} already finished`);
+      done = true;
+      await fh.sync();
+      await fh.close();
+      await fsp.rename(tempPath, finalPath);
+      pending.delete(tempPath);
+      await fsyncDir(dirname(finalPath));
+    },
+    async abort() {
+      if (done) return;
+      done = true;
+      await fh.close().catch(() => undefined);
+      await fsp.rm(tempPath, { force: true });
+      pending.delete(tempPath);
+    },
+  };
+}
+
+/**
+ * Streams into `finalPath` through `fn`; the file appears only if `fn` resolves.
+ * If `fn` throws, the temporary file is removed and the error propagates.
+ */
+export async function withAtomicFile<T>(finalPath: string, fn: (file: AtomicFile) => Promise<T>): Promise<T> {
+  const file = await openAtomic(finalPath);
+  try {
+    const result = await fn(file);
+    await file.commit();
+    return result;
+  } catch (e) {
+    await file.abort();
+    throw e;
+  }
+}
+
+/** Writes a whole file atomically. */
+export async function writeFileAtomic(finalPath: string, data: Uint8Array | string): Promise<void> {
+  await withAtomicFile(finalPath, (f) => f.write(data));
+}
+
+/**
+ * Builds a directory under a temporary name and renames it to `finalDir` when `fn` resolves.
+ * An existing `finalDir` is replaced only then (it is moved aside first and removed after), so a
+ * failed run leaves the previous output, or nothing, under the final name.
+ */
+export async function withAtomicDir<T>(finalDir: string, fn: (tempDir: string) => Promise<T>): Promise<T> {
+  installExitHook();
+  await fsp.mkdir(dirname(finalDir), { recursive: true });
+  const tempDir = tempPathFor(finalDir);
+  pending.add(tempDir);
+  await fsp.mkdir(tempDir);
+  let result: T;
+  try {
+    result = await fn(tempDir);
+  } catch (e) {
+    await fsp.rm(tempDir, { recursive: true, force: true });
+    pending.delete(tempDir);
+    throw e;
+  }
+  const old = tempPathFor(finalDir) + "-old";
+  let moved = false;
+  try {
+    await fsp.rename(finalDir, old);
+    moved = true;
+    pending.add(old);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
+  }
+  await fsp.rename(tempDir, finalDir);
+  pending.delete(tempDir);
+  if (moved) {
+    await fsp.rm(old, { recursive: true, force: true });
+    pending.delete(old);
+  }
+  await fsyncDir(dirname(finalDir));
+  return result;
+}

@@ -1,0 +1,6 @@
+export * from "./errors.js";
+export * from "./atomic-write.js";
+export * from "./progress.js";
+export * from "./config-errors.js";
+export * from "./config.js";
+export * from "./presets.js";

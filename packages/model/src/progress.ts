@@ -1,0 +1,80 @@
+// Progress reporting for long work: library code reports through the `Progress` interface; the CLI
+// decides whether it is drawn (a bar with rate and ETA on a TTY) or silent (--json, pipes, tests).
+import cliProgress from "cli-progress";
+
+/** Where long-running library code reports how far it got. */
+export interface Progress {
+  /** Begins a phase of `total` units (`unit` names them in the rate, e.g. "tok", "MB"). */
+  start(total: number, label: string, unit?: string): void;
+  /** Sets the absolute amount done in the current phase. */
+  update(done: number): void;
+  /** Adds `n` (default 1) to the amount done. */
+  increment(n?: number): void;
+  /** Ends the current phase (the bar is left on screen, complete or not). */
+  stop(): void;
+}
+
+/** Reports nothing: the default wherever no progress is wanted. */
+export const silentProgress: Progress = {
+  start() {},
+  update() {},
+  increment() {},
+  stop() {},
+};
+
+function formatRate(perSecond: number): string {
+  if (!Number.isFinite(perSecond)) return "-";
+  if (perSecond >= 1e6) return `${(perSecond / 1e6).toFixed(1)}M`;
+  if (perSecond >= 1e3) return `${(perSecond / 1e3).toFixed(1)}k`;
+  if (perSecond >= 10) return perSecond.toFixed(0);
+  return perSecond.toFixed(2);
+}
+
+/** A terminal bar: `label |█████░░░| 42% 420/1000 tok | 1.2k tok/s | ETA 0:05`. Writes to stderr. */
+export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): Progress {
+  let bar: cliProgress.SingleBar | undefined;
+  let startedAt = 0;
+  let value = 0;
+  let unit = "";
+  const payload = () => {
+    const seconds = (performance.now() - startedAt) / 1000;
+    return { rate: formatRate(seconds > 0 ? value / seconds : Number.NaN), unit };
+  };
+  return {
+    start(total, label, u = "") {
+      bar?.stop();
+      unit = u;
+      value = 0;
+      startedAt = performance.now();
+      bar = new cliProgress.SingleBar(
+        {
+          stream,
+          format: `${label} |{bar}| {percentage}% {value}/{total} {unit} | {rate} {unit}/s | ETA {eta_formatted}`,
+          barsize: 24,
+          hideCursor: true,
+          etaBuffer: 50,
+          fps: 5,
+        },
+        cliProgress.Presets.shades_classic,
+      );
+      bar.start(Math.max(total, 0), 0, payload());
+    },
+    update(done) {
+      value = done;
+      bar?.update(done, payload());
+    },
+    increment(n = 1) {
+      value += n;
+      bar?.update(value, payload());
+    },
+    stop() {
+      bar?.stop();
+      bar = undefined;
+    },
+  };
+}
+
+/** The bar when stderr is a terminal and output is not JSON; otherwise silence. */
+export function progressFor(options: { json?: boolean } = {}): Progress {
+  return !options.json && process.stderr.isTTY ? createProgressBar() : silentProgress;
+}

@@ -1,0 +1,21 @@
+// One config for the whole workspace: a project per package plus the end-to-end tests in test/.
+// Tests run the TypeScript sources directly through the "@owntune/source" export condition.
+import { defineConfig } from "vitest/config";
+
+const source = { resolve: { conditions: ["@owntune/source"] }, ssr: { resolve: { conditions: ["@owntune/source"] } } };
+const packages = ["model", "curate", "lora", "export", "cli"];
+
+export default defineConfig({
+  test: {
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    pool: "forks",
+    projects: [
+      ...packages.map((name) => ({
+        ...source,
+        test: { name, root: `packages/${name}`, include: ["src/**/*.test.ts"] },
+      })),
+      { ...source, test: { name: "e2e", root: "test", include: ["**/*.test.ts"] } },
+    ],
+  },
+});
