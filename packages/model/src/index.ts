@@ -4,3 +4,5 @@ export * from "./progress.js";
 export * from "./config-errors.js";
 export * from "./config.js";
 export * from "./presets.js";
+export * from "./tensors.js";
+export * from "./init-weights.js";
