@@ -82,3 +82,53 @@ export function ignorableTensor(c: Gemma4Config, name: string): boolean {
 /** The linear layers LoRA can target, by their PEFT module names (the last part of the HF name). */
 export const LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
 export type LoraTargetModule = (typeof LORA_TARGET_MODULES)[number];
+
+/**
+ * Where base weights come from, tensor by tensor (a checkpoint on disk, or weights in memory).
+ * Names are HF names without the model prefix. Shapes are HF row-major shapes.
+ */
+export interface TensorSource {
+  has(name: string): boolean;
+  shape(name: string): number[];
+  /** Decodes one tensor to float32 (bf16/f16 widened exactly). */
+  read(name: string): Promise<Float32Array>;
+}
+
+/** Weights held in memory as a TensorSource (shapes from the config's tensor list). */
+export function memoryTensorSource(c: Gemma4Config, weights: ReadonlyMap<string, Float32Array>): TensorSource {
+  const shapes = new Map(expectedTensors(c).map((t) => [t.name, t.shape]));
+  return {
+    has: (name) => weights.has(name),
+    shape(name) {
+      const s = shapes.get(name);
+      if (!s) throw new RangeError(`no tensor ${name} in this config`);
+      return s;
+    },
+    async read(name) {
+      const w = weights.get(name);
+      if (!w) throw new RangeError(`no tensor ${name} in these weights`);
+      return w;
+    },
+  };
+}
+
+/**
+ * One LoRA pair on a base linear `W [out, in]` in PEFT's layout: `a` is lora_A `[rank, in]`,
+ * `b` is lora_B `[out, rank]`, row-major. The layer computes `y = x·Wᵀ + scale·(x·aᵀ)·bᵀ`.
+ */
+export interface LoraPair {
+  rank: number;
+  inFeatures: number;
+  outFeatures: number;
+  a: Float32Array;
+  b: Float32Array;
+}
+
+/**
+ * A LoRA adapter in memory: pairs keyed by the HF module name without prefix
+ * (`layers.3.self_attn.q_proj`), and the scale PEFT applies (`alpha/r`, or `alpha/√r` with rsLoRA).
+ */
+export interface AdapterWeights {
+  scale: number;
+  pairs: Map<string, LoraPair>;
+}
