@@ -1,0 +1,234 @@
+// Every product with a base weight goes through `linear` (design.md §Backends and memory): where base
+// weights live (`LinearWeights`) and which kernel multiplies them is decided here and nowhere else.
+// The LoRA path sits beside it: y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ (PEFT layout, A [r, in], B [out, r]).
+//
+// wasm multiplies with transposeA/transposeB at 1–4 GFLOP/s against 25–55 for a plain matMul, and
+// tfjs's own matMul gradient uses exactly those. So base weights are stored pre-transposed ([in, out]),
+// and `linear` and `mm` carry custom gradients built from plain matMuls and explicit transposes only.
+import * as tf from "@tensorflow/tfjs";
+
+/** One LoRA pair as tensors: `a` = lora_A [rank, in], `b` = lora_B [out, rank]; either may be a tf.Variable. */
+export interface LoraTensors {
+  a: tf.Tensor2D;
+  b: tf.Tensor2D;
+  /** PEFT's scaling: alpha/r (or alpha/√r with rsLoRA). */
+  scale: number;
+}
+
+/** LoRA pairs keyed by HF module name without the model prefix and `.weight`: `layers.3.self_attn.q_proj`. */
+export type LoraLayers = ReadonlyMap<string, LoraTensors>;
+
+/**
+ * Where a base weight lives. `device`: a backend tensor, pre-transposed (fastest; on wasm everything
+ * resident shares one 4 GiB heap). `host`: a JS Float32Array, pre-transposed, uploaded for each product
+ * and freed right after (models larger than the backend's memory; costs one copy per use).
+ */
+export type WeightPlacement = "device" | "host";
+
+/** A frozen base weight W [out, in] (HF layout) and the two products the model needs of it. */
+export interface BaseWeight {
+  readonly name: string;
+  readonly inFeatures: number;
+  readonly outFeatures: number;
+  readonly placement: WeightPlacement;
+  /** Bytes held (device or host). */
+  readonly bytes: number;
+  /** x·Wᵀ: [N, in] → [N, out]. */
+  forward(x: tf.Tensor2D): tf.Tensor2D;
+  /** dy·W: [N, out] → [N, in] (the input gradient). */
+  backward(dy: tf.Tensor2D): tf.Tensor2D;
+  dispose(): void;
+}
+
+/** Transposes a row-major [rows, cols] matrix on the host (once, at load time). */
+function transposeHost(w: Float32Array, rows: number, cols: number): Float32Array {
+  const out = new Float32Array(w.length);
+  for (let r = 0; r < rows; r++) {
+    const base = r * cols;
+    for (let c = 0; c < cols; c++) out[c * rows + r] = w[base + c]!;
+  }
+  return out;
+}
+
+/**
+ * A base weight from HF data `w` (row-major [out, in]). The only function that decides where base
+ * weights live; a compact (bf16 / quantized) store would be another case here.
+ */
+export function baseWeight(name: string, w: Float32Array, outFeatures: number, inFeatures: number, placement: WeightPlacement = "device"): BaseWeight {
+  if (w.length !== outFeatures * inFeatures) {
+    throw new RangeError(`${name}: ${w.length} values, expected [${outFeatures}, ${inFeatures}]`);
+  }
+  const wtHost = transposeHost(w, outFeatures, inFeatures); // [in, out]
+  let wt: tf.Tensor2D | undefined = placement === "device" ? tf.tensor2d(wtHost, [inFeatures, outFeatures]) : undefined;
+  const hostData = placement === "host" ? wtHost : undefined;
+  const use = <T>(f: (wt: tf.Tensor2D) => T): T => {
+    if (wt) return f(wt);
+    const t = tf.tensor2d(hostData!, [inFeatures, outFeatures]);
+    try {
+      return f(t);
+    } finally {
+      t.dispose();
+    }
+  };
+  return {
+    name,
+    inFeatures,
+    outFeatures,
+    placement,
+    bytes: 4 * w.length,
+    forward: (x) => use((t) => tf.matMul(x, t)),
+    // dy·W = (Wᵀ·dyᵀ)ᵀ with Wᵀ = the stored [in, out]: transposes only activation-sized tensors.
+    backward: (dy) => use((t) => tf.tidy(() => tf.transpose(tf.matMul(t, tf.transpose(dy))))),
+    dispose() {
+      wt?.dispose();
+      wt = undefined;
+    },
+  };
+}
+
+/** The base weights of a model by HF name (`layers.0.self_attn.q_proj.weight`). */
+export class LinearWeights {
+  private readonly weights = new Map<string, BaseWeight>();
+
+  add(weight: BaseWeight): void {
+    if (this.weights.has(weight.name)) throw new Error(`duplicate base weight ${weight.name}`);
+    this.weights.set(weight.name, weight);
+  }
+
+  get(name: string): BaseWeight {
+    const w = this.weights.get(name);
+    if (!w) throw new RangeError(`no base weight ${name}`);
+    return w;
+  }
+
+  has(name: string): boolean {
+    return this.weights.has(name);
+  }
+
+  names(): string[] {
+    return [...this.weights.keys()];
+  }
+
+  /** Bytes held by placement. */
+  bytes(): Record<WeightPlacement, number> {
+    const out = { device: 0, host: 0 };
+    for (const w of this.weights.values()) out[w.placement] += w.bytes;
+    return out;
+  }
+
+  dispose(): void {
+    for (const w of this.weights.values()) w.dispose();
+    this.weights.clear();
+  }
+}
+
+/**
+ * y = x·Wᵀ (+ scale·(x·Aᵀ)·Bᵀ when `lora` is given). x [..., in] → [..., out].
+ * Gradients flow to x and to lora.a / lora.b (pass tf.Variables to train them); W is frozen.
+ */
+export function linear(x: tf.Tensor, weight: BaseWeight, lora?: LoraTensors): tf.Tensor {
+  const lead = x.shape.slice(0, -1);
+  const inF = weight.inFeatures;
+  if (x.shape[x.shape.length - 1] !== inF) {
+    throw new RangeError(`${weight.name}: input has ${x.shape[x.shape.length - 1]} features, weight wants ${inF}`);
+  }
+  if (lora) checkLora(weight, lora);
+  return tf.tidy(() => {
+    const x2 = tf.reshape(x, [-1, inF]) as tf.Tensor2D; // [..., in] → [N, in]
+    const y2 = lora ? linearLora(weight, lora.scale)(x2, lora.a, lora.b) : linearBase(weight)(x2);
+    return tf.reshape(y2, [...lead, weight.outFeatures]); // [N, out] → [..., out]
+  });
+}
+
+function checkLora(weight: BaseWeight, lora: LoraTensors): void {
+  const [r, inA] = lora.a.shape;
+  const [outB, rB] = lora.b.shape;
+  if (inA !== weight.inFeatures || outB !== weight.outFeatures || r !== rB) {
+    throw new RangeError(
+      `${weight.name}: LoRA A ${JSON.stringify(lora.a.shape)} / B ${JSON.stringify(lora.b.shape)} do not fit W [${weight.outFeatures}, ${weight.inFeatures}] (want A [r, ${weight.inFeatures}], B [${weight.outFeatures}, r])`,
+    );
+  }
+}
+
+function linearBase(weight: BaseWeight): (x: tf.Tensor2D) => tf.Tensor2D {
+  return tf.customGrad((x: tf.Tensor) => {
+    return { value: weight.forward(x as tf.Tensor2D), gradFunc: (dy: tf.Tensor) => [weight.backward(dy as tf.Tensor2D)] };
+  }) as (x: tf.Tensor2D) => tf.Tensor2D;
+}
+
+function linearLora(weight: BaseWeight, scale: number): (x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D {
+  return tf.customGrad((x: tf.Tensor, a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+    const u = tf.matMul(x as tf.Tensor2D, tf.transpose(a as tf.Tensor2D)); // x·Aᵀ [N, r]; Aᵀ is rank-sized
+    const y = tf.add(weight.forward(x as tf.Tensor2D), tf.mul(tf.matMul(u, tf.transpose(b as tf.Tensor2D)), scale));
+    save([x, a, b, u]);
+    return {
+      value: y,
+      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        const [xs, as, bs, us] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const dy2 = dy as tf.Tensor2D;
+        const du = tf.mul(tf.matMul(dy2, bs), scale); // scale·dy·B [N, r]
+        const dx = tf.add(weight.backward(dy2), tf.matMul(du, as)); // dy·W + du·A [N, in]
+        const da = tf.matMul(tf.transpose(du), xs); // duᵀ·x [r, in]
+        const db = tf.mul(tf.transpose(tf.matMul(tf.transpose(us), dy2)), scale); // scale·dyᵀ·u = (uᵀ·dy)ᵀ [out, r]
+        return [dx, da, db];
+      },
+    };
+  }) as (x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Activation × activation products (attention), with the same gradient discipline.
+
+/** Elements moved by tf.transpose in each of the two ways to form a gradient; pick the smaller. */
+function plainProductGrads(a: tf.Tensor2D, b: tf.Tensor2D, dy: tf.Tensor2D): [tf.Tensor2D, tf.Tensor2D] {
+  const [M, K] = a.shape;
+  const N = b.shape[1];
+  const dyT = M * N <= Math.min(M * K, K * N) ? tf.transpose(dy) : undefined;
+  // da = dy·bᵀ [M, K]: transpose b (K·N moved), or (b·dyᵀ)ᵀ (M·N + M·K moved).
+  const da = K * N <= M * N + M * K ? tf.matMul(dy, tf.transpose(b)) : tf.transpose(tf.matMul(b, dyT ?? tf.transpose(dy)));
+  // db = aᵀ·dy [K, N]: transpose a (M·K moved), or (dyᵀ·a)ᵀ (M·N + K·N moved).
+  const db = M * K <= M * N + K * N ? tf.matMul(tf.transpose(a), dy) : tf.transpose(tf.matMul(dyT ?? tf.transpose(dy), a));
+  return [da, db];
+}
+
+const mm2d = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+  save([a, b]);
+  return {
+    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
+    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => plainProductGrads(saved[0] as tf.Tensor2D, saved[1] as tf.Tensor2D, dy as tf.Tensor2D),
+  };
+}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+
+/**
+ * a·b for [M, K]·[K, N], or batched [n, M, K]·[n, K, N] as n plain 2-D products (wasm's batched
+ * matMul runs at ~2 GFLOP/s, its 2-D one at 20–55). Gradients use plain products only.
+ */
+export function mm(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
+  if (a.rank === 2 && b.rank === 2) return mm2d(a as tf.Tensor2D, b as tf.Tensor2D);
+  if (a.rank !== 3 || b.rank !== 3 || a.shape[0] !== b.shape[0]) {
+    throw new RangeError(`mm: expected [M,K]·[K,N] or [n,M,K]·[n,K,N], got ${JSON.stringify(a.shape)}·${JSON.stringify(b.shape)}`);
+  }
+  if (a.shape[0] === 1) return tf.tidy(() => tf.expandDims(mm2d(tf.squeeze(a, [0]) as tf.Tensor2D, tf.squeeze(b, [0]) as tf.Tensor2D), 0));
+  return tf.tidy(() => {
+    const as = tf.unstack(a) as tf.Tensor2D[];
+    const bs = tf.unstack(b) as tf.Tensor2D[];
+    return tf.stack(as.map((ai, i) => mm2d(ai, bs[i]!)));
+  });
+}
+
+/** LoRA tensors for inference from an in-memory adapter (PEFT layout kept: A [r, in], B [out, r]). */
+export function loraTensorsFrom(pairs: ReadonlyMap<string, { rank: number; inFeatures: number; outFeatures: number; a: Float32Array; b: Float32Array }>, scale: number): Map<string, LoraTensors> {
+  const out = new Map<string, LoraTensors>();
+  for (const [name, p] of pairs) {
+    out.set(name, { a: tf.tensor2d(p.a, [p.rank, p.inFeatures]), b: tf.tensor2d(p.b, [p.outFeatures, p.rank]), scale });
+  }
+  return out;
+}
+
+/** Disposes the tensors of LoRA layers made by `loraTensorsFrom` (not the caller's variables). */
+export function disposeLora(lora: LoraLayers): void {
+  for (const p of lora.values()) {
+    p.a.dispose();
+    p.b.dispose();
+  }
+}
