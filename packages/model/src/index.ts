@@ -6,3 +6,5 @@ export * from "./config.js";
 export * from "./presets.js";
 export * from "./tensors.js";
 export * from "./init-weights.js";
+export * from "./float-convert.js";
+export * from "./safetensors.js";
