@@ -8,3 +8,4 @@ export * from "./tensors.js";
 export * from "./init-weights.js";
 export * from "./float-convert.js";
 export * from "./safetensors.js";
+export * from "./checkpoint.js";
