@@ -9,3 +9,6 @@ export * from "./init-weights.js";
 export * from "./float-convert.js";
 export * from "./safetensors.js";
 export * from "./checkpoint.js";
+export * from "./chat-template.js";
+export * from "./tokenizer.js";
+export * from "./model-dir.js";
