@@ -1,8 +1,11 @@
+import { spawnSync } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
+import { createRequire } from "node:module";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { openAtomic, removePendingTemps, withAtomicDir, withAtomicFile, writeFileAtomic } from "./atomic-write.js";
+import { withAtomicDir, withAtomicFile, writeFileAtomic } from "./atomic-write.js";
 
 const fresh = () => mkdtempSync(join(tmpdir(), "owntune-atomic-"));
 
@@ -53,12 +56,19 @@ describe("atomic file writes", () => {
     expect([...readFileSync(target)]).toEqual([0, 1, 2, 0, 9, 9]);
   });
 
-  it("removes uncommitted temp files on process exit cleanup", async () => {
+  it("removes uncommitted temp files when the process exits midway", () => {
     const dir = fresh();
-    const f = await openAtomic(join(dir, "big.safetensors"));
-    await f.write("partial");
-    expect(readdirSync(dir)).toHaveLength(1);
-    removePendingTemps(); // what the exit hook and the CLI's SIGINT handler call
+    // A child process opens a file, writes part of it, and exits without committing.
+    const script = [
+      `import { openAtomic } from ${JSON.stringify(new URL("./atomic-write.ts", import.meta.url).href)};`,
+      `const f = await openAtomic(${JSON.stringify(join(dir, "big.safetensors"))});`,
+      `await f.write("partial");`,
+      `process.exit(3);`,
+    ].join("\n");
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href;
+    const r = spawnSync(process.execPath, ["--import", tsx, "--input-type=module", "-e", script], { encoding: "utf8" });
+    expect(r.stderr).toBe("");
+    expect(r.status).toBe(3);
     expect(readdirSync(dir)).toEqual([]);
   });
 });
