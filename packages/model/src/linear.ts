@@ -40,6 +40,17 @@ export interface BaseWeight {
   dispose(): void;
 }
 
+/** tf.customGrad with typed inputs: `f(inputs, save)` returns the value and the gradient of each input. */
+export function customGrad<I extends tf.Tensor[], O extends tf.Tensor>(
+  f: (inputs: I, save: tf.GradSaveFunc) => { value: O; gradFunc: (dy: O, saved: tf.Tensor[]) => tf.Tensor[] },
+): (...inputs: I) => O {
+  const g = tf.customGrad(((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
+    const save = args.pop() as tf.GradSaveFunc;
+    return f(args as I, save);
+  }) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return g as unknown as (...inputs: I) => O;
+}
+
 /** Transposes a row-major [rows, cols] matrix on the host (once, at load time). */
 function transposeHost(w: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(w.length);
@@ -76,9 +87,9 @@ export function baseWeight(name: string, w: Float32Array, outFeatures: number, i
     outFeatures,
     placement,
     bytes: 4 * w.length,
-    forward: (x) => use((t) => tf.matMul(x, t)),
+    forward: (x) => use((t) => tf.matMul<tf.Tensor2D>(x, t)),
     // dy·W = (Wᵀ·dyᵀ)ᵀ with Wᵀ = the stored [in, out]: transposes only activation-sized tensors.
-    backward: (dy) => use((t) => tf.tidy(() => tf.transpose(tf.matMul(t, tf.transpose(dy))))),
+    backward: (dy) => use((t) => tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(t, tf.transpose(dy))))),
     dispose() {
       wt?.dispose();
       wt = undefined;
@@ -151,21 +162,18 @@ function checkLora(weight: BaseWeight, lora: LoraTensors): void {
 }
 
 function linearBase(weight: BaseWeight): (x: tf.Tensor2D) => tf.Tensor2D {
-  return tf.customGrad((x: tf.Tensor) => {
-    return { value: weight.forward(x as tf.Tensor2D), gradFunc: (dy: tf.Tensor) => [weight.backward(dy as tf.Tensor2D)] };
-  }) as (x: tf.Tensor2D) => tf.Tensor2D;
+  return customGrad(([x]: [tf.Tensor2D]) => ({ value: weight.forward(x), gradFunc: (dy: tf.Tensor2D) => [weight.backward(dy)] }));
 }
 
 function linearLora(weight: BaseWeight, scale: number): (x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D {
-  return tf.customGrad((x: tf.Tensor, a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
-    const u = tf.matMul(x as tf.Tensor2D, tf.transpose(a as tf.Tensor2D)); // x·Aᵀ [N, r]; Aᵀ is rank-sized
-    const y = tf.add(weight.forward(x as tf.Tensor2D), tf.mul(tf.matMul(u, tf.transpose(b as tf.Tensor2D)), scale));
+  return customGrad(([x, a, b]: [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D], save) => {
+    const u = tf.matMul(x, tf.transpose(a)); // x·Aᵀ [N, r]; Aᵀ is rank-sized
+    const y = tf.add(weight.forward(x), tf.mul(tf.matMul(u, tf.transpose(b)), scale)) as tf.Tensor2D;
     save([x, a, b, u]);
     return {
       value: y,
-      gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+      gradFunc: (dy2: tf.Tensor2D, saved: tf.Tensor[]) => {
         const [xs, as, bs, us] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
-        const dy2 = dy as tf.Tensor2D;
         const du = tf.mul(tf.matMul(dy2, bs), scale); // scale·dy·B [N, r]
         const dx = tf.add(weight.backward(dy2), tf.matMul(du, as)); // dy·W + du·A [N, in]
         const da = tf.matMul(tf.transpose(du), xs); // duᵀ·x [r, in]
@@ -173,7 +181,7 @@ function linearLora(weight: BaseWeight, scale: number): (x: tf.Tensor2D, a: tf.T
         return [dx, da, db];
       },
     };
-  }) as (x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+  });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -185,19 +193,19 @@ function plainProductGrads(a: tf.Tensor2D, b: tf.Tensor2D, dy: tf.Tensor2D): [tf
   const N = b.shape[1];
   const dyT = M * N <= Math.min(M * K, K * N) ? tf.transpose(dy) : undefined;
   // da = dy·bᵀ [M, K]: transpose b (K·N moved), or (b·dyᵀ)ᵀ (M·N + M·K moved).
-  const da = K * N <= M * N + M * K ? tf.matMul(dy, tf.transpose(b)) : tf.transpose(tf.matMul(b, dyT ?? tf.transpose(dy)));
+  const da = K * N <= M * N + M * K ? tf.matMul<tf.Tensor2D>(dy, tf.transpose(b)) : tf.transpose(tf.matMul<tf.Tensor2D>(b, dyT ?? tf.transpose(dy)));
   // db = aᵀ·dy [K, N]: transpose a (M·K moved), or (dyᵀ·a)ᵀ (M·N + K·N moved).
-  const db = M * K <= M * N + K * N ? tf.matMul(tf.transpose(a), dy) : tf.transpose(tf.matMul(dyT ?? tf.transpose(dy), a));
+  const db = M * K <= M * N + K * N ? tf.matMul<tf.Tensor2D>(tf.transpose(a), dy) : tf.transpose(tf.matMul<tf.Tensor2D>(dyT ?? tf.transpose(dy), a));
   return [da, db];
 }
 
-const mm2d = tf.customGrad((a: tf.Tensor, b: tf.Tensor, save: tf.GradSaveFunc) => {
+const mm2d = customGrad(([a, b]: [tf.Tensor2D, tf.Tensor2D], save) => {
   save([a, b]);
   return {
-    value: tf.matMul(a as tf.Tensor2D, b as tf.Tensor2D),
-    gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => plainProductGrads(saved[0] as tf.Tensor2D, saved[1] as tf.Tensor2D, dy as tf.Tensor2D),
+    value: tf.matMul<tf.Tensor2D>(a, b),
+    gradFunc: (dy: tf.Tensor2D, saved: tf.Tensor[]) => plainProductGrads(saved[0] as tf.Tensor2D, saved[1] as tf.Tensor2D, dy),
   };
-}) as (a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D;
+});
 
 /**
  * a·b for [M, K]·[K, N], or batched [n, M, K]·[n, K, N] as n plain 2-D products (wasm's batched

@@ -7,6 +7,7 @@
 // sigmoid and softmax (XNNPACK) run near 1, so tanh(x) is formed as 2σ(2x)−1 and each chunk's
 // log-sum-exp as max(z) − log(max(softmax(z))), chunks combined in float64 on the host.
 import * as tf from "@tensorflow/tfjs";
+import { customGrad } from "./linear.js";
 
 /** Vocabulary columns per head tile: 16 tiles for the 262,144-token vocabulary. */
 export const DEFAULT_VOCAB_CHUNK = 16_384;
@@ -74,7 +75,7 @@ export class EmbeddingTable {
 
   /** Full logits h·Eᵀ, soft-capped: [N, H] → [N, V]. For few rows (generation) or small vocabularies. */
   logits(h: tf.Tensor2D, softcap: number | null): tf.Tensor2D {
-    return tf.tidy(() => tf.concat(this.chunks.map((ec) => capLogits(tf.matMul(h, ec), softcap)), 1));
+    return tf.tidy(() => tf.concat(this.chunks.map((ec) => capLogits(tf.matMul<tf.Tensor2D>(h, ec), softcap)), 1));
   }
 
   /**
@@ -86,7 +87,9 @@ export class EmbeddingTable {
     const rows: number[] = [];
     for (let i = 0; i < targets.length; i++) if (targets[i]! >= 0) rows.push(i);
     if (rows.length === 0) return out;
-    const { lse, zt } = tf.tidy(() => this.stats(tf.gather(h, tf.tensor1d(rows, "int32")), rows.map((i) => targets[i]!), softcap));
+    const sel = tf.gather(h, tf.tensor1d(rows, "int32"));
+    const { lse, zt } = this.stats(sel, rows.map((i) => targets[i]!), softcap);
+    sel.dispose();
     rows.forEach((r, j) => (out[r] = zt[j]! - lse[j]!));
     return out;
   }
@@ -101,15 +104,15 @@ export class EmbeddingTable {
     for (let i = 0; i < N; i++) if (weights[i]! !== 0) rows.push(i);
     const rowTargets = rows.map((i) => targets[i]!);
     const rowWeights = Float64Array.from(rows, (i) => weights[i]!);
-    const f = tf.customGrad((hIn: tf.Tensor, save: tf.GradSaveFunc) => {
-      const hSel = rows.length > 0 ? tf.gather(hIn as tf.Tensor2D, tf.tensor1d(rows, "int32")) : tf.zeros([0, H]);
-      const { lse, zt } = rows.length > 0 ? this.stats(hSel as tf.Tensor2D, rowTargets, softcap) : { lse: new Float64Array(0), zt: new Float64Array(0) };
+    const f = customGrad(([hIn]: [tf.Tensor2D], save) => {
+      const hSel: tf.Tensor2D = rows.length > 0 ? tf.gather(hIn, tf.tensor1d(rows, "int32")) : tf.zeros([0, H]);
+      const { lse, zt } = rows.length > 0 ? this.stats(hSel, rowTargets, softcap) : { lse: new Float64Array(0), zt: new Float64Array(0) };
       let total = 0;
       for (let j = 0; j < rows.length; j++) total += rowWeights[j]! * (lse[j]! - zt[j]!);
       save([hSel]);
       return {
-        value: tf.scalar(total),
-        gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
+        value: tf.scalar(total) as tf.Scalar,
+        gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => {
           if (rows.length === 0) return [tf.zeros([N, H])];
           const g = Float32Array.from(rowWeights); // ∂/∂nll_j, times dy below
           const dySel = this.nllGrad(saved[0] as tf.Tensor2D, rowTargets, lse, g, softcap); // [n, H]
@@ -125,7 +128,7 @@ export class EmbeddingTable {
         },
       };
     });
-    return f(h) as tf.Scalar;
+    return f(h);
   }
 
   /** lse and target logit (soft-capped) per row, in float64 on the host. */

@@ -1,0 +1,435 @@
+// The Gemma 4 text decoder forward pass, top to bottom as spec/gemma4.md §3 describes it: embed × √H,
+// per-layer embeddings, decoder layers (sandwich norms around attention and GeGLU, PLE, layer scalar),
+// final norm, tied head with soft-cap. Also the training loss (packed rows, loss mask) and log-probs.
+// Every base-weight product goes through linear.ts; activation products through its `mm`.
+import * as tf from "@tensorflow/tfjs";
+import type { LayerSpec } from "./config.js";
+import { StepKv, type KvCache, type KvEntry, type KvStore, type TokenMeta } from "./kv-cache.js";
+import { capLogits } from "./lm-head.js";
+import { linear, mm, type LoraLayers } from "./linear.js";
+import type { Gemma4Model } from "./model.js";
+
+/**
+ * TEST-ONLY switches that each break one Gemma 4 feature, so the exporter's verification can show that
+ * llama.cpp disagrees with every single-feature mistake (spec §10). Never set them for real use.
+ */
+export interface Ablation {
+  /** Full layers use default RoPE (every pair rotates, θ = full-layer θ) instead of proportional. */
+  fullLayersDefaultRope?: boolean;
+  /** Proportional RoPE exponent over the rotated dims (2j / (2·pairs)) instead of the full head width. */
+  ropeExponentOverRotatedDims?: boolean;
+  /** Sliding layers admit q − k ≤ W (W+1 keys) instead of q − k < W. */
+  slidingWindowOffByOne?: boolean;
+  /** No per-layer embeddings at all (the PLE step is skipped). */
+  noPle?: boolean;
+  /** V is not RMS-normalized. */
+  noVNorm?: boolean;
+  /** On k=v layers, V is taken from K after k_norm instead of the raw K projection. */
+  vFromNormedK?: boolean;
+  /** The layer scalar multiplies the stream before the PLE step instead of after it. */
+  layerScalarBeforePle?: boolean;
+  /** No final logit soft-capping. */
+  noSoftcap?: boolean;
+  /** Query head h reads KV head h mod Nkv instead of floor(h / (Nq/Nkv)). */
+  wrongGqaMapping?: boolean;
+}
+
+/** Every ablation flag, for tests that loop over them. */
+export const ABLATIONS: ReadonlyArray<keyof Ablation> = [
+  "fullLayersDefaultRope",
+  "ropeExponentOverRotatedDims",
+  "slidingWindowOffByOne",
+  "noPle",
+  "noVNorm",
+  "vFromNormedK",
+  "layerScalarBeforePle",
+  "noSoftcap",
+  "wrongGqaMapping",
+];
+
+/** Token rows of equal length. Positions/segments default as described; all arrays are [B][T]. */
+export interface TokenBatch {
+  ids: ReadonlyArray<ArrayLike<number>>;
+  /**
+   * RoPE position of each token. Default: index within the row, restarting at 0 at each new segment;
+   * with a cache, `cache.length + index`.
+   */
+  positions?: ReadonlyArray<ArrayLike<number>>;
+  /** Document of each token in a packed row: attention never crosses documents. Default: one document. */
+  segments?: ReadonlyArray<ArrayLike<number>>;
+}
+
+export interface ForwardOptions {
+  /** LoRA pairs by module name (`layers.3.self_attn.q_proj`); pass tf.Variables to train them. */
+  lora?: LoraLayers;
+  /** Decode incrementally: keys/values of earlier calls are read from it and this call's are added. */
+  cache?: KvCache;
+  /** TEST-ONLY single-feature breakage (see Ablation). */
+  ablate?: Ablation;
+}
+
+/** Additive mask value for disallowed keys (finite, so a fully masked row could never make NaN). */
+const MASKED = -1e30;
+
+interface Step {
+  model: Gemma4Model;
+  B: number;
+  T: number;
+  lora: LoraLayers | undefined;
+  ablate: Ablation;
+  kv: KvStore;
+  queries: TokenMeta;
+  masks: Map<string, tf.Tensor>;
+  rope: Map<string, { cos: tf.Tensor; sin: tf.Tensor }>;
+}
+
+/**
+ * Final hidden states (after the final norm): ids [B, T] → [B, T, H]. Differentiable with respect to
+ * the LoRA tensors; with `cache`, only the new tokens are given and their states returned.
+ */
+export function forwardHidden(model: Gemma4Model, batch: TokenBatch, options: ForwardOptions = {}): tf.Tensor3D {
+  const c = model.config;
+  const { B, T } = batchShape(batch);
+  const cache = options.cache;
+  if (cache && cache.batch !== B) throw new RangeError(`cache holds ${cache.batch} rows, batch has ${B}`);
+  if (cache && batch.segments) throw new RangeError("segments are for packed training rows; a cache decodes one document per row");
+  const queries = tokenMeta(batch, B, T, cache?.length ?? 0);
+  const flatIds = new Int32Array(B * T);
+  batch.ids.forEach((row, b) => flatIds.set(Array.from(row), b * T));
+  cache?.beginStep();
+  const step: Step = { model, B, T, lora: options.lora, ablate: options.ablate ?? {}, kv: cache ?? new StepKv(), queries, masks: new Map(), rope: new Map() };
+  const out = tf.tidy(() => {
+    // §3.1 step 1: h = E[id]·√H (exact float √H, as llama.cpp and mlx; HF's bf16-rounded scale differs slightly).
+    let h = tf.mul(model.embedding.lookup(flatIds), Math.fround(Math.sqrt(c.hidden_size))).reshape([B, T, c.hidden_size]) as tf.Tensor3D;
+    const ple = c.hidden_size_per_layer_input > 0 && !step.ablate.noPle ? perLayerInputs(step, flatIds, h) : undefined;
+    for (const layer of model.layers) {
+      h = decoderLayer(step, layer, h, ple?.[layer.index]);
+    }
+    return rmsNorm(h, model.norms.get("norm.weight")!, c.rms_norm_eps) as tf.Tensor3D;
+  });
+  for (const m of step.masks.values()) m.dispose();
+  for (const r of step.rope.values()) tf.dispose([r.cos, r.sin]);
+  cache?.endStep(T);
+  return out;
+}
+
+/** Full soft-capped logits [B, T, V]. Materializes B·T·V floats: for small vocabularies or few tokens. */
+export function forwardLogits(model: Gemma4Model, batch: TokenBatch, options: ForwardOptions = {}): tf.Tensor3D {
+  const h = forwardHidden(model, batch, options);
+  return tf.tidy(() => {
+    const [B, T, H] = h.shape;
+    const logits = model.embedding.logits(h.reshape([B * T, H]), softcapOf(model, options.ablate));
+    h.dispose();
+    return logits.reshape([B, T, -1]) as tf.Tensor3D;
+  });
+}
+
+/** Logits of the last token of each row only: [B, V] (generation). */
+export function lastTokenLogits(model: Gemma4Model, batch: TokenBatch, options: ForwardOptions = {}): tf.Tensor2D {
+  const h = forwardHidden(model, batch, options);
+  return tf.tidy(() => {
+    const [B, T, H] = h.shape;
+    const last = tf.slice(h, [0, T - 1, 0], [B, 1, H]).reshape([B, H]) as tf.Tensor2D;
+    h.dispose();
+    return model.embedding.logits(last, softcapOf(model, options.ablate));
+  });
+}
+
+/** Training rows: tokens plus a loss mask (1 where the token is a training target). */
+export interface LossBatch extends TokenBatch {
+  lossMask: ReadonlyArray<ArrayLike<number>>;
+}
+
+/**
+ * Next-token cross-entropy: token t (t ≥ 1) is predicted from tokens < t and counts when
+ * lossMask[t] = 1 and it is in the same segment as token t−1. "mean" (default) divides by the number
+ * of counted tokens (0 when there are none), "sum" does not (for gradient accumulation). The vocabulary
+ * is processed in tiles, forward and backward, so [B, T, V] logits never exist.
+ */
+export function lmLoss(model: Gemma4Model, batch: LossBatch, options: ForwardOptions & { reduction?: "mean" | "sum" } = {}): tf.Scalar {
+  const { B, T } = batchShape(batch);
+  const { targets, weights, count } = lossTargets(batch, B, T);
+  return tf.tidy(() => {
+    const h = forwardHidden(model, batch, options);
+    const total = model.embedding.nllSum(h.reshape([B * T, -1]) as tf.Tensor2D, targets, weights, softcapOf(model, options.ablate));
+    return options.reduction === "sum" || count === 0 ? total : tf.div(total, count);
+  });
+}
+
+/** How many tokens lmLoss averages over. */
+export function countLossTokens(batch: LossBatch): number {
+  const { B, T } = batchShape(batch);
+  return lossTargets(batch, B, T).count;
+}
+
+/**
+ * log p(ids[t] | ids[<t]) for every row: [B][T] with NaN at t = 0 and where a token starts a new
+ * segment (nothing predicts it). No gradient.
+ */
+export function tokenLogprobs(model: Gemma4Model, batch: TokenBatch, options: ForwardOptions = {}): Float32Array[] {
+  const { B, T } = batchShape(batch);
+  const targets = new Int32Array(B * T).fill(-1);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      if (sameSegment(batch, b, t)) targets[b * T + t] = batch.ids[b]![t + 1]!;
+    }
+  }
+  const h = forwardHidden(model, batch, options);
+  const lp = tf.tidy(() => model.embedding.targetLogprobs(h.reshape([B * T, -1]) as tf.Tensor2D, targets, softcapOf(model, options.ablate)));
+  h.dispose();
+  return Array.from({ length: B }, (_, b) => {
+    const row = new Float32Array(T).fill(Number.NaN);
+    row.set(lp.subarray(b * T, b * T + T - 1), 1); // the prediction made at t scores token t+1
+    return row;
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// §3.3: one decoder layer.
+
+function decoderLayer(step: Step, layer: LayerSpec, h: tf.Tensor3D, ple: tf.Tensor3D | undefined): tf.Tensor3D {
+  const { model } = step;
+  const eps = model.config.rms_norm_eps;
+  const p = `layers.${layer.index}.`;
+  const norm = (x: tf.Tensor, name: string) => rmsNorm(x, model.norms.get(p + name + ".weight")!, eps);
+
+  const attn = attention(step, layer, norm(h, "input_layernorm"));
+  h = tf.add(h, norm(attn, "post_attention_layernorm"));
+
+  const m = norm(h, "pre_feedforward_layernorm");
+  const f = proj(step, p + "mlp.down_proj", tf.mul(gelu(proj(step, p + "mlp.gate_proj", m)), proj(step, p + "mlp.up_proj", m)));
+  h = tf.add(h, norm(f, "post_feedforward_layernorm"));
+
+  const scalar = model.layerScalars[layer.index]!;
+  if (step.ablate.layerScalarBeforePle) h = tf.mul(h, scalar);
+  if (ple) {
+    const g = tf.mul(gelu(proj(step, p + "per_layer_input_gate", h)), ple); // [B, T, P]
+    h = tf.add(h, norm(proj(step, p + "per_layer_projection", g), "post_per_layer_input_norm"));
+  }
+  if (!step.ablate.layerScalarBeforePle) h = tf.mul(h, scalar);
+  return h;
+}
+
+/** A base-weight product (with its LoRA pair, if any): HF module name without `.weight`. */
+function proj(step: Step, module: string, x: tf.Tensor): tf.Tensor {
+  return linear(x, step.model.linears.get(module + ".weight"), step.lora?.get(module));
+}
+
+// ---------------------------------------------------------------------------------------------
+// §3.4: attention.
+
+function attention(step: Step, layer: LayerSpec, a: tf.Tensor): tf.Tensor {
+  const { B, T, model, ablate } = step;
+  const eps = model.config.rms_norm_eps;
+  const p = `layers.${layer.index}.self_attn.`;
+  const d = layer.headDim;
+  const Nq = layer.numHeads;
+  const Nkv = layer.numKvHeads;
+  const G = Nq / Nkv;
+  const { cos, sin } = ropeTables(step, layer);
+
+  let q = proj(step, p + "q_proj", a).reshape([B, T, Nq, d]);
+  q = rope(rmsNorm(q, model.norms.get(p + "q_norm.weight")!, eps), cos, sin);
+
+  let kv: KvEntry;
+  if (layer.kvShared) {
+    kv = step.kv.get(layer.kvSource); // already normed and roped by the source layer (§3.6)
+  } else {
+    const kRaw = proj(step, p + "k_proj", a).reshape([B, T, Nkv, d]);
+    const kNormed = rmsNorm(kRaw, model.norms.get(p + "k_norm.weight")!, eps);
+    const vRaw = layer.hasVProj ? proj(step, p + "v_proj", a).reshape([B, T, Nkv, d]) : ablate.vFromNormedK ? kNormed : kRaw;
+    const k = rope(kNormed, cos, sin);
+    const v = ablate.noVNorm ? vRaw : rmsNorm(vRaw, null, eps);
+    kv = step.kv.put(
+      layer,
+      {
+        kT: k.transpose([0, 2, 3, 1]).reshape([B * Nkv, d, T]) as tf.Tensor3D, // [B, T, Nkv, d] → [B·Nkv, d, T]
+        v: v.transpose([0, 2, 1, 3]).reshape([B * Nkv, T, d]) as tf.Tensor3D, // [B, T, Nkv, d] → [B·Nkv, T, d]
+        keys: step.queries,
+      },
+      B,
+    );
+  }
+  const S = kv.keys.index.length;
+
+  // GQA: query head h reads KV head floor(h/G), so heads are grouped [Nkv, G]; each (row, KV head) is one
+  // 2-D product of its G·T query rows with that head's keys.
+  const qg = ablate.wrongGqaMapping
+    ? q.reshape([B, T, G, Nkv, d]).transpose([0, 3, 2, 1, 4]) // [B, T, G, Nkv, d] → [B, Nkv, G, T, d]
+    : q.reshape([B, T, Nkv, G, d]).transpose([0, 2, 3, 1, 4]); // [B, T, Nkv, G, d] → [B, Nkv, G, T, d]
+  const scores = mm(qg.reshape([B * Nkv, G * T, d]), kv.kT).reshape([B, Nkv, G, T, S]); // scale 1.0 (§3.4)
+  const probs = tf.softmax(tf.add(scores, attentionMask(step, layer, kv.keys)));
+  const o = mm(probs.reshape([B * Nkv, G * T, S]), kv.v).reshape([B, Nkv, G, T, d]);
+  const heads = ablate.wrongGqaMapping
+    ? o.transpose([0, 3, 2, 1, 4]) // [B, Nkv, G, T, d] → [B, T, G, Nkv, d]
+    : o.transpose([0, 3, 1, 2, 4]); // [B, Nkv, G, T, d] → [B, T, Nkv, G, d]
+  return proj(step, p + "o_proj", heads.reshape([B, T, Nq * d]));
+}
+
+/** [B, 1, 1, T, S] additive mask: same document, causal by stream index, and for sliding layers q − k < W (§3.5). */
+function attentionMask(step: Step, layer: LayerSpec, keys: TokenMeta): tf.Tensor {
+  const window = layer.sliding ? step.model.config.sliding_window : Infinity;
+  const offByOne = layer.sliding && step.ablate.slidingWindowOffByOne;
+  const key = `${layer.sliding}:${keys.index.length}:${keys.index[0] ?? 0}`;
+  const cached = step.masks.get(key);
+  if (cached) return cached;
+  const { B, T, queries } = step;
+  const S = keys.index.length;
+  const m = new Float32Array(B * T * S);
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t < T; t++) {
+      const qi = queries.index[t]!;
+      const qp = queries.position[b * T + t]!;
+      const qs = queries.segment[b * T + t]!;
+      const base = (b * T + t) * S;
+      for (let s = 0; s < S; s++) {
+        const dist = qp - keys.position[b * S + s]!;
+        const ok = keys.index[s]! <= qi && keys.segment[b * S + s] === qs && (offByOne ? dist <= window : dist < window);
+        if (!ok) m[base + s] = MASKED;
+      }
+    }
+  }
+  const mask = tf.keep(tf.tensor(m, [B, 1, 1, T, S]));
+  step.masks.set(key, mask);
+  return mask;
+}
+
+// ---------------------------------------------------------------------------------------------
+// §3.7: RoPE, NeoX pairing (j with j + d/2).
+
+/** cos/sin [B, T, 1, d/2] for this layer type at the step's positions, computed in float64 on the host. */
+function ropeTables(step: Step, layer: LayerSpec): { cos: tf.Tensor; sin: tf.Tensor } {
+  const key = layer.sliding ? "sliding" : "full";
+  const cached = step.rope.get(key);
+  if (cached) return cached;
+  const { B, T, ablate } = step;
+  const d = layer.headDim;
+  const half = d / 2;
+  const theta = layer.ropeTheta;
+  let pairs = layer.ropePairs;
+  let denominator = d; // ω_j = θ^(−2j/d): proportional RoPE keeps the FULL head width here
+  if (!layer.sliding && ablate.fullLayersDefaultRope) pairs = half;
+  else if (!layer.sliding && ablate.ropeExponentOverRotatedDims) denominator = 2 * pairs;
+  const omega = Float64Array.from({ length: half }, (_, j) => (j < pairs ? Math.pow(theta, (-2 * j) / denominator) : 0));
+  const cos = new Float32Array(B * T * half);
+  const sin = new Float32Array(B * T * half);
+  for (let i = 0; i < B * T; i++) {
+    const pos = step.queries.position[i]!;
+    for (let j = 0; j < half; j++) {
+      cos[i * half + j] = Math.cos(pos * omega[j]!);
+      sin[i * half + j] = Math.sin(pos * omega[j]!);
+    }
+  }
+  const tables = { cos: tf.keep(tf.tensor(cos, [B, T, 1, half])), sin: tf.keep(tf.tensor(sin, [B, T, 1, half])) };
+  step.rope.set(key, tables);
+  return tables;
+}
+
+/** x [B, T, N, d]: x'_j = x_j·cos − x_{j+d/2}·sin, x'_{j+d/2} = x_{j+d/2}·cos + x_j·sin. */
+function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
+  const half = x.shape[3]! / 2;
+  const [x1, x2] = tf.split(x, [half, half], 3);
+  return tf.concat([tf.sub(tf.mul(x1!, cos), tf.mul(x2!, sin)), tf.add(tf.mul(x2!, cos), tf.mul(x1!, sin))], 3);
+}
+
+// ---------------------------------------------------------------------------------------------
+// §3.2: per-layer embeddings.
+
+/** ple[l] [B, T, P] for every layer: (RMSNorm(h·W_pmᵀ/√H) + E_ple[id]·√P) / √2. */
+function perLayerInputs(step: Step, flatIds: Int32Array, h: tf.Tensor3D): tf.Tensor3D[] {
+  const { model, B, T } = step;
+  const c = model.config;
+  const L = c.num_hidden_layers;
+  const P = c.hidden_size_per_layer_input;
+  const table = model.ple!;
+  const tok = new Float32Array(B * T * L * P); // host gather: the table is never a backend tensor
+  const scale = Math.sqrt(P);
+  for (let i = 0; i < flatIds.length; i++) {
+    const id = flatIds[i]!;
+    if (id >= table.rows) throw new RangeError(`token id ${id} outside the per-layer embedding table (${table.rows} rows)`);
+    const src = id * table.width;
+    for (let k = 0; k < L * P; k++) tok[i * L * P + k] = table.data[src + k]! * scale;
+  }
+  const ctx = tf.mul(linear(h, model.linears.get("per_layer_model_projection.weight")), 1 / Math.sqrt(c.hidden_size)).reshape([B, T, L, P]); // [B, T, L·P] → [B, T, L, P]
+  const ctxNormed = rmsNorm(ctx, model.norms.get("per_layer_projection_norm.weight")!, c.rms_norm_eps);
+  const ple = tf.mul(tf.add(ctxNormed, tf.tensor(tok, [B, T, L, P])), Math.SQRT1_2);
+  return tf.unstack(ple, 2) as tf.Tensor3D[]; // [B, T, L, P] → L × [B, T, P]
+}
+
+// ---------------------------------------------------------------------------------------------
+// §2: building blocks.
+
+/** y = x·(mean(x²) + eps)^(−1/2)·w over the last axis (w = null: the scale-free V-norm). */
+function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tensor {
+  const y = tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
+  return w ? tf.mul(y, w) : y;
+}
+
+/** GELU, tanh form: 0.5x(1 + tanh(u)) = x·σ(2u), u = √(2/π)(x + 0.044715x³) (wasm's sigmoid is fast, its tanh is not). */
+function gelu(x: tf.Tensor): tf.Tensor {
+  const u2 = tf.mul(tf.mul(x, tf.add(tf.mul(tf.square(x), 0.044715), 1)), 2 * Math.sqrt(2 / Math.PI));
+  return tf.mul(x, tf.sigmoid(u2));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Batches.
+
+function softcapOf(model: Gemma4Model, ablate: Ablation | undefined): number | null {
+  return ablate?.noSoftcap ? null : model.config.final_logit_softcapping;
+}
+
+function batchShape(batch: TokenBatch): { B: number; T: number } {
+  const B = batch.ids.length;
+  if (B === 0) throw new RangeError("empty batch");
+  const T = batch.ids[0]!.length;
+  if (T === 0) throw new RangeError("empty rows");
+  const check = (rows: ReadonlyArray<ArrayLike<number>> | undefined, what: string) => {
+    if (!rows) return;
+    if (rows.length !== B) throw new RangeError(`${what} has ${rows.length} rows, ids has ${B}`);
+    rows.forEach((r, b) => {
+      if (r.length !== T) throw new RangeError(`${what} row ${b} has ${r.length} tokens, expected ${T} (rows must be of equal length)`);
+    });
+  };
+  check(batch.ids, "ids");
+  check(batch.positions, "positions");
+  check(batch.segments, "segments");
+  if ("lossMask" in batch) check((batch as LossBatch).lossMask, "lossMask");
+  return { B, T };
+}
+
+function sameSegment(batch: TokenBatch, b: number, t: number): boolean {
+  return !batch.segments || batch.segments[b]![t] === batch.segments[b]![t + 1];
+}
+
+function tokenMeta(batch: TokenBatch, B: number, T: number, offset: number): TokenMeta {
+  const index = Int32Array.from({ length: T }, (_, t) => offset + t);
+  const position = new Int32Array(B * T);
+  const segment = new Int32Array(B * T);
+  for (let b = 0; b < B; b++) {
+    let start = 0;
+    for (let t = 0; t < T; t++) {
+      const seg = batch.segments ? batch.segments[b]![t]! : 0;
+      if (t > 0 && batch.segments && seg !== batch.segments[b]![t - 1]) start = t;
+      segment[b * T + t] = seg;
+      position[b * T + t] = batch.positions ? batch.positions[b]![t]! : offset + t - start;
+    }
+  }
+  return { index, position, segment };
+}
+
+function lossTargets(batch: LossBatch, B: number, T: number): { targets: Int32Array; weights: Float32Array; count: number } {
+  const targets = new Int32Array(B * T);
+  const weights = new Float32Array(B * T);
+  let count = 0;
+  for (let b = 0; b < B; b++) {
+    for (let t = 0; t + 1 < T; t++) {
+      const m = batch.lossMask[b]![t + 1]!;
+      if (m !== 0 && sameSegment(batch, b, t)) {
+        targets[b * T + t] = batch.ids[b]![t + 1]!;
+        weights[b * T + t] = m;
+        count += 1;
+      }
+    }
+  }
+  return { targets, weights, count };
+}
