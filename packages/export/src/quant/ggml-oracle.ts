@@ -35,6 +35,8 @@ export function loadGgmlOracle(): GgmlOracle {
     30: deq("ggml_bf16_to_fp32_row"),
     8: deq("dequantize_row_q8_0"),
     2: deq("dequantize_row_q4_0"),
+    6: deq("dequantize_row_q5_0"),
+    7: deq("dequantize_row_q5_1"),
     12: deq("dequantize_row_q4_K"),
     13: deq("dequantize_row_q5_K"),
     14: deq("dequantize_row_q6_K"),

@@ -52,6 +52,8 @@ const TYPES = [
   ["BF16", GgmlType.BF16],
   ["Q8_0", GgmlType.Q8_0],
   ["Q4_0", GgmlType.Q4_0],
+  ["Q5_0", GgmlType.Q5_0],
+  ["Q5_1", GgmlType.Q5_1],
   ["Q4_K", GgmlType.Q4_K],
   ["Q5_K", GgmlType.Q5_K],
   ["Q6_K", GgmlType.Q6_K],

@@ -4,6 +4,7 @@ import { bf16ToFp32, fp16ToFp32, fp32ToBf16, fp32ToFp16 } from "./fp16.js";
 import { GgmlType, ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "./ggml-types.js";
 import { dequantizeQ4_0, quantizeQ4_0 } from "./q4_0.js";
 import { dequantizeQ4_K, quantizeQ4_K } from "./q4_k.js";
+import { dequantizeQ5_0, dequantizeQ5_1, quantizeQ5_0, quantizeQ5_1 } from "./q5_0.js";
 import { dequantizeQ5_K, quantizeQ5_K } from "./q5_k.js";
 import { dequantizeQ6_K, quantizeQ6_K } from "./q6_k.js";
 import { dequantizeQ8_0, quantizeQ8_0 } from "./q8_0.js";
@@ -31,6 +32,8 @@ const QUANTIZERS: Record<number, Quantizer> = {
   },
   [GgmlType.Q8_0]: quantizeQ8_0,
   [GgmlType.Q4_0]: quantizeQ4_0,
+  [GgmlType.Q5_0]: quantizeQ5_0,
+  [GgmlType.Q5_1]: quantizeQ5_1,
   [GgmlType.Q4_K]: quantizeQ4_K,
   [GgmlType.Q5_K]: quantizeQ5_K,
   [GgmlType.Q6_K]: quantizeQ6_K,
@@ -49,6 +52,8 @@ const DEQUANTIZERS: Record<number, Dequantizer> = {
   },
   [GgmlType.Q8_0]: dequantizeQ8_0,
   [GgmlType.Q4_0]: dequantizeQ4_0,
+  [GgmlType.Q5_0]: dequantizeQ5_0,
+  [GgmlType.Q5_1]: dequantizeQ5_1,
   [GgmlType.Q4_K]: dequantizeQ4_K,
   [GgmlType.Q5_K]: dequantizeQ5_K,
   [GgmlType.Q6_K]: dequantizeQ6_K,
