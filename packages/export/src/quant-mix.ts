@@ -83,8 +83,9 @@ export interface PlannedTensor {
  * llama-quantize's order, because the attn_v rule counts them: `n_v` is the number of attn_v
  * tensors present (KV-shared and k=v layers have none) and `i_v` how many came before, so on
  * Gemma 4 E2B the "more bits" attn_v layers are picked among layers 0–14, not 0–34.
- * Tensors that stay unquantized keep float: 1-D ones F32, larger ones the mix's float type (BF16
- * for quantized mixes, which is what a bf16 checkpoint converts to losslessly).
+ * Tensors that stay unquantized are F32 (what llama-quantize keeps from an F32 file; for E2B the
+ * only large one, per_layer_model_proj, is 55 MB), except that the F16/BF16 mixes write 2-D ones
+ * in their own type, as the HF converter does.
  */
 export function planTensorTypes(tensors: readonly PlannedTensor[], mix: QuantMix, blockCount: number): Map<string, number> {
   const { base } = MIXES[mix];
@@ -97,7 +98,7 @@ export function planTensorTypes(tensors: readonly PlannedTensor[], mix: QuantMix
   const plan = new Map<string, number>();
   for (const { name, ne } of ordered) {
     if (!allowsQuantization(name, ne)) {
-      plan.set(name, nDims(ne) < 2 || mix === "F32" ? GgmlType.F32 : mix === "F16" ? GgmlType.F16 : GgmlType.BF16);
+      plan.set(name, nDims(ne) >= 2 && (mix === "F16" || mix === "BF16") ? base : GgmlType.F32);
       continue;
     }
     let type = base;
