@@ -1,7 +1,7 @@
 // The mixes against llama.cpp itself: a micro Gemma 4 model exported as F32, quantized by
 // llama_model_quantize (libllama through FFI), must give the same type and the same bytes for every
 // tensor as our direct export of each mix.
-import { mkdtempSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gguf as hfGguf } from "@huggingface/gguf";
@@ -85,6 +85,7 @@ describe.each(["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0"] as const)("%s", (mix:
 describe("attn_v in Q4_K_M with KV-shared layers", () => {
   it("gives more bits by position among the 8 attn_v tensors present (layers 0, 3, 6, 7), as llama-quantize does", { timeout: 60_000 }, async () => {
     const refPath = join(dir, "ref-Q4_K_M.gguf");
+    if (!existsSync(refPath)) llamaModelQuantize(f32Path, refPath, mixFileType("Q4_K_M"));
     const ref = await hfGguf(refPath, { allowLocalFile: true });
     const attnV = ref.tensorInfos.filter((t) => t.name.endsWith("attn_v.weight"));
     expect(attnV.map((t) => t.name)).toEqual(Array.from({ length: 8 }, (_, i) => `blk.${i}.attn_v.weight`));
