@@ -121,7 +121,7 @@ describe("an exported F32 GGUF read by @huggingface/gguf", () => {
   });
 
   it("writes the tokenizer: 262,144 tokens (no <image_soft_token>), types, merges, chat template", async () => {
-    const { metadata } = parsed;
+    const metadata = parsed.metadata as unknown as Record<string, unknown>;
     const tokens = metadata["tokenizer.ggml.tokens"] as string[];
     const types = metadata["tokenizer.ggml.token_type"] as number[];
     expect(tokens.length).toBe(262_144);

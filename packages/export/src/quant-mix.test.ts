@@ -69,7 +69,8 @@ describe.each(["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0"] as const)("%s", (mix:
     const ourTypes = Object.fromEntries(ours.tensorInfos.map((t) => [t.name, t.dtype]));
     expect(ourTypes).toEqual(refTypes);
     expect(ours.tensorInfos.map((t) => t.name)).toEqual(ref.tensorInfos.map((t) => t.name));
-    expect(ours.metadata["general.file_type"]).toBe(ref.metadata["general.file_type"]);
+    const fileType = (m: object) => (m as Record<string, unknown>)["general.file_type"];
+    expect(fileType(ours.metadata)).toBe(fileType(ref.metadata));
     const refHeader = await readGgufHeader(refPath);
     const ourHeader = await readGgufHeader(oursPath);
     const differing: string[] = [];
