@@ -278,3 +278,8 @@ export async function loadTokenizer(
 export const DEFAULT_TOKENIZER_WARNING =
   "no tokenizer.json in the model folder: using the Gemma 3 tokenizer (same 262,144-entry vocabulary family, " +
   "but without Gemma 4's chat tokens such as <|turn> and <turn|>); copy the real tokenizer files in for Gemma 4 checkpoints";
+
+/** The warning to show when a model folder was written with the Gemma 3 tokenizer (init-model without --tokenizer). */
+export const GEMMA3_TOKENIZER_WRITTEN_WARNING =
+  "the model folder got the Gemma 3 tokenizer (same 262,144-entry vocabulary family, but without Gemma 4's chat " +
+  "tokens such as <|turn> and <turn|>); pass --tokenizer DIR with a Gemma 4 tokenizer to use the real chat format";
