@@ -6,6 +6,7 @@ import { dirname, isAbsolute, resolve } from "node:path";
 import {
   ConfigError,
   didYouMean,
+  formatProblems,
   knownKeysAt,
   parseLocated,
   schemaAt,
@@ -160,9 +161,12 @@ export function parseRecipe(text: string, file: string, sets: readonly string[] 
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     // Name `--set` as the source of problems in fields the user overrode.
-    const lines = e.problems.map((p: ConfigProblem) =>
-      overridden.has(p.field) ? `--set ${p.field}: ${p.message}` : `${file}${p.line !== undefined ? `:${p.line}` : ""}: ${p.field}: ${p.message}`,
-    );
+    const fromFile = e.problems.filter((p: ConfigProblem) => !overridden.has(p.field));
+    const fromSets = e.problems.filter((p: ConfigProblem) => overridden.has(p.field));
+    const lines = [
+      ...(fromFile.length > 0 ? [formatProblems(file, fromFile)] : []),
+      ...fromSets.map((p) => `--set ${p.field}: ${p.message}`),
+    ];
     throw new UserError(lines.join("\n"));
   }
 }

@@ -1,11 +1,14 @@
 // Atomic file and directory writing: data goes to a temporary name in the same folder, is fsynced,
 // then renamed into place, so a crash or Ctrl-C never leaves a half-written file under a final name.
 import { randomBytes } from "node:crypto";
-import { constants, promises as fsp, rmSync } from "node:fs";
+import { closeSync, constants, promises as fsp, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
-/** Temporary paths not yet committed; removed on process exit (and by the CLI's signal handler). */
-const pending = new Set<string>();
+/**
+ * Temporary paths not yet committed, with the descriptor still open on each file; removed on
+ * process exit (and by the CLI's signal handler).
+ */
+const pending = new Map<string, number | undefined>();
 let exitHookInstalled = false;
 
 function installExitHook(): void {
@@ -16,7 +19,12 @@ function installExitHook(): void {
 
 /** Deletes every temp file/dir that was opened but never committed. Safe to call more than once. */
 export function removePendingTemps(): void {
-  for (const p of pending) {
+  for (const [p, fd] of pending) {
+    try {
+      if (fd !== undefined) closeSync(fd);
+    } catch {
+      // already closed
+    }
     try {
       rmSync(p, { recursive: true, force: true });
     } catch {
@@ -63,8 +71,8 @@ export async function openAtomic(finalPath: string): Promise<AtomicFile> {
   installExitHook();
   await fsp.mkdir(dirname(finalPath), { recursive: true });
   const tempPath = tempPathFor(finalPath);
-  pending.add(tempPath);
   const fh = await fsp.open(tempPath, "w");
+  pending.set(tempPath, fh.fd);
   let offset = 0;
   let done = false;
   return {
@@ -138,7 +146,7 @@ export async function withAtomicDir<T>(finalDir: string, fn: (tempDir: string) =
   installExitHook();
   await fsp.mkdir(dirname(finalDir), { recursive: true });
   const tempDir = tempPathFor(finalDir);
-  pending.add(tempDir);
+  pending.set(tempDir, undefined);
   await fsp.mkdir(tempDir);
   let result: T;
   try {
@@ -153,7 +161,7 @@ export async function withAtomicDir<T>(finalDir: string, fn: (tempDir: string) =
   try {
     await fsp.rename(finalDir, old);
     moved = true;
-    pending.add(old);
+    pending.set(old, undefined);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== "ENOENT") throw e;
   }

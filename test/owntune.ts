@@ -1,0 +1,45 @@
+// Runs the `owntune` CLI as a child process from its TypeScript source, as `pnpm owntune` does.
+import { spawn, spawnSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+
+/** The repository root. */
+export const repoRoot = resolve(dirname(fileURLToPath(import.meta.url)), "..");
+const tsxLoader = pathToFileURL(createRequire(join(repoRoot, "package.json")).resolve("tsx")).href;
+const mainTs = join(repoRoot, "packages/cli/src/main.ts");
+
+export interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function argvFor(args: readonly string[]): string[] {
+  return ["--conditions=@owntune/source", "--import", tsxLoader, mainTs, ...args];
+}
+
+/** Runs `owntune ...args` in `cwd` (default: the repository root) and waits for it. */
+export function owntune(args: readonly string[], cwd = repoRoot, env: NodeJS.ProcessEnv = {}): CliResult {
+  const r = spawnSync(process.execPath, argvFor(args), {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, FORCE_COLOR: "0", ...env },
+    timeout: 600_000,
+    maxBuffer: 256 << 20,
+  });
+  return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Same, without blocking the test process (for long runs alongside other work). */
+export function owntuneAsync(args: readonly string[], cwd = repoRoot, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, argvFor(args), { cwd, env: { ...process.env, FORCE_COLOR: "0", ...env } });
+    let stdout = "";
+    let stderr = "";
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.on("error", reject);
+    child.on("close", (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
+  });
+}
