@@ -206,7 +206,7 @@ export const curateSchema = z
     decontaminate: decontaminateSchema.optional(),
     skip_bad_rows: z.boolean().default(false).describe("Skip malformed rows (counted and reported) instead of stopping."),
     rows_per_shard: positiveInt.optional().describe("Rows per .arrow shard (default: about 256 MB per shard)."),
-    workers: positiveInt.optional().describe("Worker threads for per-example work (default: one per core)."),
+    workers: z.number().int().min(0).optional().describe("Worker threads for per-example work (default: one per core; 0 runs it in the main thread)."),
   })
   .strict();
 

@@ -275,7 +275,8 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
         vocab_size: tokenizer.identity.vocabSize,
       },
       inputs,
-      config: JSON.parse(JSON.stringify(cfg)) as Record<string, unknown>,
+      // `workers` changes speed, never output: it stays out, so manifests match across machines.
+      config: JSON.parse(JSON.stringify({ ...cfg, workers: undefined })) as Record<string, unknown>,
       splits,
       counts: {
         rows_read: rowsRead,

@@ -10,14 +10,18 @@ import type { ChunkResult, ProcessorSetup, RowChunk } from "./processor.js";
 /** Default worker count: one per core. */
 export const defaultWorkers = (): number => Math.max(1, availableParallelism());
 
-/** How to start worker.ts: from TypeScript sources (tests, `pnpm owntune`) through tsx, else the built .js. */
-function workerEntry(): { url: URL; execArgv: string[] } {
+/**
+ * How to start worker.ts: the built worker.js directly, or, when running the TypeScript sources
+ * (tests, `pnpm owntune`), a small bootstrap that registers tsx's loader in the thread first.
+ */
+function startWorker(workerData: unknown): Worker {
   const here = import.meta.url;
-  if (here.endsWith(".ts")) {
-    const tsx = pathToFileURL(createRequire(here).resolve("tsx")).href;
-    return { url: new URL("./worker.ts", here), execArgv: ["--conditions=@owntune/source", "--import", tsx] };
-  }
-  return { url: new URL("./worker.js", here), execArgv: [] };
+  if (!here.endsWith(".ts")) return new Worker(new URL("./worker.js", here), { workerData });
+  // tsx's tsImport loads a TypeScript module (and what it imports) through tsx's hooks.
+  const tsxApi = pathToFileURL(createRequire(here).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href;
+  const entry = new URL("./worker.ts", here).href;
+  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(here)}));`;
+  return new Worker(boot, { eval: true, workerData, execArgv: ["--conditions=@owntune/source"] });
 }
 
 interface Pending {
@@ -35,9 +39,8 @@ export class WorkerPool {
   private failure: Error | undefined;
 
   constructor(count: number, setup: ProcessorSetup, tokenizerDir: string | undefined) {
-    const { url, execArgv } = workerEntry();
     for (let i = 0; i < count; i++) {
-      const w = new Worker(url, { workerData: { setup, tokenizerDir }, execArgv });
+      const w = startWorker({ setup, tokenizerDir });
       w.on("message", (msg: { id: number; result?: ChunkResult; error?: { name: string; message: string; stack?: string; file?: string; line?: number; field?: string; hint?: string } }) => {
         const p = this.pending.get(msg.id);
         this.pending.delete(msg.id);
