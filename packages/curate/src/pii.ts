@@ -28,8 +28,8 @@ const PATTERNS: Record<PiiKind, RegExp> = {
     `\\b${OCTET}\\.${OCTET}\\.${OCTET}\\.${OCTET}\\b|\\b(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}\\b|\\b(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}:?){0,6}[0-9A-Fa-f]{1,4}\\b`,
     "g",
   ),
-  // +country code optional, area code optionally in parentheses, 3-3-4 or 2-4-4 style groups.
-  phone: /(?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w])/g,
+  // +country code optional, area code optionally in parentheses, 3-3-4 or 2-4-4 style groups; not part of a longer digit run.
+  phone: /(?<![\w+]|\d[ .-])(?:\+\d{1,3}[ .-]?)?(?:\(\d{2,4}\)[ .-]?|\d{2,4}[ .-])\d{3,4}[ .-]\d{3,4}(?![\w]|[ .-]\d)/g,
 };
 
 /** Order matters: keys before e-mails (a key can contain "@"-free tokens e-mails would not take), cards before phones. */
