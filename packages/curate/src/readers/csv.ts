@@ -34,9 +34,14 @@ export async function* readCsv(path: string, displayName = path): AsyncGenerator
       parser.destroy(e as Error);
     }
   })();
+  // csv-parse reports the line a record ends on; it starts after the previous one ended.
+  let lastEnd = 1; // the header line
+  let lastBytes = 0;
   try {
     for await (const rec of parser as AsyncIterable<{ record: Record<string, string>; info: { lines: number; bytes: number } }>) {
-      yield { file: displayName, line: rec.info.lines, value: rec.record, bytes: rec.info.bytes };
+      yield { file: displayName, line: lastEnd + 1, value: rec.record, bytes: rec.info.bytes - lastBytes };
+      lastEnd = rec.info.lines;
+      lastBytes = rec.info.bytes;
     }
   } catch (e) {
     if (failure) throw failure;

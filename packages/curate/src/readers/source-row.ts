@@ -53,12 +53,12 @@ export function toPlain(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(toPlain);
   if (ArrayBuffer.isView(v)) return Array.from(v as unknown as ArrayLike<number>, (x) => toPlain(x));
   const obj = v as { toArray?: () => unknown; toJSON?: () => unknown };
-  // apache-arrow Vectors (lists) and StructRows carry toArray/toJSON.
+  // apache-arrow StructRows (toJSON → object) and Vectors (toJSON → array).
+  if (typeof obj.toJSON === "function" && !(v instanceof Date)) return toPlain(obj.toJSON());
   if (typeof obj.toArray === "function" && !(v instanceof Map)) {
     const arr = obj.toArray();
     return Array.isArray(arr) ? arr.map(toPlain) : Array.from(arr as ArrayLike<unknown>, toPlain);
   }
-  if (typeof obj.toJSON === "function" && !(v instanceof Date)) return toPlain(obj.toJSON());
   if (v instanceof Date) return v.toISOString();
   const out: Record<string, unknown> = {};
   for (const [k, x] of Object.entries(v)) out[k] = toPlain(x);
