@@ -1,7 +1,7 @@
 // Arrow IPC shards of a curated dataset (`train-00000.arrow`, …): four FixedSizeList<int32>[seq_len]
 // columns, written in record batches through apache-arrow, and read back batch by batch.
 import { readFile } from "node:fs/promises";
-import { Field, FixedSizeList, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, tableFromIPC } from "apache-arrow";
+import { DataType, Field, FixedSizeList, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, tableFromIPC } from "apache-arrow";
 import { UserError, withAtomicFile } from "@owntune/model";
 import { DATASET_FORMAT_VERSION } from "./manifest.js";
 import type { PackedRow } from "./pack.js";
@@ -79,8 +79,10 @@ export async function readShard(path: string, seqLen: number): Promise<ShardData
   const columns = {} as Record<ColumnName, Int32Array>;
   for (const name of COLUMN_NAMES) {
     const col = table.getChild(name);
+    // Type ids, not instanceof: a second copy of apache-arrow in the process must still pass.
     const type = col?.type as FixedSizeList | undefined;
-    if (!col || !(type instanceof FixedSizeList) || type.listSize !== seqLen || !(type.children[0]?.type instanceof Int32)) {
+    const item = type?.children[0]?.type;
+    if (!col || !DataType.isFixedSizeList(type) || type.listSize !== seqLen || !DataType.isInt(item) || item.bitWidth !== 32 || !item.isSigned) {
       throw new UserError(`column ${name} must be FixedSizeList<int32>[${seqLen}]`, { file: path, field: name });
     }
     const flat = new Int32Array(table.numRows * seqLen);

@@ -54,7 +54,7 @@ describe("chat loss masks", () => {
     const assistant = conversation.filter((m) => m.role === "assistant");
     // The Gemma template trims content and closes each turn with "<end_of_turn>\n".
     expect(trainedRuns(f.ids, f.mask)).toEqual(assistant.map((m) => `${m.content.trim()}<end_of_turn>\n`));
-    expect(gemma.decode(Array.from(f.ids))).toBe(gemma.applyChatTemplate(conversation));
+    expect(gemma.decode(Array.from(f.ids))).toBe(gemma.applyChatTemplate(conversation.map((m) => ({ ...m }))));
     expect(f.boundaryMerges).toBe(0);
   });
 
