@@ -12,3 +12,4 @@ export * from "./checkpoint.js";
 export * from "./chat-template.js";
 export * from "./tokenizer.js";
 export * from "./model-dir.js";
+export * from "./init-model.js";
