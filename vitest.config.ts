@@ -11,11 +11,13 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: "forks",
     projects: [
+      // extends: true — projects inherit testTimeout/hookTimeout/pool from this root config.
       ...packages.map((name) => ({
         ...source,
+        extends: true as const,
         test: { name, root: `packages/${name}`, include: ["src/**/*.test.ts"] },
       })),
-      { ...source, test: { name: "e2e", root: "test", include: ["**/*.test.ts"] } },
+      { ...source, extends: true as const, test: { name: "e2e", root: "test", include: ["**/*.test.ts"] } },
     ],
   },
 });

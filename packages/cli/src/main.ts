@@ -5,6 +5,9 @@ import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { isUserError, removePendingTemps } from "@owntune/model";
 import { Command, CommanderError } from "commander";
+import { registerCurate } from "./commands/curate.js";
+import { registerInitModel } from "./commands/init-model.js";
+import { registerInspect } from "./commands/inspect.js";
 import { registerRun } from "./commands/run.js";
 import { registerSchema } from "./commands/schema.js";
 
@@ -13,7 +16,7 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** Each command file adds itself to the program. */
-const commands: Array<(program: Command) => void> = [registerRun, registerSchema];
+const commands: Array<(program: Command) => void> = [registerRun, registerSchema, registerInitModel, registerInspect, registerCurate];
 
 export function buildProgram(): Command {
   const program = new Command("owntune")

@@ -48,8 +48,8 @@ describe("recipe validation", () => {
   });
 
   it("reports a missing required field at its parent's line", () => {
-    const text = ["name: demo", "seed: 1", "model:", "  {}"].join("\n");
-    expect(problemOf(text)).toBe("recipes/r.yaml:4: model.path: required field is missing (expected string)");
+    const text = ["name: demo", "seed: 1"].join("\n");
+    expect(problemOf(text)).toBe("recipes/r.yaml:1: model: required field is missing (expected object)");
   });
 
   it("reports every problem at once, in line order", () => {

@@ -18,14 +18,8 @@ import {
 } from "@owntune/model";
 import { parse as parseYamlValue } from "yaml";
 import { z } from "zod";
+import { modelSection } from "./recipe-model.js";
 import { stages } from "./stages/index.js";
-
-const modelSection = z
-  .object({
-    path: z.string().min(1).describe("Base model directory in Hugging Face layout (config.json, safetensors, tokenizer)."),
-  })
-  .strict()
-  .describe("The base model every stage works on.");
 
 const stageSections = Object.fromEntries(
   stages.map((s) => [

@@ -2,6 +2,7 @@
 import { existsSync } from "node:fs";
 import { resolve } from "node:path";
 import { UserError, type Progress } from "@owntune/model";
+import { ensureInitModel } from "./recipe-model.js";
 import { resolveRecipePath, type LoadedRecipe } from "./recipe.js";
 import { stages } from "./stages/index.js";
 import type { StageContext, StageName, StageResult } from "./stages/types.js";
@@ -35,6 +36,25 @@ export function stageOutDir(loaded: LoadedRecipe, stage: StageName, cwd: string)
     : defaultStageDir(cwd, loaded.recipe.name, stage);
 }
 
+/** The recipe's model folder: its `path`, or the `init` model under runs/<name>/model/ (created or reused). */
+export async function resolveModelDir(loaded: LoadedRecipe, cwd: string, io: Pick<RunOptions, "progress" | "log">): Promise<string> {
+  const { model, name, seed } = loaded.recipe;
+  if (model.path !== undefined) return resolveRecipePath(loaded.dir, model.path);
+  const init = model.init!;
+  const dir = defaultStageDir(cwd, name, "model");
+  await ensureInitModel(
+    dir,
+    {
+      preset: init.preset,
+      seed: init.seed ?? seed,
+      dtype: init.dtype,
+      tokenizer: init.tokenizer !== undefined ? resolveRecipePath(loaded.dir, init.tokenizer) : null,
+    },
+    io,
+  );
+  return dir;
+}
+
 export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Promise<RunReport> {
   const cwd = options.cwd ?? process.cwd();
   const { recipe } = loaded;
@@ -55,7 +75,7 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
       file: loaded.file,
     });
   }
-  const modelDir = resolveRecipePath(loaded.dir, recipe.model.path);
+  const modelDir = await resolveModelDir(loaded, cwd, options);
   const previous: Partial<Record<StageName, string>> = {};
   const report: RunReport = { recipe: loaded.file, stages: [] };
   for (const stage of present) {

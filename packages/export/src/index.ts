@@ -1,1 +1,11 @@
-export {};
+export * from "./quant/fp16.js";
+export * from "./quant/ggml-types.js";
+export * from "./quant/quantize.js";
+export * from "./quant-mix.js";
+export * from "./tensor-names.js";
+export * from "./gguf-format.js";
+export * from "./gguf-writer.js";
+export * from "./gguf-reader.js";
+export * from "./gguf-metadata.js";
+export * from "./gguf-tokenizer.js";
+export * from "./export-gguf.js";

@@ -1,1 +1,3 @@
-export {};
+export * from "./merge.js";
+export * from "./peft.js";
+export * from "./random-adapter.js";

@@ -187,6 +187,8 @@ function describeIssue(issue: z.core.$ZodIssue, input: unknown, schema: AnySchem
       return `expected ${issue.format}${issue.pattern ? ` matching ${issue.pattern}` : ""}, got ${got}`;
     case "not_multiple_of":
       return `expected a multiple of ${String(issue.divisor)}, got ${got}`;
+    case "custom":
+      return issue.message;
     case "invalid_union":
       return `${issue.message === "Invalid input" ? "does not match any allowed form" : issue.message}, got ${got}`;
     default:

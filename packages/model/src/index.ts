@@ -20,3 +20,4 @@ export * from "./kv-cache.js";
 export * from "./gemma4.js";
 export * from "./generate.js";
 export * from "./score.js";
+export * from "./init-model.js";

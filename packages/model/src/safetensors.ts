@@ -303,11 +303,15 @@ export interface TensorToWrite {
   shape: number[];
 }
 
+/** What a producer may return for one tensor. */
+export type TensorData = Float32Array | Uint8Array | Iterable<Float32Array>;
+
 /**
  * Produces one tensor's data when the writer reaches it: float32 values (converted to the stored
- * dtype, round to nearest even), or a Uint8Array already holding the stored bytes (copied as is).
+ * dtype, round to nearest even), consecutive float32 chunks (for tensors too large to hold at once),
+ * or a Uint8Array already holding the stored bytes (copied as is).
  */
-export type TensorProducer = (tensor: TensorToWrite, index: number) => Float32Array | Uint8Array | Promise<Float32Array | Uint8Array>;
+export type TensorProducer = (tensor: TensorToWrite, index: number) => TensorData | Promise<TensorData>;
 
 /** The header bytes (length prefix + JSON, padded with spaces to a multiple of 8) for `tensors` in order. */
 export function encodeSafetensorsHeader(tensors: readonly TensorToWrite[], metadata: Record<string, string> = {}): Uint8Array {
@@ -363,8 +367,13 @@ export async function writeSafetensors(
         if (data.byteLength !== bytes) throw new Error(`tensor ${t.name}: got ${data.byteLength} bytes, ${t.dtype} ${formatShape(t.shape)} needs ${bytes}`);
         await file.write(data);
       } else {
-        if (data.length !== elements) throw new Error(`tensor ${t.name}: got ${data.length} values, shape ${formatShape(t.shape)} needs ${elements}`);
-        await writeConverted(file.write.bind(file), data, t.dtype);
+        let count = 0;
+        for (const chunk of data instanceof Float32Array ? [data] : data) {
+          count += chunk.length;
+          if (count > elements) break;
+          await writeConverted(file.write.bind(file), chunk, t.dtype);
+        }
+        if (count !== elements) throw new Error(`tensor ${t.name}: produced ${count > elements ? "too many" : count} values, shape ${formatShape(t.shape)} needs ${elements}`);
       }
       progress.increment(bytes);
     }

@@ -82,6 +82,10 @@ describe("Gemma tokenizer (Gemma 3 release, the default)", () => {
     expect(tok.decode(ids)).toBe(text);
   });
 
+  it("decodes a literal ▁ (U+2581) as a space, as every SentencePiece-style tokenizer does", () => {
+    expect(tok.decode(tok.encode("a▁b", { addBos: false }))).toBe("a b");
+  });
+
   it("decodes without special tokens on request", () => {
     expect(tok.decode(tok.encode("<start_of_turn>hi<end_of_turn>"), { skipSpecial: true })).toBe("hi");
     expect(tok.isSpecial(2)).toBe(true);
@@ -106,10 +110,22 @@ describe("loadTokenizer on a model folder", () => {
     await copyFile(join(defaultTokenizerDir(), "tokenizer.json"), join(dir, "tokenizer.json"));
     await copyFile(join(defaultTokenizerDir(), "tokenizer_config.json"), join(dir, "tokenizer_config.json"));
     const own = await loadTokenizer(dir, { eosTokenIds: [1, 106, 50] });
-    expect(own.isDefaultGemma3).toBe(false);
+    expect(own.isDefaultGemma3).toBe(true); // a byte-identical copy of the Gemma 3 release is recognised
     expect(own.identity.source).toBe("model-dir");
     expect(own.identity.sha256).toBe(tok.identity.sha256);
     expect(own.endOfGenerationIds).toEqual([1, 50, 106]);
+  });
+
+  it("does not flag a different tokenizer.json as the Gemma 3 release", async () => {
+    const dir = join(tmp, "other");
+    await import("node:fs/promises").then((f) => f.mkdir(dir));
+    const json = JSON.parse(await readFile(join(defaultTokenizerDir(), "tokenizer.json"), "utf8"));
+    json.added_tokens.push({ id: 262_145, content: "<my_token>", special: true, single_word: false, lstrip: false, rstrip: false, normalized: false });
+    await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
+    const other = await loadTokenizer(dir);
+    expect(other.isDefaultGemma3).toBe(false);
+    expect(other.encode("a<my_token>", { addBos: false })).toEqual([id("a"), 262_145]);
+    expect(other.endOfGenerationIds).toEqual([1, id("<end_of_turn>")]); // eos_token defaults to <eos> without a tokenizer_config
   });
 
   it("falls back to the Gemma 3 tokenizer only when asked", async () => {

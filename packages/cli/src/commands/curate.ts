@@ -1,0 +1,113 @@
+// `owntune curate --config C.yaml` or `owntune curate --input F... --out DIR [flags]`: one curate stage.
+// The config file holds the same fields as a recipe's `curate:` section (plus `out`); its relative
+// paths resolve against its own folder.
+import { readFile } from "node:fs/promises";
+import { dirname, isAbsolute, resolve } from "node:path";
+import { curate, curateSchema, type CurateConfigInput } from "@owntune/curate";
+import { parseConfig, UserError } from "@owntune/model";
+import type { Command } from "commander";
+import { z } from "zod";
+import { commandIO } from "../cli-io.js";
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+const fileSchema = curateSchema.extend({ out: z.string().min(1).optional().describe("Output folder.") }).strict();
+
+interface CurateFlags {
+  config?: string;
+  input: string[];
+  out?: string;
+  model?: string;
+  seqLen?: string;
+  seed?: string;
+  packing: boolean;
+  valFraction?: string;
+  skipBadRows?: boolean;
+  workers?: string;
+}
+
+function intFlag(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`expected an integer >= ${min}, got "${v}"`, { field: name });
+  return n;
+}
+
+export function registerCurate(program: Command): void {
+  program
+    .command("curate")
+    .description("read, filter, dedup, format with loss masks and pack data into an Arrow dataset directory")
+    .option("--config <file>", "curate config (YAML/JSON: the fields of a recipe's curate section, plus out)")
+    .option("--input <path>", "input file or folder (repeatable); instead of --config", collect, [])
+    .option("--out <dir>", "output dataset directory")
+    .option("--model <dir>", "model folder whose tokenizer and chat template to use (default: the Gemma tokenizer)")
+    .option("--seq-len <n>", "tokens per row (default 2048)")
+    .option("--seed <n>", "seed for shuffle, split and sampling (default 0)")
+    .option("--no-packing", "one example per row, padded, instead of packing")
+    .option("--val-fraction <x>", "share of examples held out for validation (default 0.05)")
+    .option("--skip-bad-rows", "skip malformed rows (counted in the report) instead of stopping")
+    .option("--workers <n>", "worker threads (default: one per core; 0 = main thread)")
+    .action(async (flags: CurateFlags, cmd: Command) => {
+      const io = commandIO(cmd);
+      let input: CurateConfigInput & { out?: string };
+      let base = process.cwd();
+      if (flags.config !== undefined) {
+        if (flags.input.length > 0) throw new UserError("give either --config or --input, not both", { field: "--input" });
+        let text: string;
+        try {
+          text = await readFile(flags.config, "utf8");
+        } catch {
+          throw new UserError("no such file", { file: flags.config });
+        }
+        input = parseConfig(fileSchema, text, flags.config);
+        base = dirname(resolve(flags.config));
+      } else {
+        if (flags.input.length === 0) throw new UserError("give --config C.yaml or at least one --input", { field: "--input" });
+        input = { inputs: flags.input.map((path) => ({ path })) };
+      }
+      const seqLen = intFlag("--seq-len", flags.seqLen, 1);
+      const seed = intFlag("--seed", flags.seed, 0);
+      const workers = intFlag("--workers", flags.workers, 0);
+      const valFraction = flags.valFraction === undefined ? undefined : Number(flags.valFraction);
+      if (valFraction !== undefined && !(valFraction >= 0 && valFraction <= 1)) {
+        throw new UserError(`expected a number in [0, 1], got "${flags.valFraction}"`, { field: "--val-fraction" });
+      }
+      const merged = {
+        ...input,
+        ...(seqLen !== undefined ? { seq_len: seqLen } : {}),
+        ...(seed !== undefined ? { seed } : {}),
+        ...(workers !== undefined ? { workers } : {}),
+        ...(valFraction !== undefined ? { val_fraction: valFraction } : {}),
+        ...(flags.packing === false ? { packing: false } : {}),
+        ...(flags.skipBadRows ? { skip_bad_rows: true } : {}),
+      };
+      const parsed = fileSchema.safeParse(merged);
+      if (!parsed.success) {
+        const issue = parsed.error.issues[0]!;
+        throw new UserError(issue.message, { field: issue.path.join(".") });
+      }
+      const { out, ...config } = parsed.data;
+      const outFlag = flags.out ?? (out !== undefined ? (isAbsolute(out) ? out : resolve(base, out)) : undefined);
+      if (outFlag === undefined) throw new UserError("no output folder: pass --out DIR (or set out in the config)", { field: "--out" });
+      const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
+      const summary = await curate({
+        config,
+        outDir: resolve(outFlag),
+        resolvePath: at,
+        tokenizerDir: flags.model !== undefined ? resolve(flags.model) : config.tokenizer !== undefined ? at(config.tokenizer) : undefined,
+        progress: io.progress,
+        log: io.log,
+      });
+      const m = summary.manifest;
+      const t = m.splits.train;
+      io.result(
+        { outDir: summary.outDir, seconds: summary.seconds, bytesRead: summary.bytesRead, splits: m.splits, counts: m.counts, drops: m.drops, pii: m.pii },
+        [
+          `wrote ${summary.outDir}`,
+          `  train: ${t.rows} rows, ${t.examples} examples, ${t.tokens} tokens, packing efficiency ${(100 * t.packing_efficiency).toFixed(1)}%`,
+          `  val: ${m.splits.val.rows} rows, ${m.splits.val.examples} examples`,
+          `  read ${m.counts.rows_read} rows in ${summary.seconds.toFixed(1)} s (${(summary.bytesRead / 1e6 / summary.seconds).toFixed(2)} MB/s); see report.html`,
+        ].join("\n"),
+      );
+    });
+}

@@ -1,0 +1,139 @@
+// Readers on small files the tests build: JSONL (+gzip), Parquet written by parquet-wasm (arrow-rs,
+// snappy and zstd, as HF Hub files use), Arrow IPC file and stream (the layout HF `datasets` writes
+// as data-00000-of-00001.arrow), CSV and a folder of text files; and the malformed-input messages.
+import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { gzipSync } from "node:zlib";
+import { Field, Int32, List, Struct, Table, tableFromArrays, tableToIPC, Utf8, vectorFromArray } from "apache-arrow";
+import * as parquetWasm from "parquet-wasm/node";
+import { beforeAll, describe, expect, it } from "vitest";
+import { readInput, type SourceRow } from "./index.js";
+
+let dir: string;
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), "owntune-readers-"));
+});
+
+async function all(path: string, format: Parameters<typeof readInput>[1] = "auto"): Promise<SourceRow[]> {
+  const out: SourceRow[] = [];
+  for await (const r of readInput(path, format)) out.push(r);
+  return out;
+}
+
+/** The messages column as HF stores it: list<struct<role: string, content: string>>. */
+function chatTable(withId: boolean): Table {
+  const message = new Struct([new Field("role", new Utf8(), true), new Field("content", new Utf8(), true)]);
+  const messages = vectorFromArray(
+    chat.map((c) => c.messages),
+    new List(new Field("item", message, true)),
+  );
+  return withId ? new Table({ id: vectorFromArray([0, 1], new Int32()), messages }) : new Table({ messages });
+}
+
+const chat = [
+  { messages: [{ role: "user", content: "héllo" }, { role: "assistant", content: "hi 👋" }] },
+  { messages: [{ role: "user", content: "2+2" }, { role: "assistant", content: "4" }] },
+];
+
+describe("readers", () => {
+  it("streams JSON Lines, skipping blank lines and numbering lines from 1", async () => {
+    const p = join(dir, "a.jsonl");
+    await writeFile(p, `${JSON.stringify(chat[0])}\n\n${JSON.stringify(chat[1])}\r\n`);
+    const rows = await all(p);
+    expect(rows.map((r) => [r.line, r.value])).toEqual([
+      [1, chat[0]],
+      [3, chat[1]],
+    ]);
+  });
+
+  it("reads gzip-compressed JSON Lines", async () => {
+    const p = join(dir, "a.jsonl.gz");
+    await writeFile(p, gzipSync(chat.map((c) => JSON.stringify(c)).join("\n")));
+    expect((await all(p)).map((r) => r.value)).toEqual(chat);
+  });
+
+  it.each(["SNAPPY", "ZSTD", "GZIP"] as const)("reads Parquet with nested list<struct> columns (%s)", async (codec) => {
+    const table = chatTable(true);
+    const props = new parquetWasm.WriterPropertiesBuilder().setCompression(parquetWasm.Compression[codec]).setMaxRowGroupSize(1).build();
+    const bytes = parquetWasm.writeParquet(parquetWasm.Table.fromIPCStream(tableToIPC(table, "stream")), props);
+    const p = join(dir, `a-${codec}.parquet`);
+    await writeFile(p, bytes);
+    const rows = await all(p);
+    expect(rows.map((r) => r.value)).toEqual(chat.map((c, i) => ({ id: i, ...c })));
+    expect(rows.map((r) => r.line)).toEqual([1, 2]);
+  });
+
+  it("reads the Arrow IPC stream format HF datasets writes, and the Arrow file format", async () => {
+    const table = chatTable(false);
+    table.schema.metadata.set("huggingface", JSON.stringify({ info: { features: { messages: [{ role: { dtype: "string", _type: "Value" } }] } } }));
+    await mkdir(join(dir, "hf"), { recursive: true });
+    await writeFile(join(dir, "hf", "data-00000-of-00001.arrow"), tableToIPC(table, "stream"));
+    await writeFile(join(dir, "hf", "dataset_info.json"), "{}");
+    await writeFile(join(dir, "b.arrow"), tableToIPC(tableFromArrays({ text: ["one", "two"] }), "file"));
+    expect((await all(join(dir, "hf"))).map((r) => r.value)).toEqual(chat);
+    expect((await all(join(dir, "b.arrow"))).map((r) => r.value)).toEqual([{ text: "one" }, { text: "two" }]);
+  });
+
+  it("reads CSV with quoted newlines, reporting where each record starts", async () => {
+    const p = join(dir, "a.csv");
+    await writeFile(p, 'prompt,completion\n"multi\nline",yes\nplain,"with ""quotes"""\n');
+    const rows = await all(p);
+    expect(rows.map((r) => [r.line, r.value])).toEqual([
+      [2, { prompt: "multi\nline", completion: "yes" }],
+      [4, { prompt: "plain", completion: 'with "quotes"' }],
+    ]);
+  });
+
+  it("reads a folder of .txt and .md files in sorted order, one example each", async () => {
+    await mkdir(join(dir, "texts", "sub"), { recursive: true });
+    await writeFile(join(dir, "texts", "b.md"), "# B");
+    await writeFile(join(dir, "texts", "a.txt"), "A");
+    await writeFile(join(dir, "texts", "sub", "c.txt"), "C");
+    await writeFile(join(dir, "texts", "skip.bin"), "x");
+    expect((await all(join(dir, "texts"))).map((r) => [r.file, r.value])).toEqual([
+      [join(dir, "texts", "a.txt"), { text: "A" }],
+      [join(dir, "texts", "b.md"), { text: "# B" }],
+      [join(dir, "texts", "sub", "c.txt"), { text: "C" }],
+    ]);
+  });
+});
+
+describe("malformed input", () => {
+  it("marks a malformed JSON line with its line number", async () => {
+    const p = join(dir, "bad.jsonl");
+    await writeFile(p, '{"text": "ok"}\n{"text": nope}\n[1, 2]\n');
+    const rows = await all(p);
+    expect(rows[1]).toMatchObject({ line: 2, value: undefined });
+    expect(rows[1]!.error).toMatch(/^malformed JSON \(Unexpected token/);
+    expect(rows[2]).toMatchObject({ line: 3, error: "expected a JSON object per line, got an array" });
+  });
+
+  it("marks invalid UTF-8 (a lone continuation byte, an overlong form) with its line", async () => {
+    const p = join(dir, "bad-utf8.jsonl");
+    const good = Buffer.from('{"text": "fine"}\n');
+    await writeFile(p, Buffer.concat([good, Buffer.from('{"text": "a'), Buffer.from([0x80]), Buffer.from('"}\n{"text": "'), Buffer.from([0xc0, 0xaf]), Buffer.from('"}\n')]));
+    const rows = await all(p);
+    expect(rows.map((r) => [r.line, r.error])).toEqual([
+      [1, undefined],
+      [2, "invalid UTF-8 at byte 11 of the line"],
+      [3, "invalid UTF-8 at byte 10 of the line"],
+    ]);
+  });
+
+  it("stops on invalid UTF-8 in CSV with the line", async () => {
+    const p = join(dir, "bad.csv");
+    await writeFile(p, Buffer.concat([Buffer.from("text\nok\nbad "), Buffer.from([0xff]), Buffer.from("\n")]));
+    await expect(all(p)).rejects.toThrow(expect.objectContaining({ message: "invalid UTF-8", line: 3 }));
+  });
+
+  it("refuses a file whose format it cannot tell", async () => {
+    const p = join(dir, "data.xyz");
+    await writeFile(p, "x");
+    await expect(all(p)).rejects.toThrow("cannot tell the file format from its name");
+  });
+
+  it("reports a missing input", async () => {
+    await expect(all(join(dir, "missing.jsonl"))).rejects.toThrow("no such file or folder");
+  });
+});

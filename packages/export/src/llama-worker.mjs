@@ -1,0 +1,80 @@
+// @ts-check
+// Child process that runs llama.cpp through node-llama-cpp 3.21.1 for `verify`: some inputs make
+// llama.cpp abort its whole process (spec/gemma4.md §3.6, §10), so it never runs inside the
+// caller. Fully offline: prebuilt binaries only, CPU, F32 KV cache, flash attention off.
+// Protocol: one JSON request on IPC, one JSON reply, then exit. Plain JS so it forks without a loader.
+import { getLlama, LlamaLogLevel } from "node-llama-cpp";
+
+/** @param {any} req */
+async function run(req) {
+  /** @type {string[]} */
+  const logs = [];
+  const llama = await getLlama({
+    gpu: false,
+    build: "never",
+    skipDownload: true,
+    progressLogs: false,
+    logLevel: LlamaLogLevel.warn,
+    logger: (level, message) => {
+      if (logs.length < 200) logs.push(`${level}: ${message.trim()}`);
+    },
+  });
+  let model;
+  try {
+    model = await llama.loadModel({ modelPath: req.modelPath, gpuLayers: 0 });
+  } catch (e) {
+    // llama.cpp's reason reaches the logger shortly after the rejection.
+    await new Promise((r) => setTimeout(r, 600));
+    return { ok: false, stage: "load", error: String(e && e.message ? e.message : e), logs };
+  }
+  const maxTokens = Math.max(8, ...req.texts.map((/** @type {string} */ t) => 4 * t.length + 8));
+  let context;
+  try {
+    context = await model.createContext({
+      contextSize: Math.min(req.contextSize ?? 512, 8192),
+      batchSize: Math.min(req.contextSize ?? 512, 8192),
+      threads: req.threads ?? 0,
+      flashAttention: false,
+      experimentalKvCacheKeyType: "F32",
+      experimentalKvCacheValueType: "F32",
+      ...(req.adapterPath ? { lora: { adapters: [{ filePath: req.adapterPath, scale: req.adapterScale ?? 1 }] } } : {}),
+    });
+  } catch (e) {
+    await new Promise((r) => setTimeout(r, 600));
+    return { ok: false, stage: "context", error: String(e && e.message ? e.message : e), logs };
+  }
+  const seq = context.getSequence();
+  const results = [];
+  for (const text of req.texts) {
+    const body = Array.from(model.tokenize(text, true));
+    const bos = model.tokens.bos;
+    const ids = model.tokens.shouldPrependBosToken && bos !== null ? [bos, ...body] : body;
+    if (ids.length > maxTokens) throw new Error("probe text too long");
+    await seq.clearHistory();
+    const items = ids.map((t, i) => (i < ids.length - 1 ? [t, { generateNext: { probabilities: true } }] : t));
+    const out = await seq.controlledEvaluate(/** @type {any} */ (items));
+    const logprobs = [];
+    for (let i = 0; i + 1 < ids.length; i++) {
+      const p = out[i]?.next?.probabilities?.get(ids[i + 1]) ?? 0;
+      logprobs.push(Math.log(p));
+    }
+    results.push({ tokens: body, logprobs });
+  }
+  let eogIds;
+  if (req.eogIds) {
+    eogIds = [];
+    const vocab = Number(model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0);
+    for (let id = 0; id < vocab; id++) if (model.isEogToken(/** @type {any} */ (id))) eogIds.push(id);
+  }
+  await context.dispose();
+  await model.dispose();
+  await llama.dispose();
+  return { ok: true, results, eogIds, logs };
+}
+
+process.once("message", (req) => {
+  run(req).then(
+    (reply) => process.send?.(reply, () => process.exit(0)),
+    (e) => process.send?.({ ok: false, stage: "run", error: String(e && e.stack ? e.stack : e), logs: [] }, () => process.exit(0)),
+  );
+});
