@@ -82,6 +82,10 @@ describe("Gemma tokenizer (Gemma 3 release, the default)", () => {
     expect(tok.decode(ids)).toBe(text);
   });
 
+  it("decodes a literal ▁ (U+2581) as a space, as every SentencePiece-style tokenizer does", () => {
+    expect(tok.decode(tok.encode("a▁b", { addBos: false }))).toBe("a b");
+  });
+
   it("decodes without special tokens on request", () => {
     expect(tok.decode(tok.encode("<start_of_turn>hi<end_of_turn>"), { skipSpecial: true })).toBe("hi");
     expect(tok.isSpecial(2)).toBe(true);
