@@ -37,6 +37,7 @@ describe("Gemma tokenizer (Gemma 3 release, the default)", () => {
     expect(tok.isDefaultGemma3).toBe(true);
     expect(tok.identity.source).toBe("default-gemma3");
     expect(tok.identity.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(tok.identity.chatTemplateSha256).toMatch(/^[0-9a-f]{64}$/);
     // <image_soft_token> sits past the model vocabulary: no embedding row for it.
     expect(tok.tokensBeyondVocab).toEqual([{ id: 262_144, content: "<image_soft_token>" }]);
   });
