@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError } from "@owntune/model";
+import { readChatTemplateText, UserError } from "@owntune/model";
 import { gguf, type GgufEntry } from "./gguf-format.js";
 
 /** llama_token_type values (tokenizer.ggml.token_type). */
@@ -48,19 +48,6 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
 function tokenText(v: unknown): string | undefined {
   if (typeof v === "string") return v;
   if (v && typeof v === "object" && typeof (v as { content?: unknown }).content === "string") return (v as { content: string }).content;
-  return undefined;
-}
-
-/** The chat template: chat_template.jinja (newer checkpoints) or tokenizer_config.json's field. */
-async function readChatTemplate(dir: string, tokenizerConfig: Record<string, unknown> | undefined): Promise<string | undefined> {
-  const jinja = join(dir, "chat_template.jinja");
-  if (existsSync(jinja)) return readFile(jinja, "utf8");
-  const t = tokenizerConfig?.chat_template;
-  if (typeof t === "string") return t;
-  if (Array.isArray(t)) {
-    const named = t.find((x: { name?: string }) => x?.name === "default") ?? t[0];
-    if (named && typeof named.template === "string") return named.template as string;
-  }
   return undefined;
 }
 
@@ -137,7 +124,7 @@ export async function readTokenizerFiles(
     pad: idOf("pad_token") ?? configIds.pad,
     mask: idOf("mask_token") ?? seen.get("<mask>"),
   };
-  return { tokens: tokens as string[], types, merges, specialIds, chatTemplate: await readChatTemplate(dir, tc), dropped };
+  return { tokens: tokens as string[], types, merges, specialIds, chatTemplate: (await readChatTemplateText(dir, tc ?? {}))?.text, dropped };
 }
 
 /** The `tokenizer.*` GGUF entries for these files. */

@@ -259,7 +259,10 @@ export class SafetensorsFile {
     const out = new Float32Array(count);
     const start = e.begin + first * size;
     if (e.dtype === "F32") {
-      await readExactly(this.handle(), new Uint8Array(out.buffer), start, this.path);
+      // Straight into the output, through views of at most 1 GiB (a byte view of a > 4 GiB array would be too long).
+      for (let b = 0; b < out.byteLength; b += 1 << 30) {
+        await readExactly(this.handle(), new Uint8Array(out.buffer, b, Math.min(1 << 30, out.byteLength - b)), start + b, this.path);
+      }
       return out;
     }
     // 16-bit: read bounded chunks and widen each into its place in `out`.
@@ -384,7 +387,9 @@ export async function writeSafetensors(
 /** Converts float32 values to `dtype` in bounded chunks and appends them. */
 async function writeConverted(write: (chunk: Uint8Array) => Promise<void>, data: Float32Array, dtype: FloatDtype): Promise<void> {
   if (dtype === "F32") {
-    await write(new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+    for (let b = 0; b < data.byteLength; b += 1 << 30) {
+      await write(new Uint8Array(data.buffer, data.byteOffset + b, Math.min(1 << 30, data.byteLength - b)));
+    }
     return;
   }
   const chunk = DECODE_CHUNK_BYTES / 2;

@@ -37,6 +37,7 @@ describe("Gemma tokenizer (Gemma 3 release, the default)", () => {
     expect(tok.isDefaultGemma3).toBe(true);
     expect(tok.identity.source).toBe("default-gemma3");
     expect(tok.identity.sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(tok.identity.chatTemplateSha256).toMatch(/^[0-9a-f]{64}$/);
     // <image_soft_token> sits past the model vocabulary: no embedding row for it.
     expect(tok.tokensBeyondVocab).toEqual([{ id: 262_144, content: "<image_soft_token>" }]);
   });
@@ -126,6 +127,33 @@ describe("loadTokenizer on a model folder", () => {
     expect(other.isDefaultGemma3).toBe(false);
     expect(other.encode("a<my_token>", { addBos: false })).toEqual([id("a"), 262_145]);
     expect(other.endOfGenerationIds).toEqual([1, id("<end_of_turn>")]); // eos_token defaults to <eos> without a tokenizer_config
+  });
+
+  it("handles a Gemma 4-style vocabulary: <|turn>/<turn|> parsed as single ids, <turn|> ends generation, chat_template.jinja used", async () => {
+    // The Gemma 3 files with ids 105/106 renamed as in Gemma 4 (spec §6: <|turn> 105, <turn|> 106).
+    const dir = join(tmp, "gemma4-style");
+    await import("node:fs/promises").then((f) => f.mkdir(dir));
+    const json = JSON.parse(await readFile(join(defaultTokenizerDir(), "tokenizer.json"), "utf8"));
+    const rename: Record<string, string> = { "<start_of_turn>": "<|turn>", "<end_of_turn>": "<turn|>" };
+    for (const t of json.added_tokens) t.content = rename[t.content] ?? t.content;
+    for (const [from, to] of Object.entries(rename)) {
+      json.model.vocab[to] = json.model.vocab[from];
+      delete json.model.vocab[from];
+    }
+    await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
+    await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: "<bos>", eos_token: "<eos>", pad_token: "<pad>", add_bos_token: false }));
+    await writeFile(
+      join(dir, "chat_template.jinja"),
+      "{{ bos_token }}{% for m in messages %}{{ '<|turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\\n' + (m['content'] | trim) + '<turn|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|turn>model\\n' }}{% endif %}",
+    );
+    const g4 = await loadTokenizer(dir, { eosTokenIds: [1, 106] });
+    expect(g4.isDefaultGemma3).toBe(false);
+    expect([g4.tokenToId("<|turn>"), g4.tokenToId("<turn|>"), g4.tokenToId("<end_of_turn>")]).toEqual([105, 106, undefined]);
+    expect(g4.endOfGenerationIds).toEqual([1, 106]);
+    const prompt = g4.applyChatTemplate([{ role: "user", content: "Hello" }], { addGenerationPrompt: true });
+    expect(prompt).toBe("<bos><|turn>user\nHello<turn|>\n<|turn>model\n");
+    expect(g4.encode(prompt)).toEqual([2, 105, id("user"), id("\n"), id("Hello"), 106, id("\n"), 105, id("model"), id("\n")]);
+    expect(g4.identity.chatTemplateSha256).not.toBe(tok.identity.chatTemplateSha256);
   });
 
   it("falls back to the Gemma 3 tokenizer only when asked", async () => {

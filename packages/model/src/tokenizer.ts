@@ -38,6 +38,8 @@ export interface TokenizerIdentity {
   sha256: string;
   /** sha256 of tokenizer_config.json, or null when there is none. */
   configSha256: string | null;
+  /** sha256 of the chat template text in use (chat_template.jinja or tokenizer_config's), or null when none. */
+  chatTemplateSha256: string | null;
   vocabSize: number;
 }
 
@@ -131,7 +133,14 @@ export class GemmaTokenizer {
     const source = options.source ?? "model-dir";
     return new GemmaTokenizer({
       ...core,
-      identity: { source, dir: resolve(dir), sha256: jsonSha, configSha256: configSha, vocabSize: core.vocabSize },
+      identity: {
+        source,
+        dir: resolve(dir),
+        sha256: jsonSha,
+        configSha256: configSha,
+        chatTemplateSha256: templateText ? sha256(Buffer.from(templateText.text, "utf8")) : null,
+        vocabSize: core.vocabSize,
+      },
       isDefaultGemma3: source === "default-gemma3" || jsonSha === (await defaultTokenizerSha256()),
       config,
       chatTemplate: templateText ? new ChatTemplate(templateText.text, templateText.source, specialTokenVariables(config)) : undefined,

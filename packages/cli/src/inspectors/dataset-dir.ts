@@ -14,6 +14,7 @@ export const datasetDirInspector: Inspector = {
         lines.push(`  WARNING: ${split} shards hold ${info.verified[split].tokens} tokens, manifest.json says ${info.splits[split].tokens}`);
       }
     }
-    return { kind: "dataset directory", data: { ...info }, lines };
+    const { kind: _kind, ...data } = info;
+    return { kind: "dataset directory", data, lines };
   },
 };

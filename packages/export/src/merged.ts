@@ -1,0 +1,90 @@
+// The `merged/` export: the base model with its LoRA adapter folded in (W + scale·B·A), as a Hugging
+// Face model folder (bf16 by default, as published checkpoints are; F32 on request) that our own
+// loader, transformers and llama.cpp's converter read. Config, generation config and tokenizer files
+// are copied. Reference: PEFT merge_and_unload + save_pretrained; spec/gemma4.md §4.
+import { existsSync } from "node:fs";
+import { copyFile, readFile } from "node:fs/promises";
+import { join } from "node:path";
+import {
+  configToJson,
+  DTYPE_BYTES,
+  expectedTensors,
+  numElements,
+  planShards,
+  shardFileName,
+  SINGLE_WEIGHTS_FILE,
+  TEXT_PREFIX,
+  WEIGHTS_INDEX_FILE,
+  withAtomicDir,
+  writeFileAtomic,
+  writeSafetensors,
+  type AdapterWeights,
+  type FloatDtype,
+  type Gemma4Config,
+  type Progress,
+  type TensorSource,
+} from "@owntune/model";
+import { mergeLora } from "@owntune/lora";
+
+/** Files copied from the base model folder when present. */
+const COPIED_FILES = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json", "tokenizer.model"];
+/** transformers' default max_shard_size ("5GB"). */
+const MAX_SHARD_BYTES = 5_000_000_000;
+
+export interface MergedExportOptions {
+  baseDir: string;
+  config: Gemma4Config;
+  source: TensorSource;
+  adapter?: AdapterWeights;
+  outDir: string;
+  dtype?: "bf16" | "f32";
+  progress?: Progress;
+}
+
+/**
+ * Writes `outDir` (atomically: complete or absent). Text weights are written under the text-only
+ * prefix `model.` (Gemma4ForCausalLM); config.json is copied when the base is text-only, else its
+ * text part is written. One tensor is held in memory at a time.
+ */
+export async function exportMerged(o: MergedExportOptions): Promise<{ files: string[]; bytes: number }> {
+  const dtype: FloatDtype = (o.dtype ?? "bf16") === "bf16" ? "BF16" : "F32";
+  const specs = expectedTensors(o.config).map((spec) => ({ spec, bytes: numElements(spec.shape) * DTYPE_BYTES[dtype] }));
+  const shards = planShards(specs, MAX_SHARD_BYTES);
+  const bytes = specs.reduce((a, s) => a + s.bytes, 0);
+  const files = await withAtomicDir(o.outDir, async (tmp) => {
+    const written: string[] = [];
+    const baseConfig = JSON.parse(await readFile(join(o.baseDir, "config.json"), "utf8")) as Record<string, unknown>;
+    const textOnly = baseConfig.model_type === "gemma4_text";
+    const config = textOnly ? { ...baseConfig, torch_dtype: dtype === "BF16" ? "bfloat16" : "float32" } : { ...configToJson(o.config), torch_dtype: dtype === "BF16" ? "bfloat16" : "float32" };
+    await writeFileAtomic(join(tmp, "config.json"), JSON.stringify(config, null, 2) + "\n");
+    written.push("config.json");
+    for (const name of COPIED_FILES) {
+      if (!existsSync(join(o.baseDir, name))) continue;
+      await copyFile(join(o.baseDir, name), join(tmp, name));
+      written.push(name);
+    }
+    o.progress?.start(Math.round(bytes / 1e6), "merged", "MB");
+    const weightMap: Record<string, string> = {};
+    for (const [k, shard] of shards.entries()) {
+      const file = shards.length === 1 ? SINGLE_WEIGHTS_FILE : shardFileName(k, shards.length);
+      const tensors = shard.map(({ spec }) => ({ name: TEXT_PREFIX + spec.name, dtype, shape: spec.shape }));
+      await writeSafetensors(join(tmp, file), tensors, async (_t, i) => {
+        const { spec, bytes: b } = shard[i]!;
+        const base = await o.source.read(spec.name);
+        const pair = o.adapter?.pairs.get(spec.name.replace(/\.weight$/, ""));
+        o.progress?.increment(b / 1e6);
+        return pair ? mergeLora(base, pair, o.adapter!.scale) : base;
+      }, { metadata: { format: "pt" } });
+      for (const t of tensors) weightMap[t.name] = file;
+      written.push(file);
+    }
+    o.progress?.stop();
+    if (shards.length > 1) {
+      const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+      await writeFileAtomic(join(tmp, WEIGHTS_INDEX_FILE), JSON.stringify({ metadata: { total_size: bytes }, weight_map: sorted }, null, 2) + "\n");
+      written.push(WEIGHTS_INDEX_FILE);
+    }
+    return written.sort();
+  });
+  return { files, bytes };
+}

@@ -1,0 +1,215 @@
+// `owntune verify`: llama.cpp (node-llama-cpp 3.21.1, in a child process, offline, CPU, F32 KV cache,
+// flash attention off) against our own forward pass on the same GGUF. Three checks:
+//  1. tokenization: the token ids both sides assign to each probe text (special tokens parsed);
+//  2. log-probabilities: per position, log p(next token) from llama.cpp vs our forward pass run on
+//     the GGUF's own (dequantized) weights — with the adapter on both sides when given — within a
+//     tolerance set by ggml's precision for that weight type (see VERIFY_TOLERANCES);
+//  3. weights: each GGUF tensor against the model folder's (merged with the adapter when the export
+//     merged it), within the error the type's rounding or quantization allows.
+// Reference: design.md "The external oracle", spec/gemma4.md §10, spec/gguf.md §5.
+import { join } from "node:path";
+import { expectedTensors, writeFileAtomic, type AdapterWeights, type Gemma4Config, type TensorSource } from "@owntune/model";
+import { mergeLora } from "@owntune/lora";
+import { openGgufTensorSource } from "./gguf-source.js";
+import { runLlama, type LlamaReply } from "./llama-runner.js";
+import { GgmlType, ggmlTypeName } from "./quant/ggml-types.js";
+
+/**
+ * Probe texts: prose, code, several scripts, emoji, whitespace runs, numbers, and chat-formatted
+ * text whose special tokens both tokenizers must parse. Short, so a CPU check stays quick.
+ */
+export const PROBE_TEXTS: readonly string[] = [
+  "The quick brown fox jumps over the lazy dog. It was a bright cold day in April.",
+  "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\nprint([fib(i) for i in range(10)])",
+  "Grüße aus Köln! Ça va très bien. 東京は日本の首都です。 Привет, мир! مرحبا بالعالم",
+  "Emoji 🎉🚀 and   multiple    spaces,\n\n\ttabs and newlines; numbers 3.14159 and 1,024,000.",
+  "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\nParis is the capital.<end_of_turn>\n",
+];
+
+/**
+ * Tolerance on the largest per-position |Δ log p| (nats), by the family of the GGUF's matmul weights.
+ * The reason is what ggml's CPU arithmetic does differently from exact float32 math, measured on
+ * the tiny preset (spec/gemma4.md §10): GELU through an fp16 table (1e-3–3e-3 nats on small random
+ * models) in every case, plus, for quantized weights, activations quantized to 8 bits (Q8_0/Q8_K)
+ * before each quantized matmul (2e-3–5e-3 more). Single-feature model errors cost ≥ 0.06 nats.
+ */
+export const VERIFY_TOLERANCES = {
+  float: { maxAbs: 0.02, reason: "F32/F16/BF16 weights: ggml's fp16 GELU table and summation order (measured ≤ 3e-3 nats at small logit scale)" },
+  quantized: { maxAbs: 0.03, reason: "quantized weights: as for float, plus activations rounded to 8 bits before each quantized matmul (measured ≤ 1e-2 nats)" },
+} as const;
+/** Above this logit scale (largest |log p| of a probe's targets), ggml's fp16 rounding grows with it (spec §10: 0.05–0.08 nats at soft-capped scale). */
+export const LOGIT_SCALE_REFERENCE = 20;
+
+/** Per-type bound on max|GGUF − source| / rms(source) for the weight check (rounding or quantization error, with room). */
+const WEIGHT_TOLERANCE: Record<number, number> = {
+  [GgmlType.F32]: 0,
+  [GgmlType.F16]: 2 ** -10,
+  [GgmlType.BF16]: 2 ** -7,
+  [GgmlType.Q8_0]: 0.05,
+  [GgmlType.Q6_K]: 0.15,
+  [GgmlType.Q5_K]: 0.3,
+  [GgmlType.Q5_0]: 0.3,
+  [GgmlType.Q5_1]: 0.3,
+  [GgmlType.Q4_K]: 0.6,
+  [GgmlType.Q4_0]: 0.6,
+};
+
+/** Scores token ids with our forward pass: log p(ids[t+1] | ids[≤t]) for t = 0 … n−2. */
+export type ScoreFn = (config: Gemma4Config, weights: TensorSource, adapter: AdapterWeights | undefined, ids: readonly number[][]) => Promise<number[][]>;
+
+/** Our tokenizer: ids of a text with BOS first and special tokens parsed. */
+export type EncodeFn = (text: string) => number[];
+
+export interface VerifyOptions {
+  gguf: string;
+  config: Gemma4Config;
+  encode: EncodeFn;
+  score: ScoreFn;
+  /** The model folder's weights, for the weight check (skipped when absent). */
+  source?: TensorSource;
+  /** Adapter applied on both sides: llama.cpp gets `adapterGguf`, our forward pass `adapter`. */
+  adapter?: AdapterWeights;
+  adapterGguf?: string;
+  /** An adapter merged into the GGUF's weights: the weight check compares against W + scale·B·A. */
+  mergedAdapter?: AdapterWeights;
+  probes?: readonly string[];
+  /** Where verify.json goes (not written when absent). */
+  out?: string;
+}
+
+export interface ProbeReport {
+  text: string;
+  tokens: number;
+  /** First position where the token ids differ, or null. */
+  tokenMismatchAt: number | null;
+  ours?: number[];
+  llama?: number[];
+  maxAbsDiff: number | null;
+  meanAbsDiff: number | null;
+  /** Position (in the BOS-prefixed sequence) of the largest difference. */
+  worstPosition: number | null;
+  tolerance: number;
+}
+
+export interface VerifyReport {
+  gguf: string;
+  adapterGguf: string | null;
+  ok: boolean;
+  /** Type family of the matmul weights, with the tolerance and its reason. */
+  weights: string;
+  tolerance: { maxAbs: number; reason: string; logitScaleReference: number };
+  probes: ProbeReport[];
+  tokenization: { ok: boolean; mismatches: number };
+  logprobs: { ok: boolean; maxAbsDiff: number; meanAbsDiff: number };
+  weightCheck: { ok: boolean; checked: number; worst: Array<{ tensor: string; type: string; relError: number; bound: number }> } | null;
+  llama: { ok: boolean; error?: string; logs: string[] };
+  eogIds?: number[];
+}
+
+/** Which tolerance applies: quantized if any matmul weight is quantized. */
+function weightFamily(types: Iterable<number>): "float" | "quantized" {
+  for (const t of types) if (t !== GgmlType.F32 && t !== GgmlType.F16 && t !== GgmlType.BF16) return "quantized";
+  return "float";
+}
+
+/** Compares every GGUF tensor with the source's (merged) values. */
+async function checkWeights(ggufSource: Awaited<ReturnType<typeof openGgufTensorSource>>, o: VerifyOptions): Promise<NonNullable<VerifyReport["weightCheck"]>> {
+  const results: Array<{ tensor: string; type: string; relError: number; bound: number; ok: boolean }> = [];
+  for (const spec of expectedTensors(o.config)) {
+    const want0 = await o.source!.read(spec.name);
+    const pair = o.mergedAdapter?.pairs.get(spec.name.replace(/\.weight$/, ""));
+    const want = pair ? mergeLora(want0, pair, o.mergedAdapter!.scale) : want0;
+    const got = await ggufSource.read(spec.name);
+    let maxDiff = 0;
+    let sumSq = 0;
+    for (let i = 0; i < want.length; i++) {
+      maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
+      sumSq += want[i]! * want[i]!;
+    }
+    const rms = Math.sqrt(sumSq / Math.max(1, want.length));
+    const relError = rms > 0 ? maxDiff / rms : maxDiff;
+    const type = ggufSource.ggmlType(spec.name);
+    const bound = WEIGHT_TOLERANCE[type] ?? 1;
+    results.push({ tensor: spec.name, type: ggmlTypeName(type), relError, bound, ok: relError <= bound });
+  }
+  results.sort((a, b) => b.relError / (b.bound || 1e-30) - a.relError / (a.bound || 1e-30));
+  return { ok: results.every((r) => r.ok), checked: results.length, worst: results.slice(0, 5).map(({ ok: _, ...r }) => r) };
+}
+
+/** Runs the three checks; writes verify.json when `out` is set. Never throws for a mismatch: see `ok`. */
+export async function verifyGguf(o: VerifyOptions): Promise<VerifyReport> {
+  const probes = o.probes ?? PROBE_TEXTS;
+  const ggufSource = await openGgufTensorSource(o.gguf);
+  const family = weightFamily(ggufSource.header.tensors.filter((t) => t.ne.length >= 2 && t.ne[1]! > 1).map((t) => t.type));
+  const base = VERIFY_TOLERANCES[family];
+  const maxContext = Math.max(...probes.map((p) => o.encode(p).length)) + 8;
+  const reply: LlamaReply = await runLlama({ modelPath: o.gguf, adapterPath: o.adapterGguf, texts: [...probes], contextSize: Math.max(64, maxContext), eogIds: true });
+  const ourIds = probes.map((p) => o.encode(p));
+  const ours = await o.score(o.config, ggufSource, o.adapter, ourIds);
+  const reports: ProbeReport[] = probes.map((text, i) => {
+    const mine = ourIds[i]!;
+    const report: ProbeReport = { text, tokens: mine.length, tokenMismatchAt: null, maxAbsDiff: null, meanAbsDiff: null, worstPosition: null, tolerance: base.maxAbs };
+    if (!reply.ok) return report;
+    const theirs = reply.results[i]!;
+    // Our ids start with BOS; llama.cpp's token list is without it (it prepends BOS itself).
+    const theirIds = [mine[0]!, ...theirs.tokens];
+    const n = Math.max(mine.length, theirIds.length);
+    for (let k = 0; k < n; k++) {
+      if (mine[k] !== theirIds[k]) {
+        report.tokenMismatchAt = k;
+        report.ours = mine.slice(Math.max(0, k - 3), k + 5);
+        report.llama = theirIds.slice(Math.max(0, k - 3), k + 5);
+        break;
+      }
+    }
+    if (report.tokenMismatchAt !== null) return report;
+    const a = ours[i]!;
+    const b = theirs.logprobs;
+    let max = 0;
+    let sum = 0;
+    let worst = 0;
+    let scale = 0;
+    for (let k = 0; k < a.length; k++) {
+      const d = Math.abs(a[k]! - b[k]!);
+      if (!(d <= max)) {
+        max = d;
+        worst = k;
+      }
+      sum += d;
+      scale = Math.max(scale, Math.abs(a[k]!));
+    }
+    report.maxAbsDiff = max;
+    report.meanAbsDiff = sum / Math.max(1, a.length);
+    report.worstPosition = worst;
+    report.tolerance = base.maxAbs * Math.max(1, scale / LOGIT_SCALE_REFERENCE);
+    return report;
+  });
+  const tokOk = reply.ok && reports.every((r) => r.tokenMismatchAt === null);
+  const compared = reports.filter((r) => r.maxAbsDiff !== null);
+  const lpOk = reply.ok && compared.length === reports.length && compared.every((r) => r.maxAbsDiff! <= r.tolerance);
+  const weightCheck = o.source ? await checkWeights(ggufSource, o) : null;
+  const report: VerifyReport = {
+    gguf: o.gguf,
+    adapterGguf: o.adapterGguf ?? null,
+    ok: tokOk && lpOk && (weightCheck?.ok ?? true),
+    weights: family,
+    tolerance: { maxAbs: base.maxAbs, reason: base.reason, logitScaleReference: LOGIT_SCALE_REFERENCE },
+    probes: reports,
+    tokenization: { ok: tokOk, mismatches: reports.filter((r) => r.tokenMismatchAt !== null).length },
+    logprobs: {
+      ok: lpOk,
+      maxAbsDiff: Math.max(0, ...compared.map((r) => r.maxAbsDiff!)),
+      meanAbsDiff: compared.reduce((s, r) => s + r.meanAbsDiff!, 0) / Math.max(1, compared.length),
+    },
+    weightCheck,
+    llama: reply.ok ? { ok: true, logs: reply.logs } : { ok: false, error: `${reply.stage}: ${reply.error}`, logs: reply.logs },
+    eogIds: reply.ok ? reply.eogIds : undefined,
+  };
+  if (o.out) await writeFileAtomic(o.out, JSON.stringify(report, null, 2) + "\n");
+  return report;
+}
+
+/** Default location of verify.json beside the GGUF. */
+export function verifyJsonPath(dir: string): string {
+  return join(dir, "verify.json");
+}
