@@ -153,7 +153,7 @@ export function tokenizerEntries(t: TokenizerFiles): Array<[string, GgufEntry]> 
 }
 
 /** Token texts llama.cpp v0.4.0 marks end-of-generation by name (llama-vocab.cpp), besides eos/eot/eom. */
-const EOG_TEXTS = new Set([
+export const EOG_TEXTS: ReadonlySet<string> = new Set([
   "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>", "<|endoftext|>",
   "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>",
   "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
