@@ -159,37 +159,41 @@ export class EmbeddingTable {
     return { lse, zt };
   }
 
-  /** ∂(Σ g_j·nll_j)/∂h for rows h [n, H]: Σ_c (g·softmax·cap′)·E_c − g·cap′(z_t)·E[t]. */
+  /** ∂(Σ g_j·nll_j)/∂h for rows h [n, H]: Σ_c (g·softmax·cap′)·E_c − g·cap′(z_t)·E[t]. One tile alive at a time. */
   private nllGrad(h: tf.Tensor2D, targets: readonly number[], lse: Float64Array, g: Float32Array, softcap: number | null): tf.Tensor2D {
     const n = h.shape[0];
     const blocks: tf.Tensor2D[] = [];
     for (let r0 = 0; r0 < n; r0 += this.tokenBlock) {
       const r1 = Math.min(n, r0 + this.tokenBlock);
-      blocks.push(
-        tf.tidy(() => {
-          const block = tf.slice(h, [r0, 0], [r1 - r0, -1]);
-          const lseCol = tf.tensor2d(Float32Array.from(lse.subarray(r0, r1)), [r1 - r0, 1]);
-          const gCol = tf.tensor2d(g.subarray(r0, r1), [r1 - r0, 1]);
-          let dh = tf.zeros([r1 - r0, this.hidden]) as tf.Tensor2D;
-          for (const ec of this.chunks) {
-            const z = capLogits(tf.matMul(block, ec), softcap); // recomputed [b, Vc]
-            // p = exp(z − lse) = softmax_c(z)·exp(lse_c − lse), lse_c = max − log(max softmax)
-            const sm = tf.softmax(z);
-            const lseC = tf.sub(tf.max(z, 1, true), tf.log(tf.max(sm, 1, true)));
-            let dz = tf.mul(sm, tf.mul(tf.exp(tf.sub(lseC, lseCol)), gCol));
-            if (softcap !== null) dz = tf.mul(dz, capSlope(z, softcap));
-            // dz·E_c = (Eᵀ_c·dzᵀ)ᵀ: a plain matMul on the stored Eᵀ_c
-            dh = tf.add(dh, tf.transpose(tf.matMul(ec, tf.transpose(dz))));
-          }
-          const zt = capLogits(tf.sum(tf.mul(block, this.lookup(targets.slice(r0, r1))), 1, true), softcap);
-          const et = this.lookup(targets.slice(r0, r1));
-          const coef = softcap !== null ? tf.mul(gCol, capSlope(zt, softcap)) : gCol;
-          return tf.sub(dh, tf.mul(et, coef));
-        }),
-      );
+      const block = tf.slice(h, [r0, 0], [r1 - r0, -1]);
+      const lseCol = tf.tensor2d(Float32Array.from(lse.subarray(r0, r1)), [r1 - r0, 1]);
+      const gCol = tf.tensor2d(g.subarray(r0, r1), [r1 - r0, 1]);
+      const et = this.lookup(targets.slice(r0, r1));
+      // The target term first: −g·cap′(z_t)·E[t].
+      let dh = tf.tidy(() => {
+        const zt = capLogits(tf.sum(tf.mul(block, et), 1, true), softcap);
+        return tf.neg(tf.mul(et, softcap !== null ? tf.mul(gCol, capSlope(zt, softcap)) : gCol)) as tf.Tensor2D;
+      });
+      for (const ec of this.chunks) {
+        const next = tf.tidy(() => {
+          const z = capLogits(tf.matMul(block, ec), softcap); // recomputed [b, Vc]
+          // p = exp(z − lse) = softmax_c(z)·exp(lse_c − lse), lse_c = max − log(max softmax)
+          const sm = tf.softmax(z);
+          const lseC = tf.sub(tf.max(z, 1, true), tf.log(tf.max(sm, 1, true)));
+          let dz = tf.mul(sm, tf.mul(tf.exp(tf.sub(lseC, lseCol)), gCol));
+          if (softcap !== null) dz = tf.mul(dz, capSlope(z, softcap));
+          // dz·E_c = (Eᵀ_c·dzᵀ)ᵀ: a plain matMul on the stored Eᵀ_c
+          return tf.add(dh, tf.transpose(tf.matMul(ec, tf.transpose(dz)))) as tf.Tensor2D;
+        });
+        dh.dispose();
+        dh = next;
+      }
+      tf.dispose([block, lseCol, gCol, et]);
+      blocks.push(dh);
     }
-    const out = blocks.length === 1 ? blocks[0]! : (tf.concat(blocks, 0) as tf.Tensor2D);
-    if (blocks.length > 1) blocks.forEach((b) => b.dispose());
+    if (blocks.length === 1) return blocks[0]!;
+    const out = tf.concat(blocks, 0) as tf.Tensor2D;
+    tf.dispose(blocks);
     return out;
   }
 
