@@ -18,14 +18,15 @@ import { GgmlType, ggmlTypeName } from "./quant/ggml-types.js";
 
 /**
  * Probe texts: prose, code, several scripts, emoji, whitespace runs, numbers, and chat-formatted
- * text whose special tokens both tokenizers must parse. Short, so a CPU check stays quick.
+ * text whose special tokens both tokenizers must parse. Short (≈ 110 positions in all): node-llama-cpp
+ * hands over each position's whole 262,144-entry distribution, ~0.1–0.4 s a position on 2 cores.
  */
 export const PROBE_TEXTS: readonly string[] = [
   "The quick brown fox jumps over the lazy dog. It was a bright cold day in April.",
-  "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\nprint([fib(i) for i in range(10)])",
-  "Grüße aus Köln! Ça va très bien. 東京は日本の首都です。 Привет, мир! مرحبا بالعالم",
-  "Emoji 🎉🚀 and   multiple    spaces,\n\n\ttabs and newlines; numbers 3.14159 and 1,024,000.",
-  "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\nParis is the capital.<end_of_turn>\n",
+  "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)",
+  "Grüße aus Köln! 東京は日本の首都です。 Привет, мир! مرحبا",
+  "Emoji 🎉 and   spaces,\n\n\ttabs; 3.14159 and 1,024.",
+  "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\nParis.<end_of_turn>\n",
 ];
 
 /**
