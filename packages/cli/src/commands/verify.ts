@@ -56,7 +56,7 @@ export function registerVerify(program: Command): void {
           config: model.config,
           encode: (text) => model.tokenizer.encode(text),
           score: ourScore,
-          source: peft ? undefined : model.checkpoint,
+          source: model.checkpoint,
           adapter: peft?.weights,
           adapterGguf,
           out: flags.out ?? join(dirname(flags.gguf), "verify.json"),
