@@ -39,7 +39,10 @@ beforeAll(async () => {
 
 describe("owntune export", () => {
   it("writes the GGUF and Modelfile, verifies against llama.cpp, and reports it under --json", { timeout: 600_000 }, async () => {
-    const r = await owntuneAsync(["export", "--model", modelDir, "--out", out, "--quant", "f32", "--json"]);
+    // One short probe (llama.cpp hands over a 262,144-entry distribution per position: CI time).
+    const probes = join(dir, "probes.jsonl");
+    writeFileSync(probes, JSON.stringify({ text: "<start_of_turn>user\nHi there!<end_of_turn>\n" }) + "\n");
+    const r = await owntuneAsync(["export", "--model", modelDir, "--out", out, "--quant", "f32", "--probes", probes, "--json"]);
     expect(r.code, r.stderr).toBe(0);
     const result = JSON.parse(r.stdout) as { gguf: string; verify: { ok: boolean; logprobs: { maxAbsDiff: number }; tokenization: { mismatches: number } } };
     expect(result.gguf).toBe(join(out, "model-F32.gguf"));

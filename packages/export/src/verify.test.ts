@@ -43,7 +43,9 @@ function summary(r: VerifyReport): string {
 
 describe.each(["F32", "Q8_0", "Q4_K_M"] as const)("verify on a %s export of the tiny preset", (mix) => {
   it("agrees with llama.cpp on token ids and log-probs, and the weights match the model's", { timeout: 300_000 }, async () => {
-    const r = await verifyGguf({ gguf: paths[mix]!, config: tiny.config, encode, score: ourScore, source: tiny.source, probes, out: join(dir, `verify-${mix}.json`) });
+    // Quantized files on the chat probe alone (special tokens, 23 positions): CI time.
+    const mixProbes = mix === "F32" ? probes : [PROBE_TEXTS[4]!];
+    const r = await verifyGguf({ gguf: paths[mix]!, config: tiny.config, encode, score: ourScore, source: tiny.source, probes: mixProbes, out: join(dir, `verify-${mix}.json`) });
     reports[mix] = r;
     console.log(`${mix}: ${summary(r)}; weights ${r.weightCheck?.worst[0]?.tensor} ${r.weightCheck?.worst[0]?.relError.toExponential(2)}`);
     expect(r.llama.ok, summary(r)).toBe(true);
@@ -55,7 +57,7 @@ describe.each(["F32", "Q8_0", "Q4_K_M"] as const)("verify on a %s export of the 
     expect(r.eogIds).toEqual(endOfGenerationIds(await gemmaTokenizer()));
     const written = JSON.parse(readFileSync(join(dir, `verify-${mix}.json`), "utf8")) as VerifyReport;
     expect(written.tolerance.reason).toBe(r.tolerance.reason);
-    expect(written.probes).toHaveLength(probes.length);
+    expect(written.probes).toHaveLength(mixProbes.length);
   });
 });
 

@@ -4,6 +4,7 @@ import { exportDir, isQuantMix, ourScore, QUANT_MIXES, type ExportDirResult } fr
 import { didYouMean, UserError } from "@owntune/model";
 import { Option, type Command } from "commander";
 import { commandIO } from "../cli-io.js";
+import { readProbes } from "./verify.js";
 
 interface ExportFlags {
   model: string;
@@ -15,6 +16,7 @@ interface ExportFlags {
   adapterGguf?: boolean;
   merge: boolean;
   verify: boolean;
+  probes?: string;
 }
 
 /** The quant type named by the user, or a UserError with the known ones. */
@@ -55,10 +57,12 @@ export function registerExport(program: Command): void {
     .option("--adapter-gguf", "also write adapter.gguf (llama.cpp LoRA adapter)")
     .option("--no-merge", "keep the adapter out of the model GGUF: write it as adapter.gguf, applied at run time")
     .option("--no-verify", "skip the check against llama.cpp")
+    .option("--probes <file.jsonl>", 'verify on these texts, one {"text": ...} per line (default: a built-in set)')
     .action(async (flags: ExportFlags, cmd: Command) => {
       const io = commandIO(cmd);
       const quant = parseQuant(flags.quant);
       if (!flags.merge && !flags.adapter) throw new UserError("--no-merge needs --adapter", { field: "--no-merge" });
+      const probes = await readProbes(flags.probes);
       const r = await exportDir({
         modelDir: flags.model,
         adapterDir: flags.adapter,
@@ -70,6 +74,7 @@ export function registerExport(program: Command): void {
         mergedDtype: flags.mergedDtype,
         verify: flags.verify,
         score: ourScore,
+        probes,
         progress: io.progress,
         log: io.log,
       });

@@ -1,5 +1,6 @@
 // `owntune verify --gguf FILE --model DIR [--adapter DIR | --adapter-gguf FILE] [--out verify.json]`
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
+import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { exportAdapterGguf, ourScore, verifyGguf, type VerifyReport } from "@owntune/export";
@@ -13,6 +14,33 @@ interface VerifyFlags {
   model: string;
   adapter?: string;
   out?: string;
+  probes?: string;
+}
+
+/** Probe texts from a JSONL file of `{"text": ...}` lines (the built-in set when absent). */
+export async function readProbes(file: string | undefined): Promise<string[] | undefined> {
+  if (file === undefined) return undefined;
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, { file, field: "--probes" });
+  }
+  const probes: string[] = [];
+  text.split("\n").forEach((raw, i) => {
+    if (raw.trim() === "") return;
+    let v: unknown;
+    try {
+      v = JSON.parse(raw);
+    } catch (e) {
+      throw new UserError(`not valid JSON (${(e as Error).message})`, { file, line: i + 1 });
+    }
+    const t = (v as { text?: unknown } | null)?.text;
+    if (typeof t !== "string" || t === "") throw new UserError(`expected {"text": "..."}, got ${raw.slice(0, 80)}`, { file, line: i + 1 });
+    probes.push(t);
+  });
+  if (probes.length === 0) throw new UserError("no probe texts in this file", { file });
+  return probes;
 }
 
 export function describeVerify(v: VerifyReport): string {
@@ -38,9 +66,11 @@ export function registerVerify(program: Command): void {
     .requiredOption("--model <dir>", "the model folder it was exported from (config, tokenizer, weights)")
     .option("--adapter <dir>", "a PEFT adapter applied on both sides (llama.cpp gets it as an adapter GGUF)")
     .option("--out <file>", "where to write verify.json (default: beside the GGUF)")
+    .option("--probes <file.jsonl>", 'probe texts, one {"text": ...} per line (default: a built-in set of prose, code, scripts, emoji and chat markup)')
     .action(async (flags: VerifyFlags, cmd: Command) => {
       const io = commandIO(cmd);
       if (!existsSync(flags.gguf)) throw new UserError("no such file", { file: flags.gguf });
+      const probes = await readProbes(flags.probes);
       const model = await loadModelDir(flags.model);
       const tmp = mkdtempSync(join(tmpdir(), "owntune-verify-"));
       try {
@@ -59,6 +89,7 @@ export function registerVerify(program: Command): void {
           source: model.checkpoint,
           adapter: peft?.weights,
           adapterGguf,
+          probes,
           out: flags.out ?? join(dirname(flags.gguf), "verify.json"),
         });
         io.result(report, describeVerify(report));
