@@ -9,6 +9,9 @@ const META_SPACE = 0x2581;
 /** Heap keys are `rank * RANK_SCALE + position`: exact in a double while ranks < 2^21 and positions < 2^32. */
 const RANK_SCALE = 2 ** 32;
 const MAX_RANK = 2 ** 21;
+/** Chunks of at most this many symbols merge by scanning (no heap); longer ones through the heap. */
+const SCAN_LIMIT = 200;
+const NO_RANK = 0x7fffffff;
 /** Symbols are Int32 ids: vocabulary ids, then extra ids for merge strings the vocabulary lacks. */
 const MAX_SYMBOLS = 2 ** 30;
 /** Chunks longer than this (UTF-16 units) are not cached: they rarely repeat (the library's own bound is 256). */
@@ -38,21 +41,18 @@ class ChunkCache {
   }
 }
 
-/** Pair (left symbol, right symbol) → (rank, merged symbol), open addressing with linear probing. */
+/**
+ * Pair (left symbol, right symbol) → (rank, merged symbol), open addressing with linear probing. One
+ * Int32Array of 4-int slots [left, right, rank, merged], so a lookup touches one cache line.
+ */
 class PairTable {
-  private readonly left: Int32Array;
-  private readonly right: Int32Array;
-  readonly rank: Int32Array;
-  readonly merged: Int32Array;
+  readonly slots: Int32Array;
   private readonly mask: number;
 
   constructor(entries: number) {
     let size = 1024;
     while (size < entries * 2) size *= 2; // load factor ≤ 0.5
-    this.left = new Int32Array(size).fill(-1);
-    this.right = new Int32Array(size);
-    this.rank = new Int32Array(size);
-    this.merged = new Int32Array(size);
+    this.slots = new Int32Array(size * 4).fill(-1);
     this.mask = size - 1;
   }
 
@@ -62,24 +62,28 @@ class PairTable {
     return h & this.mask;
   }
 
-  /** Slot of the pair, or -1. Negative symbols (characters outside every merge) never pair. */
+  /** Offset of the pair's slot (rank at +2, merged symbol at +3), or -1. Negative symbols never pair. */
   find(a: number, b: number): number {
     if ((a | b) < 0) return -1;
+    const t = this.slots;
     for (let i = this.home(a, b); ; i = (i + 1) & this.mask) {
-      const l = this.left[i]!;
-      if (l === a && this.right[i] === b) return i;
+      const o = i << 2;
+      const l = t[o]!;
+      if (l === a && t[o + 1] === b) return o;
       if (l === -1) return -1;
     }
   }
 
   /** Sets (overwrites) a pair: a later duplicate merge wins, as in the library's `new Map(merges…)`. */
   set(a: number, b: number, rank: number, merged: number): void {
+    const t = this.slots;
     let i = this.home(a, b);
-    while (this.left[i] !== -1 && !(this.left[i] === a && this.right[i] === b)) i = (i + 1) & this.mask;
-    this.left[i] = a;
-    this.right[i] = b;
-    this.rank[i] = rank;
-    this.merged[i] = merged;
+    while (t[i << 2] !== -1 && !(t[i << 2] === a && t[(i << 2) + 1] === b)) i = (i + 1) & this.mask;
+    const o = i << 2;
+    t[o] = a;
+    t[o + 1] = b;
+    t[o + 2] = rank;
+    t[o + 3] = merged;
   }
 }
 
@@ -98,7 +102,8 @@ export class FastBpe {
   private readonly extraBase: number;
   private readonly extraIds = new Map<string, number>();
   private readonly extraOut: Int32Array[] = [];
-  private readonly ownerOf: readonly string[];
+  /** Strings of `tokens_to_ids` that do not own their id (`vocab[id] !== s`, e.g. an added token reusing an id). */
+  private readonly notOwners = new Set<string>();
   private readonly byteIds: Int32Array;
   private readonly byteFallback: boolean;
   private readonly unkId: number | undefined;
@@ -113,11 +118,15 @@ export class FastBpe {
   private next = new Int32Array(256);
   private prev = new Int32Array(256);
   private dead = new Uint8Array(256);
+  private rank = new Int32Array(256);
+  private slot = new Int32Array(256);
   private heap = new Float64Array(256);
 
   private constructor(model: BPE) {
     this.tokensToIds = model.tokens_to_ids;
-    this.ownerOf = model.vocab;
+    for (const [text, id] of this.tokensToIds) {
+      if (!(Number.isInteger(id) && id >= 0 && model.vocab[id] === text)) this.notOwners.add(text);
+    }
     this.extraBase = model.vocab.length;
     this.byteFallback = model.byte_fallback;
     this.unkId = model.unk_token == null ? undefined : model.unk_token_id;
@@ -200,10 +209,10 @@ export class FastBpe {
     if (cacheable) this.cache.put(key, Int32Array.from(out.slice(from)));
   }
 
-  /** Heap BPE over word[start, end): repeatedly merge the adjacent pair of lowest (rank, position). */
+  /** BPE over word[start, end): repeatedly merge the adjacent pair of lowest (rank, position). */
   private bpe(word: string, start: number, end: number, out: number[]): void {
     this.reserve(end - start);
-    const { sym, next, prev, dead } = this;
+    const sym = this.sym;
     let n = 0;
     for (let i = start; i < end; n++) {
       const c = word.charCodeAt(i);
@@ -216,15 +225,69 @@ export class FastBpe {
         i += 1;
       }
     }
+    if (n <= SCAN_LIMIT) {
+      n = this.mergeByScan(n);
+      for (let i = 0; i < n; i++) this.emit(sym[i]!, out);
+    } else {
+      for (let i = this.mergeByHeap(n); i >= 0; i = this.next[i]!) this.emit(sym[i]!, out);
+    }
+  }
+
+  /**
+   * Merges sym[0, n) in place by scanning for the lowest rank (leftmost on ties): O(n²) compares but
+   * no heap, the faster way for word-sized chunks. Returns the final number of symbols.
+   */
+  private mergeByScan(n: number): number {
+    const { sym, rank, slot } = this;
+    const t = this.pairs.slots;
+    for (let i = 0; i + 1 < n; i++) {
+      const o = this.pairs.find(sym[i]!, sym[i + 1]!);
+      slot[i] = o;
+      rank[i] = o < 0 ? NO_RANK : t[o + 2]!;
+    }
+    while (n > 1) {
+      let best = NO_RANK;
+      let at = -1;
+      for (let i = 0; i + 1 < n; i++) {
+        if (rank[i]! < best) {
+          best = rank[i]!;
+          at = i;
+        }
+      }
+      if (at < 0) break;
+      sym[at] = t[slot[at]! + 3]!;
+      // Drop symbol at+1; pair i+1 becomes pair i for everything after it.
+      for (let j = at + 1; j + 1 < n; j++) {
+        sym[j] = sym[j + 1]!;
+        slot[j] = slot[j + 1]!;
+        rank[j] = rank[j + 1]!;
+      }
+      n--;
+      for (let i = Math.max(at - 1, 0); i <= at && i + 1 < n; i++) {
+        const o = this.pairs.find(sym[i]!, sym[i + 1]!);
+        slot[i] = o;
+        rank[i] = o < 0 ? NO_RANK : t[o + 2]!;
+      }
+    }
+    return n;
+  }
+
+  /**
+   * Merges sym[0, n) over a linked list with a binary heap of (rank, position) keys, checking each
+   * popped pair is still current (lazy deletion). Returns the first live position (follow `next`).
+   */
+  private mergeByHeap(n: number): number {
+    const { sym, next, prev, dead } = this;
     const pairs = this.pairs;
+    const t = pairs.slots;
     let size = 0;
     for (let i = 0; i < n; i++) {
       next[i] = i + 1 < n ? i + 1 : -1;
       prev[i] = i - 1;
       dead[i] = 0;
       if (i + 1 < n) {
-        const slot = pairs.find(sym[i]!, sym[i + 1]!);
-        if (slot >= 0) size = this.push(size, pairs.rank[slot]! * RANK_SCALE + i);
+        const o = pairs.find(sym[i]!, sym[i + 1]!);
+        if (o >= 0) size = this.push(size, t[o + 2]! * RANK_SCALE + i);
       }
     }
     while (size > 0) {
@@ -234,24 +297,24 @@ export class FastBpe {
       const pos = key - rank * RANK_SCALE;
       const nx = next[pos]!;
       if (dead[pos] === 1 || nx < 0) continue;
-      const slot = pairs.find(sym[pos]!, sym[nx]!);
-      if (slot < 0 || pairs.rank[slot] !== rank) continue; // stale: the pair here changed since the push
-      sym[pos] = pairs.merged[slot]!;
+      const o = pairs.find(sym[pos]!, sym[nx]!);
+      if (o < 0 || t[o + 2] !== rank) continue; // stale: the pair here changed since the push
+      sym[pos] = t[o + 3]!;
       dead[nx] = 1;
       const nn = next[nx]!;
       next[pos] = nn;
       if (nn >= 0) prev[nn] = pos;
       const pp = prev[pos]!;
       if (pp >= 0) {
-        const s = pairs.find(sym[pp]!, sym[pos]!);
-        if (s >= 0) size = this.push(size, pairs.rank[s]! * RANK_SCALE + pp);
+        const q = pairs.find(sym[pp]!, sym[pos]!);
+        if (q >= 0) size = this.push(size, t[q + 2]! * RANK_SCALE + pp);
       }
       if (nn >= 0) {
-        const s = pairs.find(sym[pos]!, sym[nn]!);
-        if (s >= 0) size = this.push(size, pairs.rank[s]! * RANK_SCALE + pos);
+        const q = pairs.find(sym[pos]!, sym[nn]!);
+        if (q >= 0) size = this.push(size, t[q + 2]! * RANK_SCALE + pos);
       }
     }
-    for (let i = n > 0 ? 0 : -1; i >= 0; i = next[i]!) this.emit(sym[i]!, out);
+    return n > 0 ? 0 : -1;
   }
 
   private emit(s: number, out: number[]): void {
@@ -296,12 +359,12 @@ export class FastBpe {
   }
 
   /**
-   * A symbol for a string: its vocabulary id when it owns that id (`vocab[id] === s`), else an extra
+   * A symbol for a string: its vocabulary id when it owns that id (not in `notOwners`), else an extra
    * id (created only while reading merges), else -1. Strings never share a symbol.
    */
   private symbolOf(s: string, create: boolean): number {
     const id = this.tokensToIds.get(s);
-    if (id !== undefined && this.ownerOf[id] === s && Number.isInteger(id) && id >= 0) return id;
+    if (id !== undefined && (this.notOwners.size === 0 || !this.notOwners.has(s))) return id;
     let extra = this.extraIds.get(s);
     if (extra === undefined && create) {
       extra = this.extraBase + this.extraIds.size;
@@ -318,6 +381,8 @@ export class FastBpe {
     this.next = new Int32Array(size);
     this.prev = new Int32Array(size);
     this.dead = new Uint8Array(size);
+    this.rank = new Int32Array(size);
+    this.slot = new Int32Array(size);
     this.heap = new Float64Array(size * 2);
   }
 

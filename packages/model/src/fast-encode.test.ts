@@ -281,6 +281,21 @@ describe("FastEncoder with made-up vocabularies", () => {
     }
   });
 
+  it("matches with Split pre-tokenizers that keep matches (invert) or split on a literal, and no normalizer", () => {
+    for (let seed = 20; seed <= 23; seed++) {
+      const rand = rng(seed);
+      const { merges, vocabList } = randomBpe(rand, [...alphabet, " "], 200, { dropFromVocab: 0.1, extraMerges: [] });
+      const pre_tokenizer = [
+        { type: "Split", pattern: { Regex: "\\p{L}+|\\p{N}+|[^\\s\\p{L}\\p{N}]+" }, behavior: "Removed", invert: true },
+        { type: "Split", pattern: { String: "x" }, behavior: "Removed", invert: false },
+        { type: "Split", pattern: { String: "x" }, behavior: "Isolated", invert: true }, // keeps only the "x"s
+        { type: "Split", pattern: { String: "x" }, behavior: "Isolated", invert: false },
+      ][seed % 4];
+      const json = tokenizerJson({ vocabList: ["<unk>", ...vocabList, ...bytes([0x71, 0xf0, 0x9f, 0x98, 0x80])], merges, added: [{ content: "<unk>", special: true }], pre_tokenizer });
+      expectSame(json, randomTexts(rand, ["12", "345"], 300));
+    }
+  });
+
   it("leaves other tokenizer types to the library, saying why", () => {
     const bpe = tokenizerJson({ vocabList: ["<unk>", "a", "b", "ab"], merges: [["a", "b"]], added: [] });
     const wordPiece = { ...bpe, model: { type: "WordPiece", vocab: { "[UNK]": 0, a: 1 }, unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100 } };

@@ -2,7 +2,7 @@
 // the BPE step replaced by FastBpe (fast-bpe.ts): added-token splitting, normalization and
 // pre-tokenization are the library's own objects, called in the order its `encode_text` calls them.
 // Reference: the library's Tokenizer.ts (encode, encode_text, tokenize_helper) and TokenizerModel.ts.
-import { BPE, type Tokenizer } from "@huggingface/tokenizers";
+import { BPE, SplitPreTokenizer, type Tokenizer } from "@huggingface/tokenizers";
 import { FastBpe } from "./fast-bpe.js";
 
 /** The library's added-token splitter (a longest-match trie over added tokens' text). */
@@ -34,6 +34,7 @@ export class FastEncoder {
     private readonly bpe: FastBpe,
     private readonly fuseUnkId: number | undefined,
     private readonly splitNormalized: boolean,
+    private readonly splitLiteral: string | undefined,
   ) {}
 
   /** A FastEncoder for a loaded library Tokenizer, or the reason the library's own path must be used. */
@@ -57,7 +58,7 @@ export class FastEncoder {
     // TokenizerModel._call's fuse_unk joins runs of pieces whose id is unk; with unk in the vocabulary
     // (checked by FastBpe) that collapses each run of unk ids to one.
     const fuseUnkId = model.fuse_unk && model.unk_token != null ? model.unk_token_id : undefined;
-    return new FastEncoder(lib, bpe, fuseUnkId, Object.keys(lib.splitter_normalized.trie).length > 0);
+    return new FastEncoder(lib, bpe, fuseUnkId, Object.keys(lib.splitter_normalized.trie).length > 0, splitLiteral(lib.pre_tokenizer));
   }
 
   /** Token ids of `text` (no BOS/EOS: the library's `add_special_tokens: false`). */
@@ -85,9 +86,12 @@ export class FastEncoder {
           out.push(addedSub.id);
           continue;
         }
-        const words = lib.pre_tokenizer !== null ? lib.pre_tokenizer.pre_tokenize(sub, { section_index: i }) : [sub];
         const from = out.length;
-        for (const w of words) this.bpe.encodeWord(w, out);
+        if (lib.pre_tokenizer === null || (this.splitLiteral !== undefined && !sub.includes(this.splitLiteral))) {
+          this.bpe.encodeWord(sub, out); // the whole subsection is one pre-token
+        } else {
+          for (const w of lib.pre_tokenizer.pre_tokenize(sub, { section_index: i })) this.bpe.encodeWord(w, out);
+        }
         if (this.fuseUnkId !== undefined) fuseUnk(out, from, this.fuseUnkId);
       }
     }
@@ -113,6 +117,21 @@ function fuseUnk(out: number[], from: number, unkId: number): void {
     out[w++] = out[r]!;
   }
   out.length = w;
+}
+
+/**
+ * The pattern of a Split pre-tokenizer that splits on a literal string without `invert` (Gemma's: " ",
+ * gone once the normalizer turned spaces into ▁). The library returns text that does not contain it as
+ * one piece (both through `regex_split` and, for behavior "Removed", `split`), so the call can be
+ * skipped. Undefined for any other pre-tokenizer (`invert` keeps only the matches: none).
+ */
+function splitLiteral(pt: TokenizerInternals["pre_tokenizer"]): string | undefined {
+  if (!(pt instanceof SplitPreTokenizer)) return undefined;
+  const config = (pt as unknown as { config?: { invert?: unknown; pattern?: { String?: unknown; Regex?: unknown } } }).config;
+  if (config?.invert) return undefined;
+  const literal = config?.pattern?.Regex === undefined ? config?.pattern?.String : undefined;
+  // Surrogate halves could match differently under the regex "u" flag than as a substring.
+  return typeof literal === "string" && literal.length > 0 && !/[\uD800-\uDFFF]/.test(literal) ? literal : undefined;
 }
 
 /**
