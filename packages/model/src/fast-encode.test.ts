@@ -229,7 +229,8 @@ describe("FastEncoder with made-up vocabularies", () => {
 
   function randomTexts(rand: () => number, extra: readonly string[], count: number): string[] {
     const chars = [...alphabet, " ", " ", " ", "  ", "q", "ü", "\u{1F600}", "\uD800", ...extra];
-    return Array.from({ length: count }, () => Array.from({ length: Math.floor(rand() * 400) }, () => pick(rand, chars)).join(""));
+    const unbroken = chars.filter((c) => !c.includes(" ") && !c.includes("\u2581")); // long chunks: the heap path
+    return Array.from({ length: count }, (_, i) => Array.from({ length: Math.floor(rand() * 400) }, () => pick(rand, i % 4 === 0 ? unbroken : chars)).join(""));
   }
 
   function expectSame(json: ReturnType<typeof tokenizerJson>, texts: readonly string[], config: Record<string, unknown> = {}) {
