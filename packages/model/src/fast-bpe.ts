@@ -20,6 +20,11 @@ const MAX_CACHED_CHUNK = 256;
 /** Entries per cache generation: two full generations (131k chunks) measured 22 MB of heap. */
 const CACHE_GENERATION = 65_536;
 
+/** Scratch arrays start at this many symbols and are given back after a chunk longer than MAX_KEPT_SCRATCH (a multi-MB line without spaces would otherwise pin ~37 bytes per character). */
+const INITIAL_SCRATCH = 256;
+const MAX_KEPT_SCRATCH = 1 << 16;
+/** Bound on the per-character caches (astral symbols, byte-fallback pieces): random text over all of Unicode cannot grow them past a few MB. */
+const CHAR_CACHE_LIMIT = 65_536;
 /** V8 makes substrings of at least this many UTF-16 units views that keep their whole parent string alive. */
 const V8_MIN_SLICE = 13;
 
@@ -126,13 +131,13 @@ export class FastBpe {
   private readonly cache = new ChunkCache();
   private readonly foreignOut = new Map<number, Int32Array>();
   // Scratch for one chunk's BPE (grown on demand).
-  private sym = new Int32Array(256);
-  private next = new Int32Array(256);
-  private prev = new Int32Array(256);
-  private dead = new Uint8Array(256);
-  private rank = new Int32Array(256);
-  private slot = new Int32Array(256);
-  private heap = new Float64Array(256);
+  private sym = new Int32Array(INITIAL_SCRATCH);
+  private next = new Int32Array(INITIAL_SCRATCH);
+  private prev = new Int32Array(INITIAL_SCRATCH);
+  private dead = new Uint8Array(INITIAL_SCRATCH);
+  private rank = new Int32Array(INITIAL_SCRATCH);
+  private slot = new Int32Array(INITIAL_SCRATCH);
+  private heap = new Float64Array(INITIAL_SCRATCH * 2);
 
   private constructor(model: BPE) {
     this.tokensToIds = model.tokens_to_ids;
@@ -243,6 +248,7 @@ export class FastBpe {
     } else {
       for (let i = this.mergeByHeap(n); i >= 0; i = this.next[i]!) this.emit(sym[i]!, out);
     }
+    if (this.sym.length > MAX_KEPT_SCRATCH) this.reserve(0, true);
   }
 
   /**
@@ -343,6 +349,7 @@ export class FastBpe {
     let ids = this.foreignOut.get(codePoint);
     if (ids === undefined) {
       ids = this.fallback(String.fromCodePoint(codePoint));
+      if (this.foreignOut.size >= CHAR_CACHE_LIMIT) this.foreignOut.clear();
       this.foreignOut.set(codePoint, ids);
     }
     return ids;
@@ -353,6 +360,7 @@ export class FastBpe {
     if (s === undefined) {
       s = this.symbolOf(String.fromCodePoint(codePoint), false);
       if (s < 0) s = -1 - codePoint;
+      if (this.astralSymbol.size >= CHAR_CACHE_LIMIT) this.astralSymbol.clear();
       this.astralSymbol.set(codePoint, s);
     }
     return s;
@@ -385,9 +393,10 @@ export class FastBpe {
     return extra ?? -1;
   }
 
-  private reserve(n: number): void {
-    if (n <= this.sym.length) return;
-    let size = this.sym.length;
+  /** Scratch arrays for n symbols (grown by doubling), or back to the initial size with `shrink`. */
+  private reserve(n: number, shrink = false): void {
+    if (n <= this.sym.length && !shrink) return;
+    let size = INITIAL_SCRATCH;
     while (size < n) size *= 2;
     this.sym = new Int32Array(size);
     this.next = new Int32Array(size);

@@ -132,6 +132,7 @@ function gemmaCorpus(vocabPieces: readonly string[]): Record<string, string[]> {
     "🤗".repeat(300),
     "\u{F0000}".repeat(100),
     Array.from({ length: 600 }, () => String.fromCharCode(97 + Math.floor(rand() * 26))).join(""),
+    Array.from({ length: 70_000 }, () => String.fromCharCode(97 + Math.floor(rand() * 26))).join(""), // grows, then gives back, the scratch arrays
   ];
   const json = [readFileSync(join(repo, "package.json"), "utf8"), readFileSync(join(repo, "datasets", "tiny-chat", "data.jsonl"), "utf8").slice(0, 20_000), JSON.stringify({ nested: { arr: [1, 2.5, -3e10, null, true], s: "q\"uote\\" } }, null, 2)];
   const edge = ["", " ", "▁", "\n", "a", " a", "a ", "  ", "<", ">", "<>", "</", "> </", ">  </", "\uD800", "\uDC00\uD800", "x\u0000y"];
