@@ -12,12 +12,16 @@ import { gemma4FromWeights, type Gemma4Model } from "../model.js";
 import { expectedTensors } from "../tensors.js";
 import { referenceLogits } from "./reference-gemma4.js";
 
-/** Runs `body` once per backend, each in its own describe block with that backend selected. */
+/**
+ * Runs `body` once per backend, each in its own describe block with that backend selected. wasm runs
+ * single-threaded here: test files run side by side, and an XNNPACK pool on busy cores spins (measured
+ * 20× slower when the machine was oversubscribed).
+ */
 export function describeBackends(title: string, body: (backend: BackendName) => void, backends: readonly BackendName[] = ["wasm", "cpu"]): void {
   for (const backend of backends) {
     describe(`${title} [${backend}]`, () => {
       beforeAll(async () => {
-        await initBackend({ backend });
+        await initBackend({ backend, threads: 1 });
       });
       body(backend);
     });

@@ -1,0 +1,235 @@
+// Model compute on the wasm backend: forward, forward+backward (LoRA gradients) and prefill of
+// gemma4-tiny and a ~100M-parameter config, as effective GFLOP/s beside the raw dense matMul rate
+// measured in the same run; and the peak RSS of building and running the gemma4-e2b layer shapes with
+// 2 layers (in a child process, loaded from a bf16 checkpoint on disk), projected to the full shape.
+// Each result is checked before it is timed.
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import {
+  configToJson,
+  countParameters,
+  describeBackend,
+  forwardHidden,
+  gemma4E2b,
+  gemma4FromWeights,
+  gemma4Tiny,
+  initBackend,
+  initModel,
+  lastTokenLogits,
+  layerSpecs,
+  lmLoss,
+  loadGemma4,
+  openCheckpoint,
+  parseGemma4Config,
+  readGemma4Config,
+  randomWeights,
+  scoreIds,
+  type Gemma4Config,
+  type Gemma4Model,
+} from "@owntune/model";
+
+const RSS_CHILD = "OWNTUNE_BENCH_MODEL_RSS_DIR";
+
+/** ~100M parameters besides the 262,144-token embedding: 10 layers of H 768, F 3072, 4 heads (1 KV) of 256 / 512. */
+function bench100m(): Gemma4Config {
+  const S = "sliding_attention";
+  const F = "full_attention";
+  return parseGemma4Config({
+    ...configToJson(gemma4Tiny()),
+    hidden_size: 768,
+    intermediate_size: 3072,
+    num_hidden_layers: 10,
+    num_attention_heads: 4,
+    num_key_value_heads: 1,
+    num_global_key_value_heads: null,
+    head_dim: 256,
+    global_head_dim: 512,
+    attention_k_eq_v: false,
+    layer_types: [S, S, S, S, F, S, S, S, S, F],
+    sliding_window: 512,
+    num_kv_shared_layers: 0,
+    hidden_size_per_layer_input: 0,
+    use_double_wide_mlp: false,
+  });
+}
+
+/** Useful forward FLOPs for T tokens of one row: linears, causal (window-limited) attention, PLE, and the head on `headTokens` rows. */
+function forwardFlops(c: Gemma4Config, T: number, headTokens: number): number {
+  const H = c.hidden_size;
+  const P = c.hidden_size_per_layer_input;
+  let flops = 2 * headTokens * H * c.vocab_size;
+  if (P > 0) flops += 2 * T * H * c.num_hidden_layers * P;
+  for (const s of layerSpecs(c)) {
+    const q = s.numHeads * s.headDim;
+    const kv = s.kvShared ? 0 : 2 * s.numKvHeads * s.headDim * (s.hasVProj ? 1 : 0.5);
+    flops += 2 * T * (H * q + H * kv + q * H + 3 * H * s.mlpWidth + (P > 0 ? 2 * H * P : 0));
+    let pairs = 0; // (query, key) pairs attended
+    for (let t = 0; t < T; t++) pairs += Math.min(t + 1, s.sliding ? c.sliding_window : Infinity);
+    flops += 2 * 2 * pairs * q; // q·k and p·v
+  }
+  return flops;
+}
+
+function time<T>(fn: () => T): { value: T; seconds: number } {
+  const t0 = performance.now();
+  const value = fn();
+  return { value, seconds: (performance.now() - t0) / 1000 };
+}
+
+function best<T>(runs: number, fn: () => T): { value: T; seconds: number } {
+  let out = time(fn);
+  for (let i = 1; i < runs; i++) {
+    const r = time(fn);
+    if (r.seconds < out.seconds) out = r;
+  }
+  return out;
+}
+
+/** Raw dense matMul GFLOP/s (no transposes) for [M, K]·[K, N], checked against a float64 dot product. */
+function rawMatMul(M: number, K: number, N: number): number {
+  const a = tf.randomNormal([M, K], 0, 1, "float32", 1) as tf.Tensor2D;
+  const b = tf.randomNormal([K, N], 0, 1, "float32", 2) as tf.Tensor2D;
+  const av = a.dataSync();
+  const bv = b.dataSync();
+  const c = tf.matMul(a, b);
+  const got = c.dataSync()[3 * N + 5]!;
+  let want = 0;
+  for (let k = 0; k < K; k++) want += av[3 * K + k]! * bv[k * N + 5]!;
+  if (Math.abs(got - want) > 1e-3 * Math.sqrt(K)) throw new Error(`matMul check failed: ${got} vs ${want}`);
+  c.dispose();
+  const { seconds } = best(3, () => tf.tidy(() => tf.matMul(a, b).dataSync()));
+  tf.dispose([a, b]);
+  return (2 * M * K * N) / seconds / 1e9;
+}
+
+const LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"];
+
+function loraVariables(model: Gemma4Model, rank: number) {
+  const lora = new Map<string, { a: tf.Variable<tf.Rank.R2>; b: tf.Variable<tf.Rank.R2>; scale: number }>();
+  for (const name of model.linears.names()) {
+    const module = name.replace(/\.weight$/, "");
+    if (!LORA_TARGETS.some((t) => module.endsWith(t))) continue;
+    const w = model.linears.get(name);
+    lora.set(module, {
+      a: tf.variable(tf.randomNormal([rank, w.inFeatures], 0, 0.01) as tf.Tensor2D),
+      b: tf.variable(tf.randomNormal([w.outFeatures, rank], 0, 0.01) as tf.Tensor2D),
+      scale: 2,
+    });
+  }
+  return lora;
+}
+
+async function throughput(name: string, config: Gemma4Config, T: number, raw: number): Promise<string[]> {
+  const t0 = performance.now();
+  const model = await gemma4FromWeights(config, randomWeights(config, 1));
+  const params = countParameters(config);
+  console.log(`${name}: ${(params.other / 1e6).toFixed(1)}M non-embedding + ${((params.embedding + params.perLayerEmbedding) / 1e6).toFixed(1)}M embedding parameters, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  const ids = Array.from({ length: T }, (_, i) => 3 + ((i * 7919 + 13) % (config.vocab_size - 3)));
+  const batch = { ids: [ids], lossMask: [ids.map(() => 1)] };
+  const lora = loraVariables(model, 8);
+  const vars = [...lora.values()].flatMap((p) => [p.a, p.b]);
+
+  // Check, then time: the loss is finite and near ln(V) for random weights; gradients are finite and non-zero.
+  const loss0 = tf.tidy(() => lmLoss(model, batch, { lora }).dataSync()[0]!);
+  if (!Number.isFinite(loss0) || loss0 <= 0 || loss0 > 3 * Math.log(config.vocab_size)) throw new Error(`${name}: implausible loss ${loss0}`);
+  const fwd = best(2, () => tf.tidy(() => lmLoss(model, batch, { lora }).dataSync()[0]!));
+  if (Math.abs(fwd.value - loss0) > 1e-4 * loss0) throw new Error(`${name}: loss not reproducible (${fwd.value} vs ${loss0})`);
+  const step = () => {
+    const { value, grads } = tf.variableGrads(() => lmLoss(model, batch, { lora }), vars);
+    const norms = tf.tidy(() => Object.values(grads).map((g) => tf.norm(g).dataSync()[0]!));
+    tf.dispose([value, ...Object.values(grads)]);
+    return norms;
+  };
+  const norms = step();
+  if (!norms.every((n) => Number.isFinite(n)) || norms.every((n) => n === 0)) throw new Error(`${name}: bad gradients`);
+  const fb = best(2, step);
+  const prefill = best(2, () => {
+    const lg = lastTokenLogits(model, { ids: [ids] }, { lora });
+    const v = lg.dataSync()[0]!;
+    lg.dispose();
+    return v;
+  });
+  if (!Number.isFinite(prefill.value)) throw new Error(`${name}: bad prefill logits`);
+  tf.dispose(vars);
+  model.dispose();
+
+  const fFlops = forwardFlops(config, T, T);
+  const pFlops = forwardFlops(config, T, 1);
+  const rows = [
+    [`${name} forward + loss (T=${T}, logits for every token)`, fFlops, fwd.seconds],
+    [`${name} forward + backward (LoRA r=8 on all 7 linears)`, 2 * fFlops, fb.seconds],
+    [`${name} prefill (last-token logits only)`, pFlops, prefill.seconds],
+  ] as const;
+  return rows.map(([label, flops, s]) => {
+    const g = flops / s / 1e9;
+    return `| ${label} | ${s.toFixed(2)} s | ${(T / s).toFixed(0)} tok/s | ${g.toFixed(1)} | ${(g / raw).toFixed(2)} |`;
+  });
+}
+
+/** In the child: load the 2-layer E2B-shaped checkpoint, run a forward, report memory. */
+async function rssChild(dir: string): Promise<void> {
+  const info = await initBackend({ backend: "wasm" });
+  const baseline = process.memoryUsage().rss;
+  const ckpt = await openCheckpoint(dir);
+  const config = await readGemma4Config(join(dir, "config.json"));
+  const model = await loadGemma4(config, ckpt);
+  await ckpt.close();
+  const afterLoad = process.memoryUsage().rss;
+  const device = tf.memory().numBytes;
+  const ids = Array.from({ length: 128 }, (_, i) => 3 + ((i * 7919 + 13) % (config.vocab_size - 3)));
+  const r = scoreIds(model, ids);
+  if (!Number.isFinite(r.nll)) throw new Error("E2B-shaped forward gave a non-finite NLL");
+  const peak = process.resourceUsage().maxRSS * 1024;
+  console.log(JSON.stringify({ backend: describeBackend(info), baseline, afterLoad, peak, device, nll: r.nll, host: model.linears.bytes() }));
+  model.dispose();
+}
+
+async function rss(): Promise<string[]> {
+  const S = "sliding_attention";
+  const F = "full_attention";
+  const full = gemma4E2b();
+  const two = parseGemma4Config({ ...configToJson(full), num_hidden_layers: 2, layer_types: [S, F], num_kv_shared_layers: 0 });
+  const dir = mkdtempSync(join(tmpdir(), "owntune-bench-e2b2-"));
+  try {
+    await initModel({ outDir: join(dir, "m"), config: two, seed: 1, dtype: "bf16" });
+    const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, "model"], {
+      env: { ...process.env, [RSS_CHILD]: join(dir, "m") },
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    });
+    const line = child.stdout.split("\n").find((l) => l.startsWith("{"));
+    if (child.status !== 0 || !line) throw new Error(`RSS child failed (${child.status}): ${child.stderr.slice(-2000)}`);
+    const m = JSON.parse(line) as { baseline: number; afterLoad: number; peak: number; device: number; nll: number; backend: string };
+    const p2 = countParameters(two);
+    const pFull = countParameters(full);
+    const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+    // Peak above the runtime's baseline, per float32 byte of parameters; the same ratio applied to the full shape.
+    const perByte = (m.peak - m.baseline) / (4 * p2.total);
+    const projected = m.baseline + perByte * 4 * pFull.total;
+    return [
+      `| E2B shapes, 2 layers (${(p2.total / 1e9).toFixed(2)}B params; ${m.backend}) | baseline ${gib(m.baseline)}, after load ${gib(m.afterLoad)}, peak ${gib(m.peak)}, wasm tensors ${gib(m.device)} |`,
+      `| peak − baseline per float32 parameter byte | ${perByte.toFixed(2)} |`,
+      `| projected peak for full E2B (${(pFull.total / 1e9).toFixed(2)}B params, same ratio) | ${gib(projected)} |`,
+    ];
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+export default async function (): Promise<void> {
+  const childDir = process.env[RSS_CHILD];
+  if (childDir) return rssChild(childDir);
+  const info = await initBackend({ backend: "wasm" });
+  console.log(`backend: ${describeBackend(info)}`);
+  const raws = [rawMatMul(512, 768, 3072), rawMatMul(512, 1024, 1024), rawMatMul(256, 128, 16384)];
+  const raw = Math.max(...raws);
+  console.log(`raw dense matMul: ${raws.map((r) => r.toFixed(1)).join(" / ")} GFLOP/s ([512,768]·[768,3072], [512,1024]·[1024,1024], [256,128]·[128,16384]); reference = best ${raw.toFixed(1)}`);
+  const lines = ["| run | time | tokens/s | GFLOP/s | ÷ raw matMul |", "|---|---|---|---|---|"];
+  lines.push(...(await throughput("gemma4-tiny", gemma4Tiny(), 512, raw)));
+  lines.push(...(await throughput("bench-100m", bench100m(), 256, raw)));
+  for (const l of lines) console.log(l);
+  for (const l of await rss()) console.log(l);
+}

@@ -1,0 +1,98 @@
+// `owntune generate --model DIR [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T]
+// [--top-k K] [--top-p P] [--seed S]`: continues a prompt with the hybrid KV cache, streaming the text.
+import { generate, UserError } from "@owntune/model";
+import type { Command } from "commander";
+import { commandIO } from "../cli-io.js";
+import { modelOptions, openModel } from "./model-session.js";
+
+interface GenerateFlags {
+  model: string;
+  adapter?: string;
+  backend?: string;
+  prompt: string;
+  chat?: boolean;
+  maxTokens: string;
+  temperature: string;
+  topK?: string;
+  topP?: string;
+  seed?: string;
+}
+
+function number(text: string, flag: string, check: (n: number) => boolean, want: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || !check(n)) throw new UserError(`expected ${want}, got "${text}"`, { field: flag });
+  return n;
+}
+
+export function registerGenerate(program: Command): void {
+  modelOptions(program.command("generate"))
+    .description("generate a continuation of a prompt (greedy by default; sampled with --temperature)")
+    .requiredOption("--prompt <text>", "the prompt (BOS is added)")
+    .option("--chat", "wrap the prompt as a user turn with the model's chat template and answer as the model")
+    .option("--max-tokens <n>", "most tokens to generate", "256")
+    .option("--temperature <t>", "0 = greedy; otherwise sample from softmax(logits / t)", "0")
+    .option("--top-k <k>", "sample only among the k most likely tokens")
+    .option("--top-p <p>", "sample only among the most likely tokens whose probability reaches p")
+    .option("--seed <s>", "seed of the sampling stream (default: random, printed)")
+    .action(async (flags: GenerateFlags, cmd: Command) => {
+      const io = commandIO(cmd);
+      const maxTokens = number(flags.maxTokens, "--max-tokens", (n) => Number.isInteger(n) && n >= 1, "a positive integer");
+      const temperature = number(flags.temperature, "--temperature", (n) => n >= 0, "a number ≥ 0");
+      const topK = flags.topK === undefined ? undefined : number(flags.topK, "--top-k", (n) => Number.isInteger(n) && n >= 1, "a positive integer");
+      const topP = flags.topP === undefined ? undefined : number(flags.topP, "--top-p", (n) => n > 0 && n <= 1, "a number in (0, 1]");
+      const seed = flags.seed === undefined ? undefined : number(flags.seed, "--seed", (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, "an integer in [0, 2^32)");
+      const session = await openModel(io, flags);
+      try {
+        const { tokenizer, model } = session;
+        const text = flags.chat ? tokenizer.applyChatTemplate([{ role: "user", content: flags.prompt }], { addGenerationPrompt: true }) : flags.prompt;
+        const prompt = tokenizer.encode(text);
+        const beyond = prompt.find((id) => id >= model.config.vocab_size);
+        if (beyond !== undefined) throw new UserError(`the prompt contains token ${beyond}, past the model's vocab_size ${model.config.vocab_size}`, { field: "--prompt" });
+        const stopIds = tokenizer.endOfGenerationIds;
+        // Stream: decode everything so far and print what is new (a character may span several tokens).
+        let shown = "";
+        const ids: number[] = [];
+        const result = await generate(model, prompt, {
+          maxTokens,
+          temperature,
+          topK,
+          topP,
+          seed,
+          stopIds,
+          lora: session.lora,
+          onToken: (id) => {
+            if (io.json) return;
+            ids.push(id);
+            const now = tokenizer.decode(stopIds.includes(id) ? ids.slice(0, -1) : ids);
+            if (now.startsWith(shown) && !now.endsWith("\uFFFD")) {
+              process.stdout.write(now.slice(shown.length));
+              shown = now;
+            }
+          },
+        });
+        const body = result.stoppedBy === "stop-id" ? result.ids.slice(0, -1) : result.ids;
+        const outText = tokenizer.decode(body);
+        const tokPerS = result.decodeSeconds > 0 ? (result.ids.length - 1) / result.decodeSeconds : 0;
+        if (io.json) {
+          io.result({
+            prompt_tokens: result.promptTokens,
+            ids: result.ids,
+            text: outText,
+            stopped_by: result.stoppedBy,
+            seed: result.seed ?? null,
+            prefill_seconds: result.prefillSeconds,
+            decode_tokens_per_second: tokPerS,
+          });
+        } else {
+          if (outText.length > shown.length && outText.startsWith(shown)) process.stdout.write(outText.slice(shown.length));
+          process.stdout.write("\n");
+          io.log(
+            `${result.ids.length} tokens (${result.stoppedBy}); prefill ${result.promptTokens} tokens in ${result.prefillSeconds.toFixed(2)} s, ` +
+              `decode ${tokPerS.toFixed(1)} tokens/s${result.seed !== undefined ? `; seed ${result.seed}` : ""}`,
+          );
+        }
+      } finally {
+        session.dispose();
+      }
+    });
+}

@@ -1,0 +1,68 @@
+// What `score` and `generate` share: pick and announce the backend, load a model folder and an optional
+// PEFT adapter, and put them on the backend.
+import {
+  describeBackend,
+  disposeLora,
+  initBackend,
+  loadGemma4,
+  loadModelDir,
+  loraTensorsFrom,
+  type BackendInfo,
+  type Gemma4Model,
+  type GemmaTokenizer,
+  type LoraLayers,
+} from "@owntune/model";
+import { readPeftAdapter } from "@owntune/lora";
+import type { Command } from "commander";
+import type { CommandIO } from "../cli-io.js";
+
+export interface ModelSession {
+  backend: BackendInfo;
+  model: Gemma4Model;
+  tokenizer: GemmaTokenizer;
+  lora: LoraLayers | undefined;
+  dispose(): void;
+}
+
+/** Adds the options every model-running command takes. */
+export function modelOptions(cmd: Command): Command {
+  return cmd
+    .requiredOption("--model <dir>", "model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json)")
+    .option("--adapter <dir>", "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)")
+    .option("--backend <name>", "force a TensorFlow.js backend: tfjs-node, wasm or cpu (default: OWNTUNE_BACKEND, else the first that loads)");
+}
+
+/** Starts the backend (announced on stderr, even under --json), loads the model and adapter. */
+export async function openModel(io: CommandIO, flags: { model: string; adapter?: string; backend?: string }): Promise<ModelSession> {
+  const backend = await initBackend({ backend: flags.backend });
+  process.stderr.write(`backend: ${describeBackend(backend)}\n`);
+  const dir = await loadModelDir(flags.model);
+  for (const w of dir.warnings) io.log(`warning: ${w}`);
+  let model: Gemma4Model;
+  try {
+    model = await loadGemma4(dir.config, dir.checkpoint, { progress: io.progress });
+  } finally {
+    await dir.checkpoint.close();
+  }
+  let lora: LoraLayers | undefined;
+  if (flags.adapter !== undefined) {
+    try {
+      const adapter = await readPeftAdapter(flags.adapter, dir.config);
+      lora = loraTensorsFrom(adapter.weights.pairs, adapter.weights.scale);
+      io.log(`adapter: ${adapter.weights.pairs.size} LoRA pairs, r=${adapter.config.r}, scale ${adapter.weights.scale}`);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+  }
+  return {
+    backend,
+    model,
+    tokenizer: dir.tokenizer,
+    lora,
+    dispose() {
+      if (lora) disposeLora(lora);
+      model.dispose();
+    },
+  };
+}

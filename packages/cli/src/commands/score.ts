@@ -1,0 +1,91 @@
+// `owntune score --model DIR [--adapter DIR] --input FILE.jsonl [--json]`: per-token log-probabilities and
+// mean NLL of each row under our forward pass (what `owntune verify` compares with llama.cpp).
+// Rows are `{"text": ...}` (tokenized with BOS, as the tokenizer says) or `{"ids": [...]}`.
+import { readFile } from "node:fs/promises";
+import { scoreIds, UserError, type GemmaTokenizer } from "@owntune/model";
+import type { Command } from "commander";
+import { commandIO } from "../cli-io.js";
+import { modelOptions, openModel } from "./model-session.js";
+
+interface ScoreFlags {
+  model: string;
+  adapter?: string;
+  backend?: string;
+  input: string;
+}
+
+/** One input row, resolved to token ids; `line` is 1-based in the input file. */
+interface Row {
+  line: number;
+  ids: number[];
+}
+
+/** Parses every line first, so a typo on line 900 is reported before any compute. */
+export function parseScoreInput(text: string, file: string, tokenizer: GemmaTokenizer, vocabSize: number): Row[] {
+  const rows: Row[] = [];
+  const lines = text.split("\n");
+  lines.forEach((raw, i) => {
+    const line = i + 1;
+    if (raw.trim() === "") return;
+    let v: unknown;
+    try {
+      v = JSON.parse(raw);
+    } catch (e) {
+      throw new UserError(`not valid JSON (${(e as Error).message})`, { file, line });
+    }
+    const shape = `expected {"text": "..."} or {"ids": [token ids]}`;
+    if (!v || typeof v !== "object" || Array.isArray(v)) throw new UserError(`${shape}, got ${JSON.stringify(v)}`, { file, line });
+    const o = v as Record<string, unknown>;
+    if ((o.text === undefined) === (o.ids === undefined)) throw new UserError(`${shape} (exactly one of them)`, { file, line });
+    if (o.text !== undefined) {
+      if (typeof o.text !== "string") throw new UserError(`"text" must be a string, got ${JSON.stringify(o.text)}`, { file, line, field: "text" });
+      const ids = tokenizer.encode(o.text);
+      const beyond = ids.find((id) => id >= vocabSize);
+      if (beyond !== undefined) throw new UserError(`text contains token ${beyond}, past the model's vocab_size ${vocabSize}`, { file, line, field: "text" });
+      rows.push({ line, ids });
+      return;
+    }
+    if (!Array.isArray(o.ids) || o.ids.length === 0) throw new UserError(`"ids" must be a non-empty array of token ids`, { file, line, field: "ids" });
+    const bad = o.ids.findIndex((id) => !Number.isInteger(id) || (id as number) < 0 || (id as number) >= vocabSize);
+    if (bad >= 0) {
+      throw new UserError(`ids[${bad}] = ${JSON.stringify(o.ids[bad])} is not a token id of this model (0 … ${vocabSize - 1})`, { file, line, field: "ids" });
+    }
+    rows.push({ line, ids: o.ids as number[] });
+  });
+  return rows;
+}
+
+export function registerScore(program: Command): void {
+  modelOptions(program.command("score"))
+    .description("per-token log-probabilities and mean NLL of each row of a JSONL file under the model")
+    .requiredOption("--input <file>", 'JSONL: one {"text": ...} or {"ids": [...]} per line')
+    .action(async (flags: ScoreFlags, cmd: Command) => {
+      const io = commandIO(cmd);
+      let text: string;
+      try {
+        text = await readFile(flags.input, "utf8");
+      } catch (e) {
+        throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, { file: flags.input });
+      }
+      const session = await openModel(io, flags);
+      try {
+        const rows = parseScoreInput(text, flags.input, session.tokenizer, session.model.config.vocab_size);
+        io.progress.start(rows.length, "scoring", "rows");
+        let tokens = 0;
+        let nllSum = 0;
+        for (const row of rows) {
+          const r = scoreIds(session.model, row.ids, { lora: session.lora });
+          tokens += r.logprobs.length;
+          nllSum += r.logprobs.reduce((a, b) => a - b, 0);
+          const nll = Number.isNaN(r.nll) ? null : r.nll;
+          if (io.json) process.stdout.write(JSON.stringify({ ids: r.ids, logprobs: r.logprobs, nll }) + "\n");
+          else io.result(undefined, `line ${row.line}: ${r.ids.length} tokens, nll ${nll === null ? "-" : nll.toFixed(4)}${nll === null ? "" : `, perplexity ${Math.exp(nll).toFixed(2)}`}`);
+          io.progress.increment();
+        }
+        io.progress.stop();
+        if (!io.json && tokens > 0) io.result(undefined, `${rows.length} rows, ${tokens} scored tokens, mean nll ${(nllSum / tokens).toFixed(4)}`);
+      } finally {
+        session.dispose();
+      }
+    });
+}
