@@ -10,21 +10,13 @@ import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { beforeAll, describe, expect, it } from "vitest";
 import { FastEncoder } from "./fast-encode.js";
+import { seededRandom } from "./init-weights.js";
 import { defaultTokenizerDir, loadDefaultTokenizer, type GemmaTokenizer } from "./tokenizer.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
 
-/** Deterministic uniform [0, 1) (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A deterministic uniform [0, 1) stream per seed. */
+const rng = (seed: number) => seededRandom(seed, "fast-encode");
 
 const pick = <T>(rand: () => number, xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
