@@ -18,7 +18,7 @@ describe("the export recipe section", () => {
     } catch (e) {
       expect(e).toBeInstanceOf(UserError);
       expect((e as UserError).format()).toBe(
-        'r.yaml:5: export.quant: expected "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K_M" | "Q5_K_M" | "Q6_K", got "Q3_K"\nr.yaml:6: export.mergd: unknown key (did you mean "merged"?)',
+        'r.yaml:5: export.quant: expected "F32" | "F16" | "BF16" | "Q8_0" | "Q4_0" | "Q4_K_M" | "Q5_K_M" | "Q6_K", got "Q3_K"\nr.yaml:6: export.verfy: unknown key (did you mean "verify"?)',
       );
     }
   });
