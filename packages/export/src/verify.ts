@@ -7,7 +7,6 @@
 //  3. weights: each GGUF tensor against the model folder's (merged with the adapter when the export
 //     merged it), within the error the type's rounding or quantization allows.
 // Reference: design.md "The external oracle", spec/gemma4.md §10, spec/gguf.md §5.
-import { join } from "node:path";
 import { expectedTensors, writeFileAtomic, type AdapterWeights, type Gemma4Config, type TensorSource } from "@owntune/model";
 import { mergeLora } from "@owntune/lora";
 import { ggufValue, type GgufHeader } from "./gguf-reader.js";
@@ -245,9 +244,4 @@ export async function verifyGguf(o: VerifyOptions): Promise<VerifyReport> {
   };
   if (o.out) await writeFileAtomic(o.out, JSON.stringify(report, null, 2) + "\n");
   return { ...report, llamaReply: reply };
-}
-
-/** Default location of verify.json beside the GGUF. */
-export function verifyJsonPath(dir: string): string {
-  return join(dir, "verify.json");
 }
