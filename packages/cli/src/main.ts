@@ -6,19 +6,21 @@ import { fileURLToPath } from "node:url";
 import { isUserError, removePendingTemps } from "@owntune/model";
 import { Command, CommanderError } from "commander";
 import { registerCurate } from "./commands/curate.js";
+import { registerExport } from "./commands/export.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerInitModel } from "./commands/init-model.js";
 import { registerInspect } from "./commands/inspect.js";
 import { registerRun } from "./commands/run.js";
 import { registerSchema } from "./commands/schema.js";
 import { registerScore } from "./commands/score.js";
+import { registerVerify } from "./commands/verify.js";
 
 export const EXIT_OK = 0;
 export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** Each command file adds itself to the program. */
-const commands: Array<(program: Command) => void> = [registerRun, registerSchema, registerInitModel, registerInspect, registerCurate, registerScore, registerGenerate];
+const commands: Array<(program: Command) => void> = [registerRun, registerSchema, registerInitModel, registerInspect, registerCurate, registerScore, registerGenerate, registerExport, registerVerify];
 
 export function buildProgram(): Command {
   const program = new Command("owntune")

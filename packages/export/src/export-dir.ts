@@ -27,6 +27,8 @@ export interface ExportDirOptions {
   /** Run verify at the end (needs `score`). */
   verify?: boolean;
   score?: ScoreFn;
+  /** Verify's probe texts (default PROBE_TEXTS). */
+  probes?: readonly string[];
   progress?: Progress;
   log?: (line: string) => void;
 }
@@ -103,6 +105,7 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
         adapter: merge ? undefined : adapter,
         adapterGguf: merge ? undefined : adapterGguf,
         mergedAdapter: merge ? adapter : undefined,
+        probes: o.probes,
         out: join(o.outDir, "verify.json"),
       });
     }

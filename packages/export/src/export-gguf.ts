@@ -54,7 +54,9 @@ export function sourceRowReader(source: TensorSource): (name: string, rowLength:
   let cached: Float32Array | undefined;
   return async (name, rowLength, start, count) => {
     const withRows = source as TensorSource & { readRows?: (n: string, s: number, c: number) => Promise<Float32Array> };
-    if (typeof withRows.readRows === "function") return withRows.readRows(name, start, count);
+    // A source's rows run along the first axis: for 2-D [out, in] that is a GGUF row of ne[0] = in
+    // values; 1-D tensors are one GGUF row, read whole.
+    if (typeof withRows.readRows === "function" && source.shape(name).length >= 2) return withRows.readRows(name, start, count);
     if (cachedName !== name) {
       cached = undefined;
       cached = await source.read(name);

@@ -2,7 +2,7 @@
 // tensor data, with every count and length checked against named caps and the file's size before
 // anything is allocated, so a corrupt or hostile file is a UserError, never a crash or a huge
 // allocation. Reference: spec/gguf.md §1 (the checks mirror ggml/src/gguf.cpp's gguf_init_from_file).
-import { open, type FileHandle } from "node:fs/promises";
+import { open, stat, type FileHandle } from "node:fs/promises";
 import { UserError } from "@owntune/model";
 import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_TYPE_NAMES, GgufValueType, scalarSize, type GgufEntry, type GgufScalar, type GgufScalarType } from "./gguf-format.js";
 import { GGML_TYPE_COUNT, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
@@ -139,8 +139,25 @@ async function readEntry(c: HeaderCursor, key: string): Promise<GgufEntry> {
   return { type: type as GgufScalarType, value: await c.scalar(type, `key ${key}`) };
 }
 
+/** The last header read, by path, size and mtime: verify and inspect read the same file repeatedly. */
+let lastHeader: { key: string; header: GgufHeader } | undefined;
+
 /** Reads and checks a GGUF file's header. Throws UserError naming the file for anything malformed. */
 export async function readGgufHeader(path: string): Promise<GgufHeader> {
+  let key: string | undefined;
+  try {
+    const st = await stat(path);
+    key = `${path}\0${st.size}\0${st.mtimeMs}`;
+    if (lastHeader?.key === key) return lastHeader.header;
+  } catch {
+    // reported by the open below
+  }
+  const header = await readGgufHeaderUncached(path);
+  if (key) lastHeader = { key, header };
+  return header;
+}
+
+async function readGgufHeaderUncached(path: string): Promise<GgufHeader> {
   let fh: FileHandle;
   try {
     fh = await open(path, "r");

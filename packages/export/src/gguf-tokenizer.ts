@@ -153,7 +153,7 @@ export function tokenizerEntries(t: TokenizerFiles): Array<[string, GgufEntry]> 
 }
 
 /** Token texts llama.cpp v0.4.0 marks end-of-generation by name (llama-vocab.cpp), besides eos/eot/eom. */
-const EOG_TEXTS = new Set([
+export const EOG_TEXTS: ReadonlySet<string> = new Set([
   "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>", "<|endoftext|>",
   "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>",
   "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
@@ -174,4 +174,26 @@ export function endOfGenerationIds(t: TokenizerFiles): number[] {
     if (s >= 0) ids.delete(s);
   }
   return [...ids].sort((a, b) => a - b);
+}
+
+/**
+ * A small synthetic BPE vocabulary (special tokens, the 256 byte tokens, letters and a few merges),
+ * for micro configs (tests, benchmarks) whose vocabulary is not Gemma's 262,144.
+ */
+export function syntheticTokenizerFiles(vocabSize: number): TokenizerFiles {
+  const tokens = ["<pad>", "<eos>", "<bos>", "<unk>"];
+  for (let b = 0; b < 256; b++) tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
+  const letters = "▁abcdefghijklmnopqrstuvwxyz".split("");
+  tokens.push(...letters);
+  const merges: string[] = [];
+  for (const l of letters.slice(1)) {
+    if (tokens.length >= vocabSize) break;
+    tokens.push(`▁${l}`);
+    merges.push(`▁ ${l}`);
+  }
+  for (let i = tokens.length; i < vocabSize; i++) tokens.push(`<extra${i}>`);
+  const types = new Int32Array(vocabSize).fill(1);
+  for (let i = 0; i < 4; i++) types[i] = 3;
+  for (let i = 4; i < 260; i++) types[i] = 6;
+  return { tokens, types, merges, specialIds: { bos: 2, eos: 1, unk: 3, pad: 0 }, dropped: [] };
 }

@@ -16,3 +16,4 @@ export * from "./gguf-source.js";
 export * from "./llama-runner.js";
 export * from "./verify.js";
 export * from "./export-dir.js";
+export * from "./score.js";

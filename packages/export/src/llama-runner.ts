@@ -11,8 +11,8 @@ export interface LlamaRequest {
   texts: string[];
   contextSize?: number;
   threads?: number;
-  /** Also list every token id llama.cpp treats as end-of-generation. */
-  eogIds?: boolean;
+  /** Token ids to ask llama.cpp about: the reply's `eogIds` lists those it treats as end-of-generation. */
+  eogCandidates?: number[];
 }
 
 export interface LlamaTextResult {

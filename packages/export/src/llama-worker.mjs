@@ -60,12 +60,8 @@ async function run(req) {
     }
     results.push({ tokens: body, logprobs });
   }
-  let eogIds;
-  if (req.eogIds) {
-    eogIds = [];
-    const vocab = Number(model.fileInfo.metadata.tokenizer?.ggml?.tokens?.length ?? 0);
-    for (let id = 0; id < vocab; id++) if (model.isEogToken(/** @type {any} */ (id))) eogIds.push(id);
-  }
+  // isEogToken is one native call per id: ask only about the candidates given (special and named tokens).
+  const eogIds = req.eogCandidates ? req.eogCandidates.filter((/** @type {number} */ id) => model.isEogToken(/** @type {any} */ (id))) : undefined;
   await context.dispose();
   await model.dispose();
   await llama.dispose();

@@ -10,41 +10,51 @@
 import { join } from "node:path";
 import { expectedTensors, writeFileAtomic, type AdapterWeights, type Gemma4Config, type TensorSource } from "@owntune/model";
 import { mergeLora } from "@owntune/lora";
+import { ggufValue, type GgufHeader } from "./gguf-reader.js";
 import { openGgufTensorSource } from "./gguf-source.js";
+import { EOG_TEXTS } from "./gguf-tokenizer.js";
 import { runLlama, type LlamaReply } from "./llama-runner.js";
 import { GgmlType, ggmlTypeName } from "./quant/ggml-types.js";
 
 /**
  * Probe texts: prose, code, several scripts, emoji, whitespace runs, numbers, and chat-formatted
- * text whose special tokens both tokenizers must parse. Short, so a CPU check stays quick.
+ * text whose special tokens both tokenizers must parse. Short (≈ 110 positions in all): node-llama-cpp
+ * hands over each position's whole 262,144-entry distribution, ~0.1–0.4 s a position on 2 cores.
  */
 export const PROBE_TEXTS: readonly string[] = [
   "The quick brown fox jumps over the lazy dog. It was a bright cold day in April.",
-  "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)\n\nprint([fib(i) for i in range(10)])",
-  "Grüße aus Köln! Ça va très bien. 東京は日本の首都です。 Привет, мир! مرحبا بالعالم",
-  "Emoji 🎉🚀 and   multiple    spaces,\n\n\ttabs and newlines; numbers 3.14159 and 1,024,000.",
-  "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\nParis is the capital.<end_of_turn>\n",
+  "def fib(n):\n    return n if n < 2 else fib(n - 1) + fib(n - 2)",
+  "Grüße aus Köln! 東京は日本の首都です。 Привет, мир! مرحبا",
+  "Emoji 🎉 and   spaces,\n\n\ttabs; 3.14159 and 1,024.",
+  "<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n<start_of_turn>model\nParis.<end_of_turn>\n",
 ];
 
 /**
- * Tolerance on the largest per-position |Δ log p| (nats), by the family of the GGUF's matmul weights.
- * The reason is what ggml's CPU arithmetic does differently from exact float32 math, measured on
- * the tiny preset (spec/gemma4.md §10): GELU through an fp16 table (1e-3–3e-3 nats on small random
- * models) in every case, plus, for quantized weights, activations quantized to 8 bits (Q8_0/Q8_K)
- * before each quantized matmul (2e-3–5e-3 more). Single-feature model errors cost ≥ 0.06 nats.
+ * Tolerance on the largest per-position |Δ log p| (nats). Both sides use the GGUF's own weights, so
+ * what remains is ggml's CPU arithmetic. Float weights: GELU through an fp16 table and summation
+ * order — measured 3e-3–7e-3 nats on the tiny preset (spec/gemma4.md §10: 1e-3–3e-3 on smaller
+ * models), so 0.02, while every single-feature model error measured 0.37–5.7 nats there.
+ * Quantized weights: ggml also rounds every quantized matmul's activations to 8 bits; our side
+ * emulates that (ggml-activations.ts) and measures how far the rounding moves its own log-probs
+ * on these probes (E); ggml's rounding noise is of that size, so the tolerance is max(0.03, 3·E).
  */
 export const VERIFY_TOLERANCES = {
-  float: { maxAbs: 0.02, reason: "F32/F16/BF16 weights: ggml's fp16 GELU table and summation order (measured ≤ 3e-3 nats at small logit scale)" },
-  quantized: { maxAbs: 0.03, reason: "quantized weights: as for float, plus activations rounded to 8 bits before each quantized matmul (measured ≤ 1e-2 nats)" },
+  float: { maxAbs: 0.02, reason: "F32/F16/BF16 weights: ggml's fp16 GELU table and summation order (measured ≤ 7e-3 nats on the tiny preset)" },
+  quantized: {
+    maxAbs: 0.03,
+    reason: "quantized weights: as for float, plus ggml's 8-bit activations before each quantized matmul; per probe max(0.03, 3·E), E = how far that rounding (emulated) moves our own log-probs",
+  },
 } as const;
+/** Multiple of the measured activation-rounding effect allowed for quantized files. */
+export const ACTIVATION_ROUNDING_FACTOR = 3;
 /** Above this logit scale (largest |log p| of a probe's targets), ggml's fp16 rounding grows with it (spec §10: 0.05–0.08 nats at soft-capped scale). */
 export const LOGIT_SCALE_REFERENCE = 20;
 
 /** Per-type bound on max|GGUF − source| / rms(source) for the weight check (rounding or quantization error, with room). */
 const WEIGHT_TOLERANCE: Record<number, number> = {
   [GgmlType.F32]: 0,
-  [GgmlType.F16]: 2 ** -10,
-  [GgmlType.BF16]: 2 ** -7,
+  [GgmlType.F16]: 2 ** -8,
+  [GgmlType.BF16]: 2 ** -5,
   [GgmlType.Q8_0]: 0.05,
   [GgmlType.Q6_K]: 0.15,
   [GgmlType.Q5_K]: 0.3,
@@ -73,6 +83,8 @@ export interface VerifyOptions {
   /** An adapter merged into the GGUF's weights: the weight check compares against W + scale·B·A. */
   mergedAdapter?: AdapterWeights;
   probes?: readonly string[];
+  /** llama.cpp's reply for these probes from an earlier run on the same files (skips running it again). */
+  llamaReply?: LlamaReply;
   /** Where verify.json goes (not written when absent). */
   out?: string;
 }
@@ -89,6 +101,8 @@ export interface ProbeReport {
   /** Position (in the BOS-prefixed sequence) of the largest difference. */
   worstPosition: number | null;
   tolerance: number;
+  /** Quantized files: how far ggml's activation rounding (emulated) moves our log-probs here. */
+  activationRoundingEffect?: number;
 }
 
 export interface VerifyReport {
@@ -103,7 +117,19 @@ export interface VerifyReport {
   logprobs: { ok: boolean; maxAbsDiff: number; meanAbsDiff: number };
   weightCheck: { ok: boolean; checked: number; worst: Array<{ tensor: string; type: string; relError: number; bound: number }> } | null;
   llama: { ok: boolean; error?: string; logs: string[] };
+  /** Token ids llama.cpp treats as end-of-generation (what the Modelfile's stop parameters must name). */
   eogIds?: number[];
+  /** The raw llama.cpp reply (not written to verify.json), for reuse. */
+  llamaReply?: LlamaReply;
+}
+
+/** Ids that may be end-of-generation in llama.cpp: every non-normal token and every token named in its list. */
+function eogCandidates(h: GgufHeader): number[] {
+  const tokens = (ggufValue(h, "tokenizer.ggml.tokens") ?? []) as string[];
+  const types = (ggufValue(h, "tokenizer.ggml.token_type") ?? []) as number[];
+  const out: number[] = [];
+  for (let id = 0; id < tokens.length; id++) if (types[id] !== 1 || EOG_TEXTS.has(tokens[id]!)) out.push(id);
+  return out;
 }
 
 /** Which tolerance applies: quantized if any matmul weight is quantized. */
@@ -143,9 +169,16 @@ export async function verifyGguf(o: VerifyOptions): Promise<VerifyReport> {
   const family = weightFamily(ggufSource.header.tensors.filter((t) => t.ne.length >= 2 && t.ne[1]! > 1).map((t) => t.type));
   const base = VERIFY_TOLERANCES[family];
   const maxContext = Math.max(...probes.map((p) => o.encode(p).length)) + 8;
-  const reply: LlamaReply = await runLlama({ modelPath: o.gguf, adapterPath: o.adapterGguf, texts: [...probes], contextSize: Math.max(64, maxContext), eogIds: true });
+  const reply: LlamaReply =
+    o.llamaReply ??
+    (await runLlama({ modelPath: o.gguf, adapterPath: o.adapterGguf, texts: [...probes], contextSize: Math.max(64, maxContext), eogCandidates: eogCandidates(ggufSource.header) }));
   const ourIds = probes.map((p) => o.encode(p));
   const ours = await o.score(o.config, ggufSource, o.adapter, ourIds);
+  // Quantized files: the same forward pass without the activation rounding, to measure its effect.
+  const plain =
+    family === "quantized"
+      ? await o.score(o.config, { has: ggufSource.has, shape: ggufSource.shape, read: ggufSource.read, readRows: ggufSource.readRows } as TensorSource, o.adapter, ourIds)
+      : undefined;
   const reports: ProbeReport[] = probes.map((text, i) => {
     const mine = ourIds[i]!;
     const report: ProbeReport = { text, tokens: mine.length, tokenMismatchAt: null, maxAbsDiff: null, meanAbsDiff: null, worstPosition: null, tolerance: base.maxAbs };
@@ -182,6 +215,11 @@ export async function verifyGguf(o: VerifyOptions): Promise<VerifyReport> {
     report.meanAbsDiff = sum / Math.max(1, a.length);
     report.worstPosition = worst;
     report.tolerance = base.maxAbs * Math.max(1, scale / LOGIT_SCALE_REFERENCE);
+    if (plain) {
+      const effect = Math.max(0, ...a.map((v, k) => Math.abs(v - plain[i]![k]!)));
+      report.activationRoundingEffect = effect;
+      report.tolerance = Math.max(report.tolerance, ACTIVATION_ROUNDING_FACTOR * effect);
+    }
     return report;
   });
   const tokOk = reply.ok && reports.every((r) => r.tokenMismatchAt === null);
@@ -206,7 +244,7 @@ export async function verifyGguf(o: VerifyOptions): Promise<VerifyReport> {
     eogIds: reply.ok ? reply.eogIds : undefined,
   };
   if (o.out) await writeFileAtomic(o.out, JSON.stringify(report, null, 2) + "\n");
-  return report;
+  return { ...report, llamaReply: reply };
 }
 
 /** Default location of verify.json beside the GGUF. */

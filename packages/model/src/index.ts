@@ -11,6 +11,7 @@ export * from "./safetensors.js";
 export * from "./checkpoint.js";
 export * from "./chat-template.js";
 export * from "./tokenizer.js";
+export * from "./fast-encode.js";
 export * from "./model-dir.js";
 export * from "./backend.js";
 export * from "./linear.js";

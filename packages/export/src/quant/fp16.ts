@@ -69,12 +69,19 @@ export function bf16ToFp32(h: number): number {
 }
 
 /**
- * ggml's `nearest_int`: adds 1.5·2^23 in float32 and reads the mantissa, i.e. round half to even
- * for |v| < 2^22 (and the same garbage as ggml beyond it).
+ * ggml's `nearest_int`: adds 1.5·2^23 in float32 and reads the mantissa — round half to even of
+ * the float32 value for |v| < 2^22 (ggml asserts that range). Computed arithmetically (the hot path
+ * of the K-quants); outside the range, the bit trick itself, so even garbage matches ggml.
  */
 export function nearestInt(v: number): number {
-  const bits = f32Bits(fr(v) + 12582912);
-  return (bits & 0x007fffff) - 0x00400000;
+  const x = fr(v);
+  if (!(Math.abs(x) < 4194304)) {
+    const bits = f32Bits(x + 12582912);
+    return (bits & 0x007fffff) - 0x00400000;
+  }
+  const f = Math.floor(x);
+  const d = x - f;
+  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
 }
 
 /** C `roundf`: round half away from zero. */

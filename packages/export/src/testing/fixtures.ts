@@ -30,24 +30,4 @@ export function tinyModel(seed = 1): TinyModel {
   return { config, weights, source: memoryTensorSource(config, weights) };
 }
 
-/**
- * A small synthetic BPE vocabulary (special tokens, the 256 byte tokens, letters and a few merges),
- * for micro configs whose vocabulary is not Gemma's 262,144.
- */
-export function syntheticTokenizer(vocabSize: number): TokenizerFiles {
-  const tokens = ["<pad>", "<eos>", "<bos>", "<unk>"];
-  for (let b = 0; b < 256; b++) tokens.push(`<0x${b.toString(16).toUpperCase().padStart(2, "0")}>`);
-  const letters = "▁abcdefghijklmnopqrstuvwxyz".split("");
-  tokens.push(...letters);
-  const merges: string[] = [];
-  for (const l of letters.slice(1)) {
-    if (tokens.length >= vocabSize) break;
-    tokens.push(`▁${l}`);
-    merges.push(`▁ ${l}`);
-  }
-  for (let i = tokens.length; i < vocabSize; i++) tokens.push(`<extra${i}>`);
-  const types = new Int32Array(vocabSize).fill(1);
-  for (let i = 0; i < 4; i++) types[i] = 3;
-  for (let i = 4; i < 260; i++) types[i] = 6;
-  return { tokens, types, merges, specialIds: { bos: 2, eos: 1, unk: 3, pad: 0 }, dropped: [] };
-}
+export { syntheticTokenizerFiles as syntheticTokenizer } from "../gguf-tokenizer.js";

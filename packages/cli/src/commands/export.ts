@@ -1,0 +1,84 @@
+// `owntune export --model DIR [--adapter DIR] --out DIR --quant TYPE [--merged] [--merged-dtype bf16|f32]
+//   [--adapter-gguf] [--no-merge] [--no-verify]`
+import { exportDir, isQuantMix, ourScore, QUANT_MIXES, type ExportDirResult } from "@owntune/export";
+import { didYouMean, UserError } from "@owntune/model";
+import { Option, type Command } from "commander";
+import { commandIO } from "../cli-io.js";
+import { readProbes } from "./verify.js";
+
+interface ExportFlags {
+  model: string;
+  adapter?: string;
+  out: string;
+  quant: string;
+  merged?: boolean;
+  mergedDtype: "bf16" | "f32";
+  adapterGguf?: boolean;
+  merge: boolean;
+  verify: boolean;
+  probes?: string;
+}
+
+/** The quant type named by the user, or a UserError with the known ones. */
+export function parseQuant(text: string, field = "--quant") {
+  const upper = text.toUpperCase();
+  if (isQuantMix(upper)) return upper;
+  const close = didYouMean(upper, QUANT_MIXES);
+  throw new UserError(`unknown quant type "${text}"${close ? ` (did you mean "${close}"?)` : ""}; known: ${QUANT_MIXES.join(", ")}`, { field });
+}
+
+/** A human summary of an export. */
+export function describeExport(r: ExportDirResult): string {
+  const lines = [`wrote ${r.gguf} (${(r.bytes / 1e6).toFixed(1)} MB, ${(r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)} MB/s of source weights)`];
+  if (r.adapterGguf) lines.push(`wrote ${r.adapterGguf}`);
+  if (r.merged) lines.push(`wrote ${r.merged}/`);
+  lines.push(`wrote ${r.modelfile}`);
+  if (r.verify) {
+    const v = r.verify;
+    lines.push(
+      `verify: ${v.ok ? "passed" : "FAILED"} — max |Δ log p| ${v.logprobs.maxAbsDiff.toExponential(2)} nats (tolerance ${v.tolerance.maxAbs}), ` +
+        `${v.tokenization.mismatches} tokenization mismatch(es)${v.weightCheck ? `, weights ${v.weightCheck.ok ? "ok" : "OFF"}` : ""}${v.llama.ok ? "" : `, llama.cpp: ${v.llama.error}`}`,
+    );
+  }
+  for (const w of r.warnings) lines.push(`warning: ${w}`);
+  return lines.join("\n");
+}
+
+export function registerExport(program: Command): void {
+  program
+    .command("export")
+    .description("export a model (and LoRA adapter) as GGUF for llama.cpp / Ollama, then verify it against llama.cpp")
+    .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
+    .option("--adapter <dir>", "PEFT LoRA adapter folder; merged into the GGUF unless --no-merge")
+    .requiredOption("--out <dir>", "export folder")
+    .requiredOption("--quant <type>", `weight type: ${QUANT_MIXES.join(", ")}`)
+    .option("--merged", "also write merged/ (Hugging Face layout, adapter merged)")
+    .addOption(new Option("--merged-dtype <dtype>", "dtype of merged/").choices(["bf16", "f32"]).default("bf16"))
+    .option("--adapter-gguf", "also write adapter.gguf (llama.cpp LoRA adapter)")
+    .option("--no-merge", "keep the adapter out of the model GGUF: write it as adapter.gguf, applied at run time")
+    .option("--no-verify", "skip the check against llama.cpp")
+    .option("--probes <file.jsonl>", 'verify on these texts, one {"text": ...} per line (default: a built-in set)')
+    .action(async (flags: ExportFlags, cmd: Command) => {
+      const io = commandIO(cmd);
+      const quant = parseQuant(flags.quant);
+      if (!flags.merge && !flags.adapter) throw new UserError("--no-merge needs --adapter", { field: "--no-merge" });
+      const probes = await readProbes(flags.probes);
+      const r = await exportDir({
+        modelDir: flags.model,
+        adapterDir: flags.adapter,
+        outDir: flags.out,
+        quant,
+        noMerge: !flags.merge,
+        adapterGguf: flags.adapterGguf,
+        merged: flags.merged,
+        mergedDtype: flags.mergedDtype,
+        verify: flags.verify,
+        score: ourScore,
+        probes,
+        progress: io.progress,
+        log: io.log,
+      });
+      io.result(r, describeExport(r));
+      if (r.verify && !r.verify.ok) process.exitCode = 1;
+    });
+}

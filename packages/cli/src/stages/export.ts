@@ -1,0 +1,53 @@
+// The recipe's `export:` stage: the base model (+ the train stage's adapter/, or the section's own
+// `adapter`) → GGUF, optional adapter.gguf and merged/, Modelfile, verified against llama.cpp.
+import { join } from "node:path";
+import { exportDir, ourScore, QUANT_MIXES } from "@owntune/export";
+import { z } from "zod";
+import type { StageDef } from "./types.js";
+
+export const exportSchema = z
+  .object({
+    quant: z.enum(QUANT_MIXES).default("Q4_K_M").describe("Weight type of the GGUF: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K."),
+    adapter: z.string().min(1).optional().describe("PEFT adapter folder to export when the recipe has no train stage (default: the train stage's adapter/)."),
+    merge: z.boolean().default(true).describe("Merge the adapter into the GGUF's weights (false: write adapter.gguf, applied at run time)."),
+    adapter_gguf: z.boolean().default(false).describe("Also write adapter.gguf when the adapter is merged."),
+    merged: z.boolean().default(false).describe("Also write merged/: the model with the adapter merged, Hugging Face layout."),
+    merged_dtype: z.enum(["bf16", "f32"]).default("bf16").describe("dtype of merged/."),
+    verify: z.boolean().default(true).describe("Check the GGUF against llama.cpp (tokenization and log-probabilities); the stage fails when outside tolerance."),
+  })
+  .strict();
+
+export const exportStage: StageDef<typeof exportSchema> = {
+  name: "export",
+  description: "Write GGUF (quantized), adapter GGUF, merged safetensors and an Ollama Modelfile; verify against llama.cpp.",
+  schema: exportSchema,
+  async run(config, ctx) {
+    const adapterDir = ctx.previous.train !== undefined ? join(ctx.previous.train, "adapter") : config.adapter !== undefined ? ctx.resolvePath(config.adapter) : undefined;
+    const r = await exportDir({
+      modelDir: ctx.modelDir,
+      adapterDir,
+      outDir: ctx.outDir,
+      quant: config.quant,
+      noMerge: !config.merge,
+      adapterGguf: config.adapter_gguf,
+      merged: config.merged,
+      mergedDtype: config.merged_dtype,
+      verify: config.verify,
+      score: ourScore,
+      progress: ctx.progress,
+      log: ctx.log,
+    });
+    if (r.verify && !r.verify.ok) {
+      throw new Error(`verify failed: llama.cpp disagrees with our forward pass (see ${join(r.outDir, "verify.json")})`);
+    }
+    return {
+      outDir: r.outDir,
+      summary: {
+        gguf: r.gguf,
+        bytes: r.bytes,
+        mb_per_s: Number((r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)),
+        ...(r.verify ? { verify_ok: r.verify.ok, max_abs_logprob_diff: r.verify.logprobs.maxAbsDiff } : {}),
+      },
+    };
+  },
+};

@@ -1,0 +1,73 @@
+// The whole export stage on a tiny model folder with a PEFT adapter kept apart (--no-merge): the
+// model GGUF, adapter.gguf, merged/ (F32), a Modelfile naming both, and verify run through it —
+// and the merged folder's forward pass equals the base model's with the adapter applied.
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { randomAdapter, readPeftAdapter, writePeftAdapter } from "@owntune/lora";
+import { disposeLora, gemma4Tiny, initBackend, initModel, loadGemma4, loadModelDir, loraTensorsFrom, scoreIds } from "@owntune/model";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { exportDir, type ExportDirResult } from "./export-dir.js";
+import { ourScore } from "./score.js";
+import { PROBE_TEXTS } from "./verify.js";
+
+const root = mkdtempSync(join(tmpdir(), "owntune-export-dir-"));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
+const modelDir = join(root, "model");
+const adapterDir = join(root, "adapter");
+const outDir = join(root, "export");
+let result: ExportDirResult;
+
+beforeAll(async () => {
+  const config = gemma4Tiny();
+  await initModel({ outDir: modelDir, config, seed: 5, dtype: "f32" });
+  await writePeftAdapter(adapterDir, randomAdapter(config, { rank: 4, alpha: 8, seed: 9 }), { baseModel: "tiny" });
+  result = await exportDir({ modelDir, adapterDir, outDir, quant: "F32", noMerge: true, merged: true, mergedDtype: "f32", verify: true, score: ourScore, probes: [PROBE_TEXTS[4]!] });
+}, 600_000);
+
+describe("exportDir with an adapter kept apart", () => {
+  it("writes the model GGUF, adapter.gguf, merged/, a Modelfile and verify.json", () => {
+    for (const f of ["model-F32.gguf", "adapter.gguf", "merged/config.json", "merged/model.safetensors", "merged/tokenizer.json", "Modelfile", "verify.json"]) {
+      expect(existsSync(join(outDir, f)), f).toBe(true);
+    }
+    const modelfile = readFileSync(join(outDir, "Modelfile"), "utf8");
+    expect(modelfile).toMatch(/^FROM \.\/model-F32\.gguf\nADAPTER \.\/adapter\.gguf\nTEMPLATE """/);
+    expect(modelfile).toContain('PARAMETER stop "<end_of_turn>"');
+    expect(modelfile).toContain('PARAMETER stop "<eos>"');
+  });
+
+  it("passes verify with the adapter applied on both sides", () => {
+    const v = result.verify!;
+    expect(v.adapterGguf).toBe(join(outDir, "adapter.gguf"));
+    expect(v.ok, JSON.stringify(v.probes.map((p) => [p.maxAbsDiff, p.tokenMismatchAt]))).toBe(true);
+  });
+
+  it("writes a merged/ folder whose forward pass equals the base model's with the adapter", { timeout: 300_000 }, async () => {
+    await initBackend();
+    const merged = await loadModelDir(join(outDir, "merged"));
+    const base = await loadModelDir(modelDir);
+    const peft = await readPeftAdapter(adapterDir, base.config);
+    const mergedModel = await loadGemma4(merged.config, merged.checkpoint);
+    const baseModel = await loadGemma4(base.config, base.checkpoint);
+    const lora = loraTensorsFrom(peft.weights.pairs, peft.weights.scale);
+    try {
+      let max = 0;
+      for (const text of [PROBE_TEXTS[0]!, PROBE_TEXTS[2]!]) {
+        const ids = base.tokenizer.encode(text);
+        const a = scoreIds(mergedModel, ids).logprobs;
+        const b = scoreIds(baseModel, ids, { lora }).logprobs;
+        const without = scoreIds(baseModel, ids).logprobs;
+        for (let k = 0; k < a.length; k++) max = Math.max(max, Math.abs(a[k]! - b[k]!));
+        expect(Math.max(...a.map((v, k) => Math.abs(v - without[k]!)))).toBeGreaterThan(0.1);
+      }
+      console.log(`merged vs base+adapter: max |Δ log p| ${max.toExponential(2)}`);
+      expect(max).toBeLessThan(1e-3);
+    } finally {
+      disposeLora(lora);
+      mergedModel.dispose();
+      baseModel.dispose();
+      await merged.checkpoint.close();
+      await base.checkpoint.close();
+    }
+  });
+});
