@@ -1,12 +1,14 @@
 // The Gemma 4 text decoder forward pass, top to bottom as spec/gemma4.md §3 describes it: embed × √H,
 // per-layer embeddings, decoder layers (sandwich norms around attention and GeGLU, PLE, layer scalar),
 // final norm, tied head with soft-cap. Also the training loss (packed rows, loss mask) and log-probs.
-// Every base-weight product goes through linear.ts; activation products through its `mm`.
+// Every base-weight product goes through linear.ts; activation products through its `mm`; the §2
+// building blocks (RMSNorm, GELU, RoPE, masked softmax) are single custom-gradient ops in ops.ts.
 import * as tf from "@tensorflow/tfjs";
 import type { LayerSpec } from "./config.js";
 import { StepKv, type KvCache, type KvEntry, type KvStore, type TokenMeta } from "./kv-cache.js";
 import { capLogits } from "./lm-head.js";
-import { linear, mm, type LoraLayers } from "./linear.js";
+import { linear, mm, untaped, type LoraLayers } from "./linear.js";
+import { gelu, maskedSoftmax, rmsNorm, rope } from "./ops.js";
 import type { Gemma4Model } from "./model.js";
 
 /**
@@ -100,7 +102,8 @@ export function forwardHidden(model: Gemma4Model, batch: TokenBatch, options: Fo
   const step: Step = { model, B, T, lora: options.lora, ablate: options.ablate ?? {}, kv: cache ?? new StepKv(), queries, masks: new Map(), rope: new Map() };
   const out = tf.tidy(() => {
     // §3.1 step 1: h = E[id]·√H (exact float √H, as llama.cpp and mlx; HF's bf16-rounded scale differs slightly).
-    let h = tf.mul(model.embedding.lookup(flatIds), Math.fround(Math.sqrt(c.hidden_size))).reshape([B, T, c.hidden_size]) as tf.Tensor3D;
+    // It and the per-layer inputs depend on no trainable tensor: computed off the tape.
+    let h = untaped(() => tf.mul(model.embedding.lookup(flatIds), Math.fround(Math.sqrt(c.hidden_size))).reshape([B, T, c.hidden_size]) as tf.Tensor3D);
     const ple = c.hidden_size_per_layer_input > 0 && !step.ablate.noPle ? perLayerInputs(step, flatIds, h) : undefined;
     for (const layer of model.layers) {
       h = decoderLayer(step, layer, h, ple?.[layer.index]);
@@ -175,8 +178,9 @@ export function tokenLogprobs(model: Gemma4Model, batch: TokenBatch, options: Fo
     }
   }
   const h = forwardHidden(model, batch, options);
-  const lp = tf.tidy(() => model.embedding.targetLogprobs(h.reshape([B * T, -1]) as tf.Tensor2D, targets, softcapOf(model, options.ablate)));
-  h.dispose();
+  const h2 = h.reshape([B * T, -1]) as tf.Tensor2D;
+  const lp = model.embedding.targetLogprobs(h2, targets, softcapOf(model, options.ablate)); // (not inside tf.tidy: it would walk the returned array)
+  tf.dispose([h, h2]);
   return Array.from({ length: B }, (_, b) => {
     const row = new Float32Array(T).fill(Number.NaN);
     row.set(lp.subarray(b * T, b * T + T - 1), 1); // the prediction made at t scores token t+1
@@ -258,7 +262,7 @@ function attention(step: Step, layer: LayerSpec, a: tf.Tensor): tf.Tensor {
     ? q.reshape([B, T, G, Nkv, d]).transpose([0, 3, 2, 1, 4]) // [B, T, G, Nkv, d] → [B, Nkv, G, T, d]
     : q.reshape([B, T, Nkv, G, d]).transpose([0, 2, 3, 1, 4]); // [B, T, Nkv, G, d] → [B, Nkv, G, T, d]
   const scores = mm(qg.reshape([B * Nkv, G * T, d]), kv.kT).reshape([B, Nkv, G, T, S]); // scale 1.0 (§3.4)
-  const probs = tf.softmax(tf.add(scores, attentionMask(step, layer, kv.keys)));
+  const probs = maskedSoftmax(scores, attentionMask(step, layer, kv.keys));
   const o = mm(probs.reshape([B * Nkv, G * T, S]), kv.v).reshape([B, Nkv, G, T, d]);
   const heads = ablate.wrongGqaMapping
     ? o.transpose([0, 3, 2, 1, 4]) // [B, Nkv, G, T, d] → [B, T, G, Nkv, d]
@@ -325,13 +329,6 @@ function ropeTables(step: Step, layer: LayerSpec): { cos: tf.Tensor; sin: tf.Ten
   return tables;
 }
 
-/** x [B, T, N, d]: x'_j = x_j·cos − x_{j+d/2}·sin, x'_{j+d/2} = x_{j+d/2}·cos + x_j·sin. */
-function rope(x: tf.Tensor, cos: tf.Tensor, sin: tf.Tensor): tf.Tensor {
-  const half = x.shape[3]! / 2;
-  const [x1, x2] = tf.split(x, [half, half], 3);
-  return tf.concat([tf.sub(tf.mul(x1!, cos), tf.mul(x2!, sin)), tf.add(tf.mul(x2!, cos), tf.mul(x1!, sin))], 3);
-}
-
 // ---------------------------------------------------------------------------------------------
 // §3.2: per-layer embeddings.
 
@@ -350,25 +347,12 @@ function perLayerInputs(step: Step, flatIds: Int32Array, h: tf.Tensor3D): tf.Ten
     const src = id * table.width;
     for (let k = 0; k < L * P; k++) tok[i * L * P + k] = table.data[src + k]! * scale;
   }
-  const ctx = tf.mul(linear(h, model.linears.get("per_layer_model_projection.weight")), 1 / Math.sqrt(c.hidden_size)).reshape([B, T, L, P]); // [B, T, L·P] → [B, T, L, P]
-  const ctxNormed = rmsNorm(ctx, model.norms.get("per_layer_projection_norm.weight")!, c.rms_norm_eps);
-  const ple = tf.mul(tf.add(ctxNormed, tf.tensor(tok, [B, T, L, P])), Math.SQRT1_2);
+  const ple = untaped(() => {
+    const ctx = tf.mul(linear(h, model.linears.get("per_layer_model_projection.weight")), 1 / Math.sqrt(c.hidden_size)).reshape([B, T, L, P]); // [B, T, L·P] → [B, T, L, P]
+    const ctxNormed = rmsNorm(ctx, model.norms.get("per_layer_projection_norm.weight")!, c.rms_norm_eps);
+    return tf.mul(tf.add(ctxNormed, tf.tensor(tok, [B, T, L, P])), Math.SQRT1_2);
+  });
   return tf.unstack(ple, 2) as tf.Tensor3D[]; // [B, T, L, P] → L × [B, T, P]
-}
-
-// ---------------------------------------------------------------------------------------------
-// §2: building blocks.
-
-/** y = x·(mean(x²) + eps)^(−1/2)·w over the last axis (w = null: the scale-free V-norm). */
-function rmsNorm(x: tf.Tensor, w: tf.Tensor | null, eps: number): tf.Tensor {
-  const y = tf.mul(x, tf.rsqrt(tf.add(tf.mean(tf.square(x), -1, true), eps)));
-  return w ? tf.mul(y, w) : y;
-}
-
-/** GELU, tanh form: 0.5x(1 + tanh(u)) = x·σ(2u), u = √(2/π)(x + 0.044715x³) (wasm's sigmoid is fast, its tanh is not). */
-function gelu(x: tf.Tensor): tf.Tensor {
-  const u2 = tf.mul(tf.mul(x, tf.add(tf.mul(tf.square(x), 0.044715), 1)), 2 * Math.sqrt(2 / Math.PI));
-  return tf.mul(x, tf.sigmoid(u2));
 }
 
 // ---------------------------------------------------------------------------------------------

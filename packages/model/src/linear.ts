@@ -51,6 +51,19 @@ export function customGrad<I extends tf.Tensor[], O extends tf.Tensor>(
   return g as unknown as (...inputs: I) => O;
 }
 
+/**
+ * Runs `fn` off the gradient tape: for values that depend on no trainable tensor (embedding lookups,
+ * per-layer inputs). Under a tape tfjs saves the inputs each op's gradient needs, and on wasm saving
+ * copies them (its Identity kernel copies), so a taped gather from the embedding would duplicate the
+ * whole table. The result has a zero gradient.
+ */
+export function untaped<T extends tf.Tensor>(fn: () => T): T {
+  const anchor = tf.scalar(0);
+  const out = customGrad(([a]: [tf.Tensor]) => ({ value: fn(), gradFunc: () => [tf.zerosLike(a)] }))(anchor);
+  anchor.dispose();
+  return out;
+}
+
 /** Transposes a row-major [rows, cols] matrix on the host (once, at load time). */
 function transposeHost(w: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(w.length);

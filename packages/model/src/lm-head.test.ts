@@ -44,7 +44,8 @@ describeBackends("EmbeddingTable", () => {
   let noCopy: EmbeddingTable;
   beforeAll(() => {
     table = new EmbeddingTable(E, V, H, { vocabChunk: 16, tokenBlock: 4 }); // tiles of 16, 16, 16, 2; blocks of 4 rows
-    noCopy = new EmbeddingTable(E, V, H, { vocabChunk: 16, tokenBlock: 4, rowMajorCopyMaxBytes: 0 }); // gradient through Eᵀ only
+    // gradient through Eᵀ only, and the head through short-lived tile copies (the large-table path)
+    noCopy = new EmbeddingTable(E, V, H, { vocabChunk: 16, tokenBlock: 4, rowMajorCopyMaxBytes: 0, packedHeadMaxBytes: 0 });
   });
   afterAll(() => {
     table.dispose();
@@ -66,6 +67,9 @@ describeBackends("EmbeddingTable", () => {
       const want = logits64(Hs, cap);
       const z = table.logits(h, cap);
       expectClose(`logits (cap ${cap})`, z.dataSync(), want.flatMap((r) => Array.from(r)), 2e-5, [N, V]);
+      const z2 = noCopy.logits(h, cap);
+      expectClose(`logits through tile copies (cap ${cap})`, z2.dataSync(), want.flatMap((r) => Array.from(r)), 2e-5, [N, V]);
+      z2.dispose();
       const lp = table.targetLogprobs(h, targets.map((t, i) => (i === 6 ? -1 : t)), cap);
       expect(Number.isNaN(lp[6]!)).toBe(true);
       expectClose(`target log-probs (cap ${cap})`, lp.filter((_, i) => i !== 6), want.map((r, i) => logSoftmaxAt(r, targets[i]!)).filter((_, i) => i !== 6), 2e-5);
@@ -74,7 +78,7 @@ describeBackends("EmbeddingTable", () => {
       tf.dispose([h, z, loss]);
     });
 
-    it(`has a gradient equal to central finite differences, with or without the row-major copy of E (softcap ${cap})`, () => {
+    it(`has a gradient equal to central finite differences, with or without the row-major copy of E and tile copies (softcap ${cap})`, () => {
       const p = f64(Hs);
       const fd = centralDiff((q) => 3 * nllSum64(q, cap), p, Array.from({ length: p.length }, (_, i) => i));
       for (const [label, t] of [["row-major copy", table], ["Eᵀ only", noCopy]] as const) {

@@ -15,9 +15,16 @@ export const DEFAULT_VOCAB_CHUNK = 16_384;
 export const DEFAULT_TOKEN_BLOCK = 512;
 /**
  * Largest embedding for which training keeps a second, row-major copy of E for the head's gradient
- * (gemma4-tiny: 128 MiB; E2B's 1.5 GiB would not fit beside everything else in wasm's 4 GiB heap).
+ * (gemma4-tiny: 128 MiB). The copy costs twice its size on wasm (it is also packed, see below).
  */
-export const ROW_MAJOR_COPY_MAX_BYTES = 1024 * 2 ** 20;
+export const ROW_MAJOR_COPY_MAX_BYTES = 256 * 2 ** 20;
+/**
+ * tfjs-wasm keeps an XNNPACK operator with a packed copy of the right-hand matMul operand for as long as
+ * that tensor lives (batch_mat_mul_impl.cc: "we assume b is the weights"), so a resident Eᵀ costs twice
+ * its size. Above this size the head multiplies by a short-lived copy of each tile instead (packed, used,
+ * freed): one copy of E in memory, at the price of copying each tile per call.
+ */
+export const PACKED_HEAD_MAX_BYTES = 256 * 2 ** 20;
 
 /** Tied embedding E [V, H] held as Eᵀ chunks [H, Vc] on the backend. */
 export class EmbeddingTable {
@@ -29,15 +36,22 @@ export class EmbeddingTable {
   private rows: tf.Tensor2D[] | undefined;
 
   private readonly rowMajorCopyMaxBytes: number;
+  private readonly keepPacked: boolean;
 
   /** `e` is the HF `embed_tokens.weight`, row-major [vocab, hidden]. */
-  constructor(e: Float32Array, vocab: number, hidden: number, options: { vocabChunk?: number; tokenBlock?: number; rowMajorCopyMaxBytes?: number } = {}) {
+  constructor(
+    e: Float32Array,
+    vocab: number,
+    hidden: number,
+    options: { vocabChunk?: number; tokenBlock?: number; rowMajorCopyMaxBytes?: number; packedHeadMaxBytes?: number } = {},
+  ) {
     if (e.length !== vocab * hidden) throw new RangeError(`embed_tokens.weight: ${e.length} values, expected [${vocab}, ${hidden}]`);
     this.vocab = vocab;
     this.hidden = hidden;
     this.chunk = Math.min(options.vocabChunk ?? DEFAULT_VOCAB_CHUNK, vocab);
     this.tokenBlock = options.tokenBlock ?? DEFAULT_TOKEN_BLOCK;
     this.rowMajorCopyMaxBytes = options.rowMajorCopyMaxBytes ?? ROW_MAJOR_COPY_MAX_BYTES;
+    this.keepPacked = 4 * vocab * hidden <= (options.packedHeadMaxBytes ?? PACKED_HEAD_MAX_BYTES);
     this.chunks = [];
     for (let v0 = 0; v0 < vocab; v0 += this.chunk) {
       const vc = Math.min(this.chunk, vocab - v0);
@@ -84,7 +98,7 @@ export class EmbeddingTable {
 
   /** Full logits h·Eᵀ, soft-capped: [N, H] → [N, V]. For few rows (generation) or small vocabularies. */
   logits(h: tf.Tensor2D, softcap: number | null): tf.Tensor2D {
-    return tf.tidy(() => tf.concat(this.chunks.map((ec) => capLogits(tf.matMul<tf.Tensor2D>(h, ec), softcap)), 1));
+    return tf.tidy(() => tf.concat(this.chunks.map((ec) => capLogits(this.headProduct(h, ec), softcap)), 1));
   }
 
   /**
@@ -165,7 +179,7 @@ export class EmbeddingTable {
       const terms: tf.Tensor2D[] = [];
       this.chunks.forEach((ec, c) => {
         const [m, s, term] = tf.tidy(() => {
-          const { z, slope } = capWithSlope(tf.matMul<tf.Tensor2D>(block, ec), softcap, gCol !== undefined); // [b, Vc]
+          const { z, slope } = capWithSlope(this.headProduct(block, ec), softcap, gCol !== undefined); // [b, Vc]
           const sm = tf.softmax(z);
           const out: tf.Tensor[] = [tf.max(z, 1), tf.max(sm, 1)]; // chunk lse = max − log(softmax at the max)
           if (gCol) {
@@ -204,6 +218,12 @@ export class EmbeddingTable {
     const dh = dhBlocks.length === 1 ? dhBlocks[0]! : (tf.concat(dhBlocks, 0) as tf.Tensor2D);
     if (dhBlocks.length > 1) tf.dispose(dhBlocks);
     return { lse, zt, dh };
+  }
+
+  /** h·Eᵀ_c [b, Vc], through a short-lived copy of the tile when the packed cache would not fit (see PACKED_HEAD_MAX_BYTES). */
+  private headProduct(h: tf.Tensor2D, ec: tf.Tensor2D): tf.Tensor2D {
+    if (this.keepPacked) return tf.matMul<tf.Tensor2D>(h, ec);
+    return tf.tidy(() => tf.matMul<tf.Tensor2D>(h, tf.clone(ec)));
   }
 
   /**

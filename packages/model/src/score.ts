@@ -34,8 +34,9 @@ export function scoreIds(model: Gemma4Model, ids: readonly number[], options: Sc
       const part = ids.slice(t0, Math.min(t0 + chunk, ids.length - 1)); // the last token predicts nothing
       const targets = ids.slice(t0 + 1, t0 + 1 + part.length);
       const h = forwardHidden(model, { ids: [part] }, { cache, lora: options.lora, ablate: options.ablate });
-      const lp = tf.tidy(() => model.embedding.targetLogprobs(h.reshape([part.length, -1]) as tf.Tensor2D, targets, softcap));
-      h.dispose();
+      const h2 = h.reshape([part.length, -1]) as tf.Tensor2D;
+      const lp = model.embedding.targetLogprobs(h2, targets, softcap);
+      tf.dispose([h, h2]);
       for (const v of lp) logprobs.push(v);
     }
   } finally {

@@ -81,6 +81,7 @@ export function registerScore(program: Command): void {
           if (io.json) process.stdout.write(JSON.stringify({ ids: r.ids, logprobs: r.logprobs, nll }) + "\n");
           else io.result(undefined, `line ${row.line}: ${r.ids.length} tokens, nll ${nll === null ? "-" : nll.toFixed(4)}${nll === null ? "" : `, perplexity ${Math.exp(nll).toFixed(2)}`}`);
           io.progress.increment();
+          await new Promise((resolve) => setImmediate(resolve)); // let Ctrl-C in between rows
         }
         io.progress.stop();
         if (!io.json && tokens > 0) io.result(undefined, `${rows.length} rows, ${tokens} scored tokens, mean nll ${(nllSum / tokens).toFixed(4)}`);
