@@ -6,10 +6,13 @@
 // tolerance for quantized files. Reference: ggml-cpu quants.c quantize_row_q8_0 / quantize_row_q8_K
 // (round to nearest even, scale = amax/127).
 //
-// Measured on the tiny preset, the emulation brings llama.cpp and us closer for some weights (attn_q:
-// 0.093 → 0.014 nats) but not all (attn_output: no gain), so it is not ggml bit for bit; F16/BF16
-// weights (whose activations ggml rounds to F16/BF16) are left unrounded: emulating that made the
-// agreement worse, and its effect is below the float tolerance.
+// Measured on the tiny preset with one Q8_0 tensor at a time (the rest F32), the emulation takes
+// llama.cpp vs us from 0.04–0.09 nats to 0.002–0.02 (attn_q 0.066 → 0.002, attn_output 0.045 →
+// 0.006, ffn_gate 0.092 → 0.010, ffn_down 0.093 → 0.022). With every tensor quantized the residue
+// adds up (≈ 0.2–0.3 nats): 8-bit rounding is discontinuous, so sub-ulp differences in its inputs
+// (ggml's fp16 GELU table, summation order) flip levels, and a random model amplifies them. F16/BF16
+// weights (whose activations ggml rounds to F16/BF16) are left unrounded: their effect is below the
+// float tolerance.
 import * as tf from "@tensorflow/tfjs";
 import { LinearWeights, type BaseWeight, type Gemma4Model } from "@owntune/model";
 import { GgmlType } from "./quant/ggml-types.js";

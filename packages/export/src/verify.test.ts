@@ -5,7 +5,7 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ABLATIONS, loadDefaultTokenizer, type GemmaTokenizer } from "@owntune/model";
+import { ABLATIONS, loadDefaultTokenizer, memoryTensorSource, type GemmaTokenizer } from "@owntune/model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportGguf } from "./export-gguf.js";
 import { endOfGenerationIds } from "./gguf-tokenizer.js";
@@ -70,8 +70,28 @@ describe("the tolerance discriminates", () => {
     const r = await verifyGguf({ gguf: paths.F32!, config: tiny.config, encode, score: forwardScore({ ablate: { [ablation]: true } }), probes, llamaReply });
     const worst = r.logprobs.maxAbsDiff;
     const tol = Math.max(...r.probes.map((p) => p.tolerance));
-    console.log(`${ablation}: max |Δ log p| ${worst.toFixed(4)} nats = ${(worst / tol).toFixed(1)}× the tolerance ${tol.toFixed(3)}`);
+    console.log(`${ablation}: max |Δ log p| ${worst.toFixed(4)} nats = ${(worst / tol).toFixed(1)}× the tolerance ${tol.toFixed(3)} (logit scale ${r.probes[0]!.maxLogit?.toFixed(1)})`);
     expect(r.logprobs.ok).toBe(false);
     expect(worst).toBeGreaterThan(3 * tol);
+  });
+});
+
+describe("at soft-cap logit scale (final norm ×4: logits up to ~70 before the cap)", () => {
+  it("still agrees within the scaled tolerance, and single-feature errors still fail by a wide margin", { timeout: 600_000 }, async () => {
+    const weights = new Map(tiny.weights);
+    weights.set("norm.weight", tiny.weights.get("norm.weight")!.map((v) => v * 4));
+    const source = memoryTensorSource(tiny.config, weights);
+    const path = join(dir, "tiny-large-logits-F32.gguf");
+    await exportGguf({ config: tiny.config, source, tokenizer: await gemmaTokenizer(), mix: "F32", out: path });
+    const large = [PROBE_TEXTS[4]!];
+    const r = await verifyGguf({ gguf: path, config: tiny.config, encode, score: ourScore, probes: large });
+    console.log(`large logits: ${summary(r)}; logit scale ${r.probes[0]!.maxLogit?.toFixed(1)}`);
+    expect(r.probes[0]!.maxLogit).toBeGreaterThan(40);
+    expect(r.ok, summary(r)).toBe(true);
+    for (const ablation of ["fullLayersDefaultRope", "vFromNormedK"] as const) {
+      const bad = await verifyGguf({ gguf: path, config: tiny.config, encode, score: forwardScore({ ablate: { [ablation]: true } }), probes: large, llamaReply: r.llamaReply });
+      console.log(`large logits, ${ablation}: ${bad.logprobs.maxAbsDiff.toFixed(3)} nats = ${(bad.logprobs.maxAbsDiff / bad.probes[0]!.tolerance).toFixed(1)}× the tolerance`);
+      expect(bad.logprobs.maxAbsDiff).toBeGreaterThan(3 * bad.probes[0]!.tolerance);
+    }
   });
 });

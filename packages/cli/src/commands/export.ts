@@ -62,6 +62,7 @@ export function registerExport(program: Command): void {
       const io = commandIO(cmd);
       const quant = parseQuant(flags.quant);
       if (!flags.merge && !flags.adapter) throw new UserError("--no-merge needs --adapter", { field: "--no-merge" });
+      if (flags.adapterGguf && !flags.adapter) throw new UserError("--adapter-gguf needs --adapter", { field: "--adapter-gguf" });
       const probes = await readProbes(flags.probes);
       const r = await exportDir({
         modelDir: flags.model,
