@@ -75,16 +75,21 @@ function forwardFlops(c: Gemma4Config, T: number, headTokens: number): number {
   return flops;
 }
 
+/** wasm threads for this run: OWNTUNE_WASM_THREADS, default 1 (see `main` below). */
+const THREADS = Number(process.env.OWNTUNE_WASM_THREADS ?? 1);
+
 /**
- * Wall and CPU seconds of `fn`. The machine this runs on is shared, so rates are taken from CPU time
- * (single-threaded wasm: CPU time is the compute this process got), with wall time alongside.
+ * Seconds of `fn` as rates use them, and wall seconds. Single-threaded, rates use CPU time: the machine
+ * this runs on is shared, and CPU time is the compute this process got. With more threads CPU time
+ * sums the threads, so rates use wall time (meaningful on an otherwise idle machine only).
  */
 function time<T>(fn: () => T): { value: T; seconds: number; wall: number } {
   const c0 = process.cpuUsage();
   const t0 = performance.now();
   const value = fn();
   const c = process.cpuUsage(c0);
-  return { value, seconds: (c.user + c.system) / 1e6, wall: (performance.now() - t0) / 1000 };
+  const wall = (performance.now() - t0) / 1000;
+  return { value, seconds: THREADS > 1 ? wall : (c.user + c.system) / 1e6, wall };
 }
 
 function best<T>(runs: number, fn: () => T): { value: T; seconds: number; wall: number } {
@@ -142,8 +147,8 @@ function linearVsNaive(N: number, inF: number, outF: number, rank: number): stri
   base.dispose();
   tf.dispose([w, x, r, a, b]);
   return [
-    `| linear [${N}, ${inF}] → ${outF}, LoRA r=${rank}: forward + backward, custom gradient | ${(t1.seconds * 1000).toFixed(0)} ms CPU | ${(flops / t1.seconds / 1e9).toFixed(1)} GFLOP/CPU-s |`,
-    `| same, W as [out, in] with transposed matMul and tfjs's own gradients | ${(t2.seconds * 1000).toFixed(0)} ms CPU | ${(flops / t2.seconds / 1e9).toFixed(1)} GFLOP/CPU-s (${(t2.seconds / t1.seconds).toFixed(1)}× slower) |`,
+    `| linear [${N}, ${inF}] → ${outF}, LoRA r=${rank}: forward + backward, custom gradient | ${(t1.seconds * 1000).toFixed(0)} ms | ${(flops / t1.seconds / 1e9).toFixed(1)} GFLOP/s |`,
+    `| same, W as [out, in] with transposed matMul and tfjs's own gradients | ${(t2.seconds * 1000).toFixed(0)} ms | ${(flops / t2.seconds / 1e9).toFixed(1)} GFLOP/s (${(t2.seconds / t1.seconds).toFixed(1)}× slower) |`,
   ];
 }
 
@@ -223,7 +228,7 @@ async function throughput(name: string, config: Gemma4Config, T: number): Promis
 
 /** In the child: load the 2-layer E2B-shaped checkpoint, run a forward, report memory. */
 async function rssChild(dir: string): Promise<void> {
-  const info = await initBackend({ backend: "wasm", threads: 1 });
+  const info = await initBackend({ backend: "wasm", threads: THREADS });
   const baseline = process.memoryUsage().rss;
   const ckpt = await openCheckpoint(dir);
   const config = await readGemma4Config(join(dir, "config.json"));
@@ -274,14 +279,15 @@ async function rss(): Promise<string[]> {
 export default async function (): Promise<void> {
   const childDir = process.env[RSS_CHILD];
   if (childDir) return rssChild(childDir);
-  // One thread: on a shared machine an XNNPACK pool spins while its other thread waits for a core,
-  // which makes wall-clock rates meaningless (measured 20× slowdowns); CPU time stays comparable.
-  const info = await initBackend({ backend: "wasm", threads: 1 });
+  // One thread by default: on a shared machine an XNNPACK pool spins while its other thread waits for
+  // a core, which makes wall-clock rates meaningless (measured 20× slowdowns); CPU time stays comparable.
+  const info = await initBackend({ backend: "wasm", threads: THREADS });
+  const unit = THREADS > 1 ? "GFLOP/s (wall)" : "GFLOP/CPU-s";
   console.log(`backend: ${describeBackend(info)}`);
   const raws = [rawMatMul(512, 768, 3072), rawMatMul(512, 1024, 1024), rawMatMul(512, 128, 16384)];
-  console.log(`raw dense matMul: ${raws.map((r) => r.toFixed(1)).join(" / ")} GFLOP/CPU-s ([512,768]·[768,3072], [512,1024]·[1024,1024], [512,128]·[128,16384]); the reference below is [512,1024]·[1024,1024], measured before and after each run`);
+  console.log(`raw dense matMul: ${raws.map((r) => r.toFixed(1)).join(" / ")} ${unit} ([512,768]·[768,3072], [512,1024]·[1024,1024], [512,128]·[128,16384]); the reference below is [512,1024]·[1024,1024], measured before and after each run`);
   for (const l of linearVsNaive(512, 1024, 1024, 8)) console.log(l);
-  const lines = ["| run | CPU time (best of 2) | tokens/CPU-s | GFLOP/CPU-s | raw matMul beside it | ÷ raw |", "|---|---|---|---|---|---|"];
+  const lines = [`| run | ${THREADS > 1 ? "wall" : "CPU"} time (best of 2) | tokens/s | ${unit} | raw matMul beside it | ÷ raw |`, "|---|---|---|---|---|---|"];
   lines.push(...(await throughput("gemma4-tiny", gemma4Tiny(), 512)));
   for (const l of lines) console.log(l);
   lines.length = 0;

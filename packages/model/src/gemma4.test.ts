@@ -101,3 +101,22 @@ describe("ablations (test-only single-feature breakage)", () => {
     });
   }, ["wasm"]);
 });
+
+describeBackends("weight placement", () => {
+  it("gives the same logits and LoRA gradients with base weights on the host as on the device", async () => {
+    const config = microConfig();
+    const weights = randomWeights(config, 4);
+    const [device, host] = await Promise.all([gemma4FromWeights(config, weights, { placement: "device" }), gemma4FromWeights(config, weights, { placement: "host" })]);
+    expect(host.linears.bytes().device).toBe(0);
+    const ids = testIds(9, config.vocab_size, 6);
+    const lora = makeLora(config, ["layers.0.self_attn.q_proj", "layers.2.mlp.down_proj"], 2);
+    const vars = [...lora.values()].flatMap((p) => [p.a, p.b]);
+    const run = (m: Gemma4Model) => tf.variableGrads(() => lmLoss(m, { ids: [ids], lossMask: [ids.map(() => 1)] }, { lora }), vars);
+    const [a, b] = [run(device), run(host)];
+    expectClose("loss, host vs device weights", a.value.dataSync(), b.value.dataSync(), 0);
+    for (const v of vars) expectClose(`grad ${v.name}, host vs device weights`, a.grads[v.name]!.dataSync(), b.grads[v.name]!.dataSync(), 0);
+    tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads), ...vars]);
+    device.dispose();
+    host.dispose();
+  });
+}, ["wasm"]);

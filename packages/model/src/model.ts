@@ -11,10 +11,11 @@ import { expectedTensors, memoryTensorSource, type TensorSource } from "./tensor
 
 /**
  * Base-weight bytes above which `placement: "auto"` keeps linears on the host under wasm: the wasm
- * heap is 4 GiB for everything (measured: allocation fails past ~3 GiB of tensors), and the embedding
- * and activations need their share.
+ * heap is 4 GiB for everything (measured: allocation fails past ~3 GiB of tensors), a resident weight
+ * costs twice its size there (tfjs-wasm keeps an XNNPACK-packed copy of each matMul's right operand),
+ * and the embedding and activations need their share.
  */
-export const WASM_DEVICE_WEIGHT_BUDGET = 1.5 * 2 ** 30;
+export const WASM_DEVICE_WEIGHT_BUDGET = 768 * 2 ** 20;
 
 export interface LoadOptions {
   /** Where base linears live: "device", "host", or "auto" (device unless over WASM_DEVICE_WEIGHT_BUDGET on wasm). */
