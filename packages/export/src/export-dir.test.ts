@@ -22,7 +22,7 @@ beforeAll(async () => {
   const config = gemma4Tiny();
   await initModel({ outDir: modelDir, config, seed: 5, dtype: "f32" });
   await writePeftAdapter(adapterDir, randomAdapter(config, { rank: 4, alpha: 8, seed: 9 }), { baseModel: "tiny" });
-  result = await exportDir({ modelDir, adapterDir, outDir, quant: "F32", noMerge: true, merged: true, mergedDtype: "f32", verify: true, score: ourScore, probes: [PROBE_TEXTS[4]!] });
+  result = await exportDir({ modelDir, adapterDir, outDir, quant: "F32", noMerge: true, merged: true, mergedDtype: "f32", verify: true, score: ourScore, probes: [PROBE_TEXTS[1]!] });
 }, 600_000);
 
 describe("exportDir with an adapter kept apart", () => {
@@ -52,7 +52,7 @@ describe("exportDir with an adapter kept apart", () => {
     const lora = loraTensorsFrom(peft.weights.pairs, peft.weights.scale);
     try {
       let max = 0;
-      for (const text of [PROBE_TEXTS[0]!, PROBE_TEXTS[2]!]) {
+      for (const text of [PROBE_TEXTS[0]!]) {
         const ids = base.tokenizer.encode(text);
         const a = scoreIds(mergedModel, ids).logprobs;
         const b = scoreIds(baseModel, ids, { lora }).logprobs;

@@ -55,8 +55,13 @@ async function run(req) {
     const out = await seq.controlledEvaluate(/** @type {any} */ (items));
     const logprobs = [];
     for (let i = 0; i + 1 < ids.length; i++) {
-      const p = out[i]?.next?.probabilities?.get(ids[i + 1]) ?? 0;
-      logprobs.push(Math.log(p));
+      const probs = out[i]?.next?.probabilities;
+      const p = probs?.get(ids[i + 1]) ?? 0;
+      // node-llama-cpp normalizes with a float32 running sum over the vocabulary sorted by logit, which
+      // drops the smallest terms (≈ 1e-3 of the mass on a 262,144-token vocabulary): renormalize in float64.
+      let total = 0;
+      if (probs) for (const q of probs.values()) total += q;
+      logprobs.push(Math.log(p) - Math.log(total > 0 ? total : 1));
     }
     results.push({ tokens: body, logprobs });
   }

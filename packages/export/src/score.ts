@@ -1,37 +1,65 @@
 // Our side of verify: the project's own forward pass (@owntune/model) scoring token ids on weights
-// from any TensorSource — for verify, the GGUF's own dequantized weights — with the adapter applied
-// through the model's LoRA path.
+// from any TensorSource — for verify, the GGUF's own dequantized weights, with ggml's CPU rounding
+// copied in (ggml-activations.ts) — with the adapter applied through the model's LoRA path.
 import * as tf from "@tensorflow/tfjs";
-import { disposeLora, forwardLogits, initBackend, loadGemma4, loraTensorsFrom, scoreIds, type Ablation } from "@owntune/model";
-import { withGgmlActivations } from "./ggml-activations.js";
-import type { ScoreFn } from "./verify.js";
+import { disposeLora, forwardHidden, initBackend, loadGemma4, loraTensorsFrom, type AdapterWeights, type Ablation, type Gemma4Config, type TensorSource } from "@owntune/model";
+import { withGgmlActivations, type GgmlArithmetic } from "./ggml-activations.js";
+import type { ScoreFn, ScoreOutput } from "./verify.js";
+
+/** Rows of [rows, vocab] logits formed at once when measuring the logit scale (32 × 262,144 floats = 32 MiB). */
+const LOGIT_SCALE_ROWS = 32;
+
+/** A loaded model that scores token ids; `ablate` (TEST-ONLY) breaks one model feature. */
+export interface Scorer {
+  score(ids: readonly number[][], ablate?: Ablation): ScoreOutput[];
+  dispose(): void;
+}
 
 /**
- * A ScoreFn over our forward pass; `ablate` (TEST-ONLY) breaks one model feature, for the
- * discrimination test. When the weights come from a GGUF (they carry ggml types), activations are
- * rounded before each base-weight product as ggml's CPU matmul rounds them (ggml-activations.ts).
+ * Loads our forward pass on `weights` once. When the weights come from a GGUF (they carry ggml types),
+ * ggml's CPU arithmetic is copied where it rounds (`ggml` picks which parts; all by default). Each
+ * sequence is one forward pass; the head gives the log-probs (tiled over the vocabulary) and the
+ * logit scale.
  */
-export function forwardScore(options: { ablate?: Ablation } = {}): ScoreFn {
-  return async (config, weights, adapter, ids) => {
-    await initBackend();
-    const loaded = await loadGemma4(config, weights);
-    const typed = weights as { ggmlType?: (name: string) => number };
-    const model = typeof typed.ggmlType === "function" ? withGgmlActivations(loaded, (n) => typed.ggmlType!(n)) : loaded;
-    const lora = adapter ? loraTensorsFrom(adapter.pairs, adapter.scale) : undefined;
-    try {
-      return ids.map((seq) => {
-        const logprobs = scoreIds(model, seq, { lora, ablate: options.ablate }).logprobs;
-        // The largest |logit| before the soft-cap (recovered by inverting it): ggml's rounding error grows with it.
-        const logits = forwardLogits(model, { ids: [seq] }, { lora, ablate: options.ablate });
-        const capped = tf.tidy(() => tf.max(tf.abs(logits)).dataSync()[0]!);
-        logits.dispose();
-        const cap = options.ablate?.noSoftcap ? null : config.final_logit_softcapping;
-        const maxLogit = cap === null ? capped : cap * Math.atanh(Math.min(capped / cap, 1 - 1e-7));
+export async function loadScorer(config: Gemma4Config, weights: TensorSource, adapter: AdapterWeights | undefined, options: { ggml?: GgmlArithmetic } = {}): Promise<Scorer> {
+  await initBackend();
+  const loaded = await loadGemma4(config, weights);
+  const typed = weights as { ggmlType?: (name: string) => number };
+  const model = typeof typed.ggmlType === "function" ? withGgmlActivations(loaded, (n) => typed.ggmlType!(n), options.ggml) : loaded;
+  const lora = adapter ? loraTensorsFrom(adapter.pairs, adapter.scale) : undefined;
+  return {
+    score: (ids, ablate) =>
+      ids.map((seq) => {
+        const T = seq.length;
+        const cap = ablate?.noSoftcap ? null : config.final_logit_softcapping;
+        const h3 = forwardHidden(model, { ids: [seq] }, { lora, ablate });
+        const h = h3.reshape([T, -1]) as tf.Tensor2D; // [1, T, H] → [T, H]
+        const targets = Int32Array.from({ length: T }, (_, t) => (t + 1 < T ? seq[t + 1]! : -1)); // the last token predicts nothing
+        const logprobs = Array.from(model.embedding.targetLogprobs(h, targets, cap).subarray(0, T - 1));
+        // The logit scale: the largest |logit| before the soft-cap, a block of rows at a time.
+        let maxLogit = 0;
+        for (let t0 = 0; t0 < T; t0 += LOGIT_SCALE_ROWS) {
+          const rows = Math.min(LOGIT_SCALE_ROWS, T - t0);
+          maxLogit = Math.max(maxLogit, tf.tidy(() => tf.max(tf.abs(model.embedding.logits(tf.slice(h, [t0, 0], [rows, -1]), null))).dataSync()[0]!));
+        }
+        tf.dispose([h3, h]);
         return { logprobs, maxLogit };
-      });
-    } finally {
+      }),
+    dispose() {
       if (lora) disposeLora(lora);
       loaded.dispose();
+    },
+  };
+}
+
+/** A ScoreFn over our forward pass (loads the model for each call); `ablate` is TEST-ONLY. */
+export function forwardScore(options: { ablate?: Ablation; ggml?: GgmlArithmetic } = {}): ScoreFn {
+  return async (config, weights, adapter, ids) => {
+    const scorer = await loadScorer(config, weights, adapter, options);
+    try {
+      return scorer.score(ids, options.ablate);
+    } finally {
+      scorer.dispose();
     }
   };
 }

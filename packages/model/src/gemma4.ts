@@ -200,14 +200,15 @@ function decoderLayer(step: Step, layer: LayerSpec, h: tf.Tensor3D, ple: tf.Tens
   const attn = attention(step, layer, norm(h, "input_layernorm"));
   h = tf.add(h, norm(attn, "post_attention_layernorm"));
 
+  const act = model.gelu ?? gelu;
   const m = norm(h, "pre_feedforward_layernorm");
-  const f = proj(step, p + "mlp.down_proj", tf.mul(gelu(proj(step, p + "mlp.gate_proj", m)), proj(step, p + "mlp.up_proj", m)));
+  const f = proj(step, p + "mlp.down_proj", tf.mul(act(proj(step, p + "mlp.gate_proj", m)), proj(step, p + "mlp.up_proj", m)));
   h = tf.add(h, norm(f, "post_feedforward_layernorm"));
 
   const scalar = model.layerScalars[layer.index]!;
   if (step.ablate.layerScalarBeforePle) h = tf.mul(h, scalar);
   if (ple) {
-    const g = tf.mul(gelu(proj(step, p + "per_layer_input_gate", h)), ple); // [B, T, P]
+    const g = tf.mul(act(proj(step, p + "per_layer_input_gate", h)), ple); // [B, T, P]
     h = tf.add(h, norm(proj(step, p + "per_layer_projection", g), "post_per_layer_input_norm"));
   }
   if (!step.ablate.layerScalarBeforePle) h = tf.mul(h, scalar);

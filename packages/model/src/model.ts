@@ -46,6 +46,11 @@ export interface Gemma4Model {
   readonly layerScalars: readonly number[];
   readonly embedding: EmbeddingTable;
   readonly ple: PleTable | undefined;
+  /**
+   * The GELU (tanh form) used by the MLP gate and the PLE gate; absent means ops.ts `gelu`. Only for
+   * emulating another runtime's arithmetic (export's verify mimics ggml's fp16-table GELU).
+   */
+  readonly gelu?: (x: tf.Tensor) => tf.Tensor;
   dispose(): void;
 }
 
