@@ -6,6 +6,8 @@
 // tfjs's own matMul gradient uses exactly those. So base weights are stored pre-transposed ([in, out]),
 // and `linear` and `mm` carry custom gradients built from plain matMuls and explicit transposes only.
 import * as tf from "@tensorflow/tfjs";
+import { bf16ToF32, f32ToBf16 } from "./float-convert.js";
+import { filledTensor } from "./host-tables.js";
 
 /** One LoRA pair as tensors: `a` = lora_A [rank, in], `b` = lora_B [out, rank]; either may be a tf.Variable. */
 export interface LoraTensors {
@@ -21,9 +23,40 @@ export type LoraLayers = ReadonlyMap<string, LoraTensors>;
 /**
  * Where a base weight lives. `device`: a backend tensor, pre-transposed (fastest; on wasm everything
  * resident shares one 4 GiB heap). `host`: a JS Float32Array, pre-transposed, uploaded for each product
- * and freed right after (models larger than the backend's memory; costs one copy per use).
+ * and freed right after (models larger than the backend's memory; costs one copy per use). `host-bf16`:
+ * as `host`, but stored as bfloat16 (half the bytes) and widened to float32 into the backend tensor for
+ * each product, forward and backward alike (so LoRA gradients are exact for the weights used: the
+ * bf16 values). Exact for bf16 checkpoints (all published Gemma ones); rounds float32 weights.
  */
-export type WeightPlacement = "device" | "host";
+export type WeightPlacement = "device" | "host" | "host-bf16";
+export const WEIGHT_PLACEMENTS: readonly WeightPlacement[] = ["device", "host", "host-bf16"];
+
+/**
+ * Float32 base-weight bytes above which `auto` keeps linears on the host under wasm: the wasm heap is
+ * 4 GiB for everything (measured: allocation fails past ~3 GiB of tensors), a resident weight costs
+ * twice its size there (tfjs-wasm keeps an XNNPACK-packed copy of each matMul's right operand), and
+ * the embedding and activations need their share.
+ */
+export const WASM_DEVICE_WEIGHT_BUDGET = 768 * 2 ** 20;
+
+/**
+ * Share of the machine's memory that `auto` lets float32 base weights take; above it they are held as
+ * bf16 (`host-bf16`). A quarter leaves room for the runtime, activations, LoRA state and the OS on a
+ * 16–24 GB machine: E2B's 1.9 B linear parameters are 7.0 GiB as float32 (bf16 on machines under 28 GiB),
+ * E4B's 4.0 B are 14.8 GiB (bf16 under 59 GiB); gemma4-tiny and 100 M-parameter models stay float32.
+ * bf16 costs time (see BENCHMARKS.md ## model), never accuracy on bf16 checkpoints.
+ */
+export const F32_WEIGHT_MEMORY_SHARE = 0.25;
+
+/**
+ * The placement `auto` picks for `f32Bytes` of base linears: float32 while they fit (`device`, except
+ * past WASM_DEVICE_WEIGHT_BUDGET on wasm: `host`), `host-bf16` once they exceed
+ * F32_WEIGHT_MEMORY_SHARE of `totalMemory` bytes.
+ */
+export function autoPlacement(f32Bytes: number, backend: string, totalMemory: number): WeightPlacement {
+  if (f32Bytes > F32_WEIGHT_MEMORY_SHARE * totalMemory) return "host-bf16";
+  return backend === "wasm" && f32Bytes > WASM_DEVICE_WEIGHT_BUDGET ? "host" : "device";
+}
 
 /** A frozen base weight W [out, in] (HF layout) and the two products the model needs of it. */
 export interface BaseWeight {
@@ -76,18 +109,22 @@ function transposeHost(w: Float32Array, rows: number, cols: number): Float32Arra
 
 /**
  * A base weight from HF data `w` (row-major [out, in]). The only function that decides where base
- * weights live; a compact (bf16 / quantized) store would be another case here.
+ * weights live and how they reach the kernel; a quantized store would be another case here.
  */
 export function baseWeight(name: string, w: Float32Array, outFeatures: number, inFeatures: number, placement: WeightPlacement = "device"): BaseWeight {
   if (w.length !== outFeatures * inFeatures) {
     throw new RangeError(`${name}: ${w.length} values, expected [${outFeatures}, ${inFeatures}]`);
   }
+  const shape: [number, number] = [inFeatures, outFeatures];
   const wtHost = transposeHost(w, outFeatures, inFeatures); // [in, out]
-  let wt: tf.Tensor2D | undefined = placement === "device" ? tf.tensor2d(wtHost, [inFeatures, outFeatures]) : undefined;
+  let wt: tf.Tensor2D | undefined = placement === "device" ? tf.tensor2d(wtHost, shape) : undefined;
   const hostData = placement === "host" ? wtHost : undefined;
+  const bf16 = placement === "host-bf16" ? f32ToBf16(wtHost) : undefined;
+  // A short-lived backend copy of the weight for one product: uploaded (host) or widened in place (host-bf16).
+  const upload = (): tf.Tensor2D => (bf16 ? filledTensor<tf.Rank.R2>(shape, (dst) => bf16ToF32(bf16, dst)) : tf.tensor2d(hostData!, shape));
   const use = <T>(f: (wt: tf.Tensor2D) => T): T => {
     if (wt) return f(wt);
-    const t = tf.tensor2d(hostData!, [inFeatures, outFeatures]);
+    const t = upload();
     try {
       return f(t);
     } finally {
@@ -99,7 +136,7 @@ export function baseWeight(name: string, w: Float32Array, outFeatures: number, i
     inFeatures,
     outFeatures,
     placement,
-    bytes: 4 * w.length,
+    bytes: (bf16 ? 2 : 4) * w.length,
     forward: (x) => use((t) => tf.matMul<tf.Tensor2D>(x, t)),
     // dy·W = (Wᵀ·dyᵀ)ᵀ with Wᵀ = the stored [in, out]: transposes only activation-sized tensors.
     backward: (dy) => use((t) => tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(t, tf.transpose(dy))))),
@@ -135,7 +172,7 @@ export class LinearWeights {
 
   /** Bytes held by placement. */
   bytes(): Record<WeightPlacement, number> {
-    const out = { device: 0, host: 0 };
+    const out: Record<WeightPlacement, number> = { device: 0, host: 0, "host-bf16": 0 };
     for (const w of this.weights.values()) out[w.placement] += w.bytes;
     return out;
   }
