@@ -6,7 +6,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { LayerSpec } from "./config.js";
 import { StepKv, type KvCache, type KvEntry, type KvStore, type TokenMeta } from "./kv-cache.js";
-import { capLogits } from "./lm-head.js";
 import { linear, mm, untaped, type LoraLayers } from "./linear.js";
 import { gelu, maskedSoftmax, rmsNorm, rope } from "./ops.js";
 import type { Gemma4Model } from "./model.js";
