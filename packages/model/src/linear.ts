@@ -3,8 +3,9 @@
 // The LoRA path sits beside it: y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ (PEFT layout, A [r, in], B [out, r]).
 //
 // wasm multiplies with transposeA/transposeB at 1–4 GFLOP/s against 25–55 for a plain matMul, and
-// tfjs's own matMul gradient uses exactly those. So base weights are stored pre-transposed ([in, out]),
-// and `linear` and `mm` carry custom gradients built from plain matMuls and explicit transposes only.
+// tfjs's own matMul gradient uses exactly those. So resident base weights are stored pre-transposed
+// ([in, out]), host ones in the orientation that avoids re-packing them per use (see `baseWeight`), and
+// `linear` and `mm` carry custom gradients built from plain matMuls and explicit transposes only.
 import * as tf from "@tensorflow/tfjs";
 import { bf16ToF32, f32ToBf16 } from "./float-convert.js";
 import { filledTensor } from "./host-tables.js";
@@ -21,9 +22,9 @@ export interface LoraTensors {
 export type LoraLayers = ReadonlyMap<string, LoraTensors>;
 
 /**
- * Where a base weight lives. `device`: a backend tensor, pre-transposed (fastest; on wasm everything
- * resident shares one 4 GiB heap). `host`: a JS Float32Array, pre-transposed, uploaded for each product
- * and freed right after (models larger than the backend's memory; costs one copy per use). `host-bf16`:
+ * Where a base weight lives. `device`: a backend tensor, pre-transposed (fastest for few tokens; on wasm
+ * everything resident shares one 4 GiB heap). `host`: a JS Float32Array, uploaded for each product and
+ * freed right after (models larger than the backend's memory; costs one copy per use). `host-bf16`:
  * as `host`, but stored as bfloat16 (half the bytes) and widened to float32 into the backend tensor for
  * each product, forward and backward alike (so LoRA gradients are exact for the weights used: the
  * bf16 values). Exact for bf16 checkpoints (all published Gemma ones); rounds float32 weights.
@@ -110,20 +111,39 @@ function transposeHost(w: Float32Array, rows: number, cols: number): Float32Arra
 /**
  * A base weight from HF data `w` (row-major [out, in]). The only function that decides where base
  * weights live and how they reach the kernel; a quantized store would be another case here.
+ *
+ * Kernel orientation (XNNPACK, measured on wasm: bench/weights.bench.ts): a matMul's right-hand operand
+ * is packed into XNNPACK's layout, and the packed copy is cached for as long as that tensor lives. A
+ * resident weight (`device`) is therefore the right operand, Wᵀ [in, out], packed once. A weight uploaded
+ * per use would be packed per use (for a 1536 × 12288 weight: 130 ms, against 20 ms for the product at
+ * one token), so host weights are kept as W [out, in] and enter the forward product as the left operand:
+ * x·Wᵀ = (W·xᵀ)ᵀ, transposing only activations. Their input gradient dy·W takes W as the right operand
+ * (packed per use), as the forward of a pre-transposed host weight did before.
  */
 export function baseWeight(name: string, w: Float32Array, outFeatures: number, inFeatures: number, placement: WeightPlacement = "device"): BaseWeight {
   if (w.length !== outFeatures * inFeatures) {
     throw new RangeError(`${name}: ${w.length} values, expected [${outFeatures}, ${inFeatures}]`);
   }
-  const shape: [number, number] = [inFeatures, outFeatures];
-  const wtHost = transposeHost(w, outFeatures, inFeatures); // [in, out]
-  let wt: tf.Tensor2D | undefined = placement === "device" ? tf.tensor2d(wtHost, shape) : undefined;
-  const hostData = placement === "host" ? wtHost : undefined;
-  const bf16 = placement === "host-bf16" ? f32ToBf16(wtHost) : undefined;
-  // A short-lived backend copy of the weight for one product: uploaded (host) or widened in place (host-bf16).
-  const upload = (): tf.Tensor2D => (bf16 ? filledTensor<tf.Rank.R2>(shape, (dst) => bf16ToF32(bf16, dst)) : tf.tensor2d(hostData!, shape));
-  const use = <T>(f: (wt: tf.Tensor2D) => T): T => {
-    if (wt) return f(wt);
+  const common = { name, inFeatures, outFeatures, placement, bytes: (placement === "host-bf16" ? 2 : 4) * w.length };
+  if (placement === "device") {
+    let wt: tf.Tensor2D | undefined = tf.tensor2d(transposeHost(w, outFeatures, inFeatures), [inFeatures, outFeatures]); // Wᵀ [in, out]
+    return {
+      ...common,
+      forward: (x) => tf.matMul<tf.Tensor2D>(x, wt!),
+      // dy·W = (Wᵀ·dyᵀ)ᵀ with Wᵀ = the stored [in, out]: transposes only activation-sized tensors.
+      backward: (dy) => tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(wt!, tf.transpose(dy)))),
+      dispose() {
+        wt?.dispose();
+        wt = undefined;
+      },
+    };
+  }
+  // Host: W [out, in] as given (float32, kept without a copy) or as bf16 bits, in a short-lived backend
+  // tensor per product: uploaded (f32) or widened straight into the tensor's memory (bf16).
+  const shape: [number, number] = [outFeatures, inFeatures];
+  const bf16 = placement === "host-bf16" ? f32ToBf16(w) : undefined;
+  const upload = (): tf.Tensor2D => (bf16 ? filledTensor<tf.Rank.R2>(shape, (dst) => bf16ToF32(bf16, dst)) : tf.tensor2d(w, shape));
+  const use = <T>(f: (t: tf.Tensor2D) => T): T => {
     const t = upload();
     try {
       return f(t);
@@ -132,18 +152,10 @@ export function baseWeight(name: string, w: Float32Array, outFeatures: number, i
     }
   };
   return {
-    name,
-    inFeatures,
-    outFeatures,
-    placement,
-    bytes: (bf16 ? 2 : 4) * w.length,
-    forward: (x) => use((t) => tf.matMul<tf.Tensor2D>(x, t)),
-    // dy·W = (Wᵀ·dyᵀ)ᵀ with Wᵀ = the stored [in, out]: transposes only activation-sized tensors.
-    backward: (dy) => use((t) => tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(t, tf.transpose(dy))))),
-    dispose() {
-      wt?.dispose();
-      wt = undefined;
-    },
+    ...common,
+    forward: (x) => use((t) => tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(t, tf.transpose(x))))), // (W·xᵀ)ᵀ
+    backward: (dy) => use((t) => tf.matMul<tf.Tensor2D>(dy, t)), // dy·W
+    dispose() {},
   };
 }
 

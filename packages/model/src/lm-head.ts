@@ -8,7 +8,7 @@
 // log-sum-exp as max(z) − log(max(softmax(z))), chunks combined in float64 on the host.
 //
 // Where the chunks live: a small table stays on the backend (`device`); a large one (E2B's is 403 M
-// values) stays on the host as bf16 or f32 chunks and each tile is widened into a short-lived backend
+// values) stays on the host as bf16 or f32 row chunks and each tile is widened into a short-lived backend
 // tensor when the head needs it, so a large table never occupies the (wasm: 4 GiB) backend heap.
 import * as tf from "@tensorflow/tfjs";
 import { filledTensor, hostValues, storeValues, widenValues, type HostDtype, type HostValues } from "./host-tables.js";
@@ -43,14 +43,14 @@ export interface EmbeddingOptions {
   storage?: EmbeddingStorage;
 }
 
-/** Tied embedding E [V, H] held as Eᵀ chunks [H, Vc], on the backend or on the host. */
+/** Tied embedding E [V, H] held as vocabulary chunks: Eᵀ_c [H, Vc] on the backend, or E_c [Vc, H] on the host. */
 export class EmbeddingTable {
   readonly vocab: number;
   readonly hidden: number;
   readonly chunk: number;
   readonly tokenBlock: number;
   readonly storage: EmbeddingStorage;
-  /** Eᵀ tiles [H, vc]: backend tensors (`device`) or host values (f32 / bf16), by tile index. */
+  /** Tiles by index: Eᵀ_c [H, vc] backend tensors (`device`), or E_c [vc, H] host values (f32 / bf16). */
   private deviceTiles: tf.Tensor2D[];
   private hostTiles: HostValues[];
   private rows: tf.Tensor2D[] | undefined;
@@ -97,39 +97,37 @@ export class EmbeddingTable {
     return Math.min(this.chunk, this.vocab - c * this.chunk);
   }
 
-  /** Stores rows c·Vc … of E (row-major [vc, H]) as tile c, transposed to [H, vc]. */
+  /** Stores rows c·Vc … of E (row-major [vc, H]) as tile c: on the backend transposed to Eᵀ_c [H, vc], on the host as they are. */
   private setTile(c: number, rowsE: Float32Array): void {
     const vc = this.tileWidth(c);
     const H = this.hidden;
     if (rowsE.length !== vc * H) throw new RangeError(`embedding tile ${c}: ${rowsE.length} values, expected [${vc}, ${H}]`);
-    const t = new Float32Array(H * vc); // [H, vc] = rows v0..v0+vc of E, transposed
-    for (let v = 0; v < vc; v++) {
-      const row = v * H;
-      for (let h = 0; h < H; h++) t[h * vc + v] = rowsE[row + h]!;
-    }
     if (this.storage === "device") {
+      const t = new Float32Array(H * vc); // [H, vc] = rows v0..v0+vc of E, transposed
+      for (let v = 0; v < vc; v++) {
+        const row = v * H;
+        for (let h = 0; h < H; h++) t[h * vc + v] = rowsE[row + h]!;
+      }
       this.deviceTiles[c] = tf.tensor2d(t, [H, vc]);
     } else {
-      const stored = hostValues(this.storage, H * vc);
-      storeValues(stored, 0, t);
+      const stored = hostValues(this.storage, vc * H);
+      storeValues(stored, 0, rowsE);
       this.hostTiles[c] = stored;
     }
   }
 
-  /** Eᵀ_c [H, vc] as a backend tensor, and whether it is a temporary the caller disposes. */
-  private tile(c: number): { t: tf.Tensor2D; temporary: boolean } {
-    if (this.storage === "device") return { t: this.deviceTiles[c]!, temporary: false };
+  /**
+   * Runs `f` on tile c as a backend tensor: the resident Eᵀ_c [H, vc] (`device`), or a short-lived
+   * E_c [vc, H] widened from the host copy (disposed after `f`).
+   */
+  private withTile<T>(c: number, f: (tile: Tile) => T): T {
+    if (this.storage === "device") return f({ eT: this.deviceTiles[c]! });
     const src = this.hostTiles[c]!;
-    return { t: filledTensor<tf.Rank.R2>([this.hidden, this.tileWidth(c)], (dst) => widenValues(src, 0, src.length, dst)), temporary: true };
-  }
-
-  /** Runs `f` on tile c, disposing a temporary tile after. */
-  private withTile<T>(c: number, f: (ec: tf.Tensor2D) => T): T {
-    const { t, temporary } = this.tile(c);
+    const e = filledTensor<tf.Rank.R2>([this.tileWidth(c), this.hidden], (dst) => widenValues(src, 0, src.length, dst));
     try {
-      return f(t);
+      return f({ e });
     } finally {
-      if (temporary) t.dispose();
+      e.dispose();
     }
   }
 
@@ -167,20 +165,15 @@ export class EmbeddingTable {
     });
   }
 
-  /** E[ids] gathered from the host tiles (column v of tile Eᵀ_c is row c·Vc + v of E), widened. */
+  /** E[ids] gathered from the host tiles (row-major E_c), widened. */
   private lookupHost(ids: ArrayLike<number>): tf.Tensor2D {
     const H = this.hidden;
     const out = new Float32Array(ids.length * H);
-    const out32 = new Uint32Array(out.buffer);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
       const c = Math.floor(id / this.chunk);
-      const vc = this.tileWidth(c);
-      const v = id - c * this.chunk;
-      const tile = this.hostTiles[c]!;
-      if (tile instanceof Float32Array) for (let k = 0; k < H; k++) out[i * H + k] = tile[k * vc + v]!;
-      else for (let k = 0; k < H; k++) out32[i * H + k] = tile[k * vc + v]! << 16; // bf16 → f32: the top half
+      widenValues(this.hostTiles[c]!, (id - c * this.chunk) * H, H, out, i * H);
     }
     return tf.tensor2d(out, [ids.length, H]);
   }
@@ -189,7 +182,7 @@ export class EmbeddingTable {
   logits(h: tf.Tensor2D, softcap: number | null): tf.Tensor2D {
     return tf.tidy(() => {
       const parts: tf.Tensor2D[] = [];
-      for (let c = 0; c < this.tileCount; c++) parts.push(this.withTile(c, (ec) => capLogits(tf.matMul<tf.Tensor2D>(h, ec), softcap)));
+      for (let c = 0; c < this.tileCount; c++) parts.push(this.withTile(c, (tile) => capLogits(headProduct(h, tile), softcap)));
       return tf.concat(parts, 1);
     });
   }
@@ -271,14 +264,14 @@ export class EmbeddingTable {
       const chunkLse: Float64Array[] = [];
       const terms: tf.Tensor2D[] = [];
       for (let c = 0; c < this.tileCount; c++) {
-        const [m, s, term] = this.withTile(c, (ec) => tf.tidy(() => {
-          const { z, slope } = capWithSlope(tf.matMul<tf.Tensor2D>(block, ec), softcap, gCol !== undefined); // [b, Vc]
+        const [m, s, term] = this.withTile(c, (tile) => tf.tidy(() => {
+          const { z, slope } = capWithSlope(headProduct(block, tile), softcap, gCol !== undefined); // [b, Vc]
           const sm = tf.softmax(z);
           const out: tf.Tensor[] = [tf.max(z, 1), tf.max(sm, 1)]; // chunk lse = max − log(softmax at the max)
           if (gCol) {
             const dz = tf.mul(slope ? tf.mul(sm, slope) : sm, gCol);
-            // dz·E_c: a plain product with the row-major copy, else (Eᵀ_c·dzᵀ)ᵀ on the stored Eᵀ_c.
-            out.push(rowsE ? tf.matMul(dz, rowsE[c]!) : tf.transpose(tf.matMul(ec, tf.transpose(dz))));
+            // dz·E_c: a plain product with the row-major copy or the host tile, else (Eᵀ_c·dzᵀ)ᵀ on the stored Eᵀ_c.
+            out.push(tile.e ? tf.matMul(dz, tile.e) : rowsE ? tf.matMul(dz, rowsE[c]!) : tf.transpose(tf.matMul(tile.eT!, tf.transpose(dz))));
           }
           return out;
         }));
@@ -330,6 +323,22 @@ export class EmbeddingTable {
     if (this.rows) tf.dispose(this.rows);
     this.rows = undefined;
   }
+}
+
+/** One vocabulary tile on the backend: the resident Eᵀ_c [H, vc], or a short-lived E_c [vc, H] from the host. */
+interface Tile {
+  eT?: tf.Tensor2D;
+  e?: tf.Tensor2D;
+}
+
+/**
+ * h·Eᵀ_c [b, vc]. The resident Eᵀ_c is the right operand (XNNPACK packs it once and keeps the packed
+ * copy); a tile uploaded per use is the left operand, (E_c·hᵀ)ᵀ, so it is never packed (packing the
+ * 16,384 × 1,536 tile costs more than the product for a few tokens: bench/weights.bench.ts).
+ */
+function headProduct(h: tf.Tensor2D, tile: Tile): tf.Tensor2D {
+  if (tile.eT) return tf.matMul<tf.Tensor2D>(h, tile.eT);
+  return tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(tile.e!, tf.transpose(h))));
 }
 
 /** cap·tanh(x/cap), as 2cap·σ(2x/cap) − cap (wasm's sigmoid is ~20× faster than its tanh). */
