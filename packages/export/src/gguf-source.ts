@@ -65,11 +65,14 @@ export async function openGgufTensorSource(path: string): Promise<GgufTensorSour
       return readGgmlRows(t, 0, t.ne.slice(1).reduce((a, b) => a * b, 1));
     },
     readRows,
+    // A 2-D tensor's ggml rows are its HF rows: gathered from the file, plain or dequantized per row.
     fileRows: (name) => {
       const t = info(name);
+      if (t.ne.length !== 2) return undefined;
+      const at = { path, offset: header.dataOffset + t.offset, rows: t.ne[1]!, width: t.ne[0]! };
       const dtype = PLAIN_TYPES[t.type];
-      if (!dtype || t.ne.length !== 2) return undefined;
-      return { path, offset: header.dataOffset + t.offset, rows: t.ne[1]!, width: t.ne[0]!, dtype };
+      if (dtype) return { ...at, dtype };
+      return { ...at, dtype: "encoded", rowBytes: ggmlNBytes(t.type, t.ne[0]!), decode: (bytes, out) => out.set(dequantizeTensor(t.type, bytes, t.ne[0]!)) };
     },
   };
 }

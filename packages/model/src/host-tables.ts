@@ -14,6 +14,8 @@ export type HostDtype = "f32" | "bf16";
  * allocation one the OS grants easily (E2B's per-layer table, 4.7 GB as bf16, is five chunks).
  */
 export const HOST_CHUNK_BYTES = 2 ** 30;
+/** Float32 bytes read per block while filling a host table (bounded transient at load). */
+const READ_BLOCK_BYTES = 64 * 2 ** 20;
 
 /** Values of one host chunk. */
 export type HostValues = Float32Array | Uint16Array;
@@ -148,19 +150,17 @@ export class ChunkedRows implements RowTable {
   }
 }
 
-/** Float32 bytes read per block while filling a host table (bounded transient at load). */
-const READ_BLOCK_BYTES = 64 * 2 ** 20;
+/**
+ * Where a 2-D tensor's rows lie in a file: row r is the bytes at `offset + r·rowBytes`, plain F32 / F16 /
+ * BF16 values (safetensors, float GGUF tensors), or `rowBytes` bytes that `decode` turns into `width`
+ * floats (a quantized GGUF row).
+ */
+export type TensorFileRows = { path: string; offset: number; rows: number; width: number } & (
+  | { dtype: "F32" | "F16" | "BF16" }
+  | { dtype: "encoded"; rowBytes: number; decode: (bytes: Uint8Array, out: Float32Array) => void }
+);
 
-/** Where a 2-D tensor's rows lie in a file: row r is `rowBytes` bytes at `offset + r·rowBytes`. */
-export interface TensorFileRows {
-  path: string;
-  offset: number;
-  rows: number;
-  width: number;
-  dtype: "F32" | "F16" | "BF16";
-}
-
-const BYTES: Record<TensorFileRows["dtype"], number> = { F32: 4, F16: 2, BF16: 2 };
+const BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
 
 /**
  * Rows gathered from the checkpoint file by positioned reads on a descriptor of its own (so it outlives
@@ -182,12 +182,13 @@ export class FileRows implements RowTable {
     this.width = range.width;
     this.where = `file ${range.path}`;
     this.fd = openSync(range.path, "r");
-    this.scratch = new Uint8Array(range.width * BYTES[range.dtype]);
+    this.scratch = new Uint8Array(range.dtype === "encoded" ? range.rowBytes : range.width * BYTES[range.dtype]);
   }
 
   gather(ids: ArrayLike<number>, out: Float32Array, scale = 1): void {
     if (this.fd === undefined) throw new Error(`${this.range.path}: row table is closed`);
-    const { width: w, dtype, offset } = this.range;
+    const range = this.range;
+    const { width: w, offset } = range;
     const rowBytes = this.scratch.byteLength;
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
@@ -198,8 +199,9 @@ export class FileRows implements RowTable {
         done += n;
       }
       const dst = out.subarray(i * w, (i + 1) * w);
-      if (dtype === "F32") dst.set(new Float32Array(this.scratch.buffer, 0, w));
-      else if (dtype === "BF16") bf16ToF32(new Uint16Array(this.scratch.buffer, 0, w), dst);
+      if (range.dtype === "encoded") range.decode(this.scratch, dst);
+      else if (range.dtype === "F32") dst.set(new Float32Array(this.scratch.buffer, 0, w));
+      else if (range.dtype === "BF16") bf16ToF32(new Uint16Array(this.scratch.buffer, 0, w), dst);
       else f16ToF32(new Uint16Array(this.scratch.buffer, 0, w), dst);
       if (scale !== 1) for (let k = 0; k < w; k++) dst[k] = dst[k]! * scale;
     }

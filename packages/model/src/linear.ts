@@ -141,8 +141,10 @@ export function baseWeight(name: string, w: Float32Array, outFeatures: number, i
   // Host: W [out, in] as given (float32, kept without a copy) or as bf16 bits, in a short-lived backend
   // tensor per product: uploaded (f32) or widened straight into the tensor's memory (bf16).
   const shape: [number, number] = [outFeatures, inFeatures];
+  // (The closure below must not capture `w` itself under host-bf16: that would keep the float32 copy alive.)
+  const f32 = placement === "host" ? w : undefined;
   const bf16 = placement === "host-bf16" ? f32ToBf16(w) : undefined;
-  const upload = (): tf.Tensor2D => (bf16 ? filledTensor<tf.Rank.R2>(shape, (dst) => bf16ToF32(bf16, dst)) : tf.tensor2d(w, shape));
+  const upload = (): tf.Tensor2D => (bf16 ? filledTensor<tf.Rank.R2>(shape, (dst) => bf16ToF32(bf16, dst)) : tf.tensor2d(f32!, shape));
   const use = <T>(f: (t: tf.Tensor2D) => T): T => {
     const t = upload();
     try {
