@@ -10,6 +10,9 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
+    // Test files run in parallel on 2 cores; a second wasm thread per process only oversubscribes them
+    // (measured: the pool collapses to 1–3 GFLOP/s). Child processes (CLI tests) inherit this.
+    env: { OWNTUNE_WASM_THREADS: "1" },
     projects: [
       // extends: true — projects inherit testTimeout/hookTimeout/pool from this root config.
       ...packages.map((name) => ({

@@ -43,6 +43,13 @@ describe("owntune CLI", () => {
     expect(r.stderr.trim()).toBe("error: nope.yaml: no such file");
   });
 
+  it("exits 1 without calling it a bug when the system refuses a write", () => {
+    const r = owntune(["init-model", "--preset", "gemma4-tiny", "--out", "/dev/null/model"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: E[A-Z]+: .*'\/dev\/null'$/m);
+    expect(r.stderr).not.toMatch(/internal error|bug/);
+  });
+
   it("prints a JSON Schema that validates every recipe in recipes/", () => {
     const r = owntune(["schema"]);
     expect(r.code).toBe(0);
@@ -50,6 +57,7 @@ describe("owntune CLI", () => {
     const validate = new Ajv2020({ strict: false, allErrors: true }).compile(schema);
     const dir = join(root, "recipes");
     const files = readdirSync(dir).filter((f) => f.endsWith(".yaml"));
+    expect(files).toContain("quickstart.yaml");
     for (const f of files) {
       const ok = validate(parseYaml(readFileSync(join(dir, f), "utf8")));
       expect(ok, `${f}: ${JSON.stringify(validate.errors)}`).toBe(true);

@@ -56,6 +56,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       return EXIT_USAGE;
     }
     const err = e instanceof Error ? e : new Error(String(e));
+    if (typeof (err as NodeJS.ErrnoException).syscall === "string") {
+      // The system refused (disk full, permissions, a path that is a file): a failure, not a bug.
+      process.stderr.write(`error: ${err.message}\n`);
+      if (debug) process.stderr.write(`${err.stack}\n`);
+      return EXIT_FAILURE;
+    }
     process.stderr.write(`internal error: ${err.message}\n`);
     process.stderr.write(debug ? `${err.stack}\n` : "(run with --debug for the stack trace; this is a bug in owntune)\n");
     return EXIT_FAILURE;

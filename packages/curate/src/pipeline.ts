@@ -3,7 +3,7 @@
 // and report.html, written into the output folder atomically.
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { DEFAULT_TOKENIZER_WARNING, silentProgress, UserError, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/model";
+import { gemma3TokenizerWarning, silentProgress, UserError, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/model";
 import { writeShard } from "./arrow-dataset.js";
 import type { CurateConfig } from "./config.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";
@@ -70,7 +70,8 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
   const cfg: CurateConfig = { ...opts.config, seed: opts.config.seed ?? opts.seed ?? 0 };
   const seed = cfg.seed!;
   const tokenizer = await loadTokenizerFor(opts.tokenizerDir);
-  if (tokenizer.isDefaultGemma3) opts.log?.(`tokenizer: ${DEFAULT_TOKENIZER_WARNING}`);
+  const tokenizerNote = gemma3TokenizerWarning(tokenizer);
+  if (tokenizerNote) opts.log?.(`tokenizer: ${tokenizerNote}`);
 
   // Evaluation n-grams for decontamination, read through the same readers.
   let contamination = new Float64Array(0);

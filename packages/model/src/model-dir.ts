@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { readGemma4Config, type Gemma4Config } from "./config.js";
 import { UserError } from "./errors.js";
-import { DEFAULT_TOKENIZER_WARNING, loadTokenizer, type GemmaTokenizer } from "./tokenizer.js";
+import { gemma3TokenizerWarning, loadTokenizer, type GemmaTokenizer } from "./tokenizer.js";
 
 /** The fields of `generation_config.json` this toolkit uses (others are kept in `raw`). */
 export interface GenerationConfig {
@@ -66,7 +66,8 @@ export async function loadModelDir(dir: string): Promise<ModelDir> {
   const generationConfig = await readGenerationConfig(dir);
   const tokenizer = await loadTokenizer(dir, { eosTokenIds: generationConfig?.eos_token_id, fallbackToDefault: true });
   const warnings: string[] = [];
-  if (tokenizer.isDefaultGemma3) warnings.push(DEFAULT_TOKENIZER_WARNING);
+  const note = gemma3TokenizerWarning(tokenizer);
+  if (note) warnings.push(note);
   checkTokenizerFits(tokenizer, config, dir, warnings);
   const checkpoint = await openCheckpoint(dir, { config });
   return { dir, config, checkpoint, tokenizer, generationConfig, warnings };

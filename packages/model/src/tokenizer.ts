@@ -313,6 +313,17 @@ export const DEFAULT_TOKENIZER_WARNING =
   "no tokenizer.json in the model folder: using the Gemma 3 tokenizer (same 262,144-entry vocabulary family, " +
   "but without Gemma 4's chat tokens such as <|turn> and <turn|>); copy the real tokenizer files in for Gemma 4 checkpoints";
 
+/** The note to show when a model folder's own tokenizer.json is the Gemma 3 release. */
+export const GEMMA3_TOKENIZER_IN_FOLDER_WARNING =
+  "the model folder's tokenizer is the Gemma 3 release (same 262,144-entry vocabulary family, but without Gemma 4's " +
+  "chat tokens such as <|turn> and <turn|>); for a real Gemma 4 checkpoint use its own tokenizer files";
+
+/** What to tell the user about a Gemma 3 tokenizer in use (fallback or folder copy), or undefined for any other. */
+export function gemma3TokenizerWarning(tokenizer: GemmaTokenizer): string | undefined {
+  if (!tokenizer.isDefaultGemma3) return undefined;
+  return tokenizer.identity.source === "default-gemma3" ? DEFAULT_TOKENIZER_WARNING : GEMMA3_TOKENIZER_IN_FOLDER_WARNING;
+}
+
 /** The warning to show when a model folder was written with the Gemma 3 tokenizer (init-model without --tokenizer). */
 export const GEMMA3_TOKENIZER_WRITTEN_WARNING =
   "the model folder got the Gemma 3 tokenizer (same 262,144-entry vocabulary family, but without Gemma 4's chat " +

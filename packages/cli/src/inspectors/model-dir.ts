@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import { join } from "node:path";
 import {
   countParameters,
-  DEFAULT_TOKENIZER_WARNING,
+  gemma3TokenizerWarning,
   isUserError,
   loadTokenizer,
   openCheckpoint,
@@ -87,7 +87,7 @@ export const modelDirInspector: Inspector = {
       problems.length === 0 ? "  weights match config.json" : `  weights do NOT match config.json:\n${problems.map((p) => `    ${p}`).join("\n")}`,
       `  tokenizer: ${tokenizer.identity.source === "default-gemma3" ? "none in the folder" : "tokenizer.json"} sha256 ${tokenizer.identity.sha256.slice(0, 12)}…, ` +
         `${tokenizer.vocabSize} entries, end of generation ${JSON.stringify(tokenizer.endOfGenerationIds)}, chat template: ${tokenizer.chatTemplate ? "yes" : "no"}`,
-      ...(tokenizer.isDefaultGemma3 ? [`  note: ${tokenizer.identity.source === "default-gemma3" ? DEFAULT_TOKENIZER_WARNING : "this is the Gemma 3 tokenizer (no Gemma 4 chat tokens)"}`] : []),
+      ...(gemma3TokenizerWarning(tokenizer) ? [`  note: ${gemma3TokenizerWarning(tokenizer)}`] : []),
     ];
     return { kind: "model directory", data, lines };
   },
