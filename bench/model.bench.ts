@@ -1,39 +1,25 @@
 // Model compute on the wasm backend: forward, forward+backward (LoRA gradients) and prefill of
 // gemma4-tiny and a ~100M-parameter config, as effective GFLOP/s beside the raw dense matMul rate
-// measured in the same run; and the peak RSS of building and running the gemma4-e2b layer shapes with
-// 2 layers (in a child process, loaded from a bf16 checkpoint on disk), projected to the full shape.
+// measured in the same run. (Memory of real-size models: model-memory.bench.ts.)
 // Each result is checked before it is timed.
-import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import {
   baseWeight,
   configToJson,
   countParameters,
   describeBackend,
-  forwardHidden,
-  gemma4E2b,
   gemma4FromWeights,
   gemma4Tiny,
   initBackend,
-  initModel,
   lastTokenLogits,
   linear,
   layerSpecs,
   lmLoss,
-  loadGemma4,
-  openCheckpoint,
   parseGemma4Config,
-  readGemma4Config,
   randomWeights,
-  scoreIds,
   type Gemma4Config,
   type Gemma4Model,
 } from "@owntune/model";
-
-const RSS_CHILD = "OWNTUNE_BENCH_MODEL_RSS_DIR";
 
 /** ~100M parameters besides the 262,144-token embedding: 10 layers of H 768, F 3072, 4 heads (1 KV) of 256 / 512. */
 function bench100m(): Gemma4Config {
@@ -226,59 +212,7 @@ async function throughput(name: string, config: Gemma4Config, T: number): Promis
   });
 }
 
-/** In the child: load the 2-layer E2B-shaped checkpoint, run a forward, report memory. */
-async function rssChild(dir: string): Promise<void> {
-  const info = await initBackend({ backend: "wasm", threads: THREADS });
-  const baseline = process.memoryUsage().rss;
-  const ckpt = await openCheckpoint(dir);
-  const config = await readGemma4Config(join(dir, "config.json"));
-  const model = await loadGemma4(config, ckpt);
-  await ckpt.close();
-  const afterLoad = process.memoryUsage().rss;
-  const device = tf.memory().numBytes;
-  const ids = Array.from({ length: 128 }, (_, i) => 3 + ((i * 7919 + 13) % (config.vocab_size - 3)));
-  const r = scoreIds(model, ids);
-  if (!Number.isFinite(r.nll)) throw new Error("E2B-shaped forward gave a non-finite NLL");
-  const peak = process.resourceUsage().maxRSS * 1024;
-  console.log(JSON.stringify({ backend: describeBackend(info), baseline, afterLoad, peak, device, nll: r.nll, host: model.linears.bytes() }));
-  model.dispose();
-}
-
-async function rss(): Promise<string[]> {
-  const S = "sliding_attention";
-  const F = "full_attention";
-  const full = gemma4E2b();
-  const two = parseGemma4Config({ ...configToJson(full), num_hidden_layers: 2, layer_types: [S, F], num_kv_shared_layers: 0 });
-  const dir = mkdtempSync(join(tmpdir(), "owntune-bench-e2b2-"));
-  try {
-    await initModel({ outDir: join(dir, "m"), config: two, seed: 1, dtype: "bf16" });
-    const child = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, "model"], {
-      env: { ...process.env, [RSS_CHILD]: join(dir, "m") },
-      encoding: "utf8",
-      maxBuffer: 1 << 24,
-    });
-    const line = child.stdout.split("\n").find((l) => l.startsWith("{"));
-    if (child.status !== 0 || !line) throw new Error(`RSS child failed (${child.status}): ${child.stderr.slice(-2000)}`);
-    const m = JSON.parse(line) as { baseline: number; afterLoad: number; peak: number; device: number; nll: number; backend: string };
-    const p2 = countParameters(two);
-    const pFull = countParameters(full);
-    const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
-    // Peak above the runtime's baseline, per float32 byte of parameters; the same ratio applied to the full shape.
-    const perByte = (m.peak - m.baseline) / (4 * p2.total);
-    const projected = m.baseline + perByte * 4 * pFull.total;
-    return [
-      `| E2B shapes, 2 layers (${(p2.total / 1e9).toFixed(2)}B params; ${m.backend}) | baseline ${gib(m.baseline)}, after load ${gib(m.afterLoad)}, peak ${gib(m.peak)}, wasm tensors ${gib(m.device)} |`,
-      `| peak − baseline per float32 parameter byte | ${perByte.toFixed(2)} |`,
-      `| projected peak for full E2B (${(pFull.total / 1e9).toFixed(2)}B params, same ratio) | ${gib(projected)} |`,
-    ];
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
-}
-
 export default async function (): Promise<void> {
-  const childDir = process.env[RSS_CHILD];
-  if (childDir) return rssChild(childDir);
   // One thread by default: on a shared machine an XNNPACK pool spins while its other thread waits for
   // a core, which makes wall-clock rates meaningless (measured 20× slowdowns); CPU time stays comparable.
   const info = await initBackend({ backend: "wasm", threads: THREADS });
@@ -293,5 +227,4 @@ export default async function (): Promise<void> {
   lines.length = 0;
   lines.push(...(await throughput("bench-100m", bench100m(), 256)));
   for (const l of lines) console.log(l);
-  for (const l of await rss()) console.log(l);
 }

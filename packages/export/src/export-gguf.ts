@@ -45,18 +45,15 @@ export function assertLlamaCppCanRun(c: Gemma4Config, file = "config.json"): voi
 }
 
 /**
- * Rows [start, start+count) of a source tensor (HF row-major: a row is the last axis), through
- * `readRows` when the source has it; otherwise the whole tensor is read once and sliced while its
- * rows are consumed (the previous tensor is released when the next is read).
+ * Rows [start, start+count) of a source tensor (HF row-major: a row is the last axis). 2-D tensors are
+ * read with `readRows`; a 1-D tensor is one GGUF row, read whole once and sliced.
  */
 export function sourceRowReader(source: TensorSource): (name: string, rowLength: number, start: number, count: number) => Promise<Float32Array> {
   let cachedName: string | undefined;
   let cached: Float32Array | undefined;
   return async (name, rowLength, start, count) => {
-    const withRows = source as TensorSource & { readRows?: (n: string, s: number, c: number) => Promise<Float32Array> };
-    // A source's rows run along the first axis: for 2-D [out, in] that is a GGUF row of ne[0] = in
-    // values; 1-D tensors are one GGUF row, read whole.
-    if (typeof withRows.readRows === "function" && source.shape(name).length >= 2) return withRows.readRows(name, start, count);
+    // A source's rows run along the first axis: for 2-D [out, in] that is a GGUF row of ne[0] = in values.
+    if (source.shape(name).length >= 2) return source.readRows(name, start, count);
     if (cachedName !== name) {
       cached = undefined;
       cached = await source.read(name);

@@ -1,7 +1,9 @@
 // The `merged/` export: the base model with its LoRA adapter folded in (W + scale·B·A), as a Hugging
 // Face model folder (bf16 by default, as published checkpoints are; F32 on request) that our own
 // loader, transformers and llama.cpp's converter read. Config, generation config and tokenizer files
-// are copied. Reference: PEFT merge_and_unload + save_pretrained; spec/gemma4.md §4.
+// are copied. Each tensor is read, merged and written in blocks of rows, so no whole float32 tensor
+// exists (E2B's per-layer table would be 9.4 GB). Reference: PEFT merge_and_unload + save_pretrained;
+// spec/gemma4.md §4.
 import { existsSync } from "node:fs";
 import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
@@ -24,12 +26,17 @@ import {
   type Progress,
   type TensorSource,
 } from "@owntune/model";
-import { mergeLora } from "@owntune/lora";
+import { mergedRows } from "@owntune/lora";
 
 /** Files copied from the base model folder when present. */
 const COPIED_FILES = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json", "tokenizer.model"];
 /** transformers' default max_shard_size ("5GB"). */
 const MAX_SHARD_BYTES = 5_000_000_000;
+/**
+ * Float32 bytes of source rows read (and merged) at a time: bounds the export's memory whatever the
+ * tensor size, while keeping reads large (a 262,144 × 1,536 embedding is 24 blocks).
+ */
+export const MERGED_BLOCK_BYTES = 64 * 2 ** 20;
 
 export interface MergedExportOptions {
   baseDir: string;
@@ -38,13 +45,15 @@ export interface MergedExportOptions {
   adapter?: AdapterWeights;
   outDir: string;
   dtype?: "bf16" | "f32";
+  /** Float32 bytes of rows per read (MERGED_BLOCK_BYTES); small values exercise the block path in tests. */
+  blockBytes?: number;
   progress?: Progress;
 }
 
 /**
  * Writes `outDir` (atomically: complete or absent). Text weights are written under the text-only
  * prefix `model.` (Gemma4ForCausalLM); config.json is copied when the base is text-only, else its
- * text part is written. One tensor is held in memory at a time.
+ * text part is written. At most one block of rows (`blockBytes` of float32) is held at a time.
  */
 export async function exportMerged(o: MergedExportOptions): Promise<{ files: string[]; bytes: number }> {
   const dtype: FloatDtype = (o.dtype ?? "bf16") === "bf16" ? "BF16" : "F32";
@@ -68,13 +77,7 @@ export async function exportMerged(o: MergedExportOptions): Promise<{ files: str
     for (const [k, shard] of shards.entries()) {
       const file = shards.length === 1 ? SINGLE_WEIGHTS_FILE : shardFileName(k, shards.length);
       const tensors = shard.map(({ spec }) => ({ name: TEXT_PREFIX + spec.name, dtype, shape: spec.shape }));
-      await writeSafetensors(join(tmp, file), tensors, async (_t, i) => {
-        const { spec, bytes: b } = shard[i]!;
-        const base = await o.source.read(spec.name);
-        const pair = o.adapter?.pairs.get(spec.name.replace(/\.weight$/, ""));
-        o.progress?.increment(b / 1e6);
-        return pair ? mergeLora(base, pair, o.adapter!.scale) : base;
-      }, { metadata: { format: "pt" } });
+      await writeSafetensors(join(tmp, file), tensors, (_t, i) => mergedBlocks(o, shard[i]!.spec.name, shard[i]!.spec.shape, DTYPE_BYTES[dtype]), { metadata: { format: "pt" } });
       for (const t of tensors) weightMap[t.name] = file;
       written.push(file);
     }
@@ -87,4 +90,21 @@ export async function exportMerged(o: MergedExportOptions): Promise<{ files: str
     return written.sort();
   });
   return { files, bytes };
+}
+
+/**
+ * One tensor's merged values (W + scale·B·A where the adapter has a pair for it) in blocks of whole
+ * rows read with `readRows`, each at most `blockBytes` of float32; progress counts stored MB.
+ */
+async function* mergedBlocks(o: MergedExportOptions, name: string, shape: readonly number[], storedBytes: number): AsyncGenerator<Float32Array> {
+  const pair = o.adapter?.pairs.get(name.replace(/\.weight$/, ""));
+  const rows = shape.length > 1 ? shape[0]! : 1;
+  const rowElements = shape.length > 1 ? numElements(shape.slice(1)) : numElements(shape);
+  const block = Math.max(1, Math.floor((o.blockBytes ?? MERGED_BLOCK_BYTES) / (4 * Math.max(1, rowElements))));
+  for (let start = 0; start < rows; start += block) {
+    const count = Math.min(block, rows - start);
+    const base = shape.length > 1 ? await o.source.readRows(name, start, count) : await o.source.read(name);
+    o.progress?.increment((base.length * storedBytes) / 1e6);
+    yield pair ? mergedRows(base, pair, o.adapter!.scale, start, count) : base;
+  }
 }

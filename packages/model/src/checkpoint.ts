@@ -7,7 +7,8 @@ import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Gemma4Config } from "./config.js";
 import { UserError } from "./errors.js";
-import { FLOAT_DTYPES, SafetensorsFile, type SafetensorsDtype, type SafetensorsEntry } from "./safetensors.js";
+import type { TensorFileRows } from "./host-tables.js";
+import { FLOAT_DTYPES, SafetensorsFile, type FloatDtype, type SafetensorsDtype, type SafetensorsEntry } from "./safetensors.js";
 import { expectedTensors, ignorableTensor, MULTIMODAL_TEXT_PREFIX, TEXT_PREFIX, type TensorSource } from "./tensors.js";
 
 export const SINGLE_WEIGHTS_FILE = "model.safetensors";
@@ -104,6 +105,17 @@ export class Checkpoint implements TensorSource {
   readRows(name: string, start: number, count: number): Promise<Float32Array> {
     const t = this.tensor(name);
     return this.shards.get(t.file)!.readRows(t.storedName, start, count);
+  }
+
+  /**
+   * Where a 2-D tensor's rows lie on disk, so a table can be gathered from the file by positioned
+   * reads instead of held in memory (per-layer embeddings). The path stays valid after `close()`.
+   */
+  fileRows(name: string): TensorFileRows | undefined {
+    const t = this.tensor(name);
+    if (t.shape.length !== 2 || !(FLOAT_DTYPES as readonly string[]).includes(t.dtype)) return undefined;
+    const e = this.shards.get(t.file)!.entry(t.storedName);
+    return { path: t.file, offset: e.begin, rows: t.shape[0]!, width: t.shape[1]!, dtype: t.dtype as FloatDtype };
   }
 
   /** The stored bytes of one tensor, undecoded (for lossless copies). */

@@ -1,12 +1,17 @@
 // The forward pass against an independent float64 implementation of the spec, and the shared
-// checkModel battery on gemma4-tiny and on micro variants with each dense feature switched off.
+// checkModel battery on gemma4-tiny and on micro variants with each dense feature switched off, with
+// weights as float32 and as compact bf16; weight placements and where the per-layer table is read from.
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { ABLATIONS, lmLoss, tokenLogprobs } from "./gemma4.js";
+import { openCheckpoint } from "./checkpoint.js";
+import { ABLATIONS, forwardLogits, lmLoss, tokenLogprobs } from "./gemma4.js";
 import { randomWeights } from "./init-weights.js";
-import { gemma4FromWeights, type Gemma4Model } from "./model.js";
+import { gemma4FromWeights, loadGemma4, type Gemma4Model } from "./model.js";
 import { gemma4Tiny } from "./presets.js";
-import { microConfig } from "./test-fixtures.js";
+import { microConfig, writeMicroWeights } from "./test-fixtures.js";
 import { checkModel, describeBackends, expectClose, makeLora, maxAbsDiff, testIds } from "./testing/check-model.js";
 import { centralDiff, f64, sampleIndices } from "./testing/finite-diff.js";
 import { referenceLogprobs } from "./testing/reference-gemma4.js";
@@ -32,6 +37,19 @@ describeBackends("Gemma 4 forward", () => {
 describe("gemma4-tiny", () => {
   describeBackends("Gemma 4 forward", () => {
     checkModel("gemma4-tiny", gemma4Tiny, { seqLen: 40, vocabChunk: 100_000 });
+  }, ["wasm"]);
+});
+
+// Compact storage: linears and both embedding tables held as bf16 (the per-layer table in several
+// chunks), widened per use; the reference runs on the same bf16-rounded weights.
+describeBackends("Gemma 4 forward, weights held as bf16", () => {
+  checkModel("micro (every dense feature), host-bf16", () => microConfig(), { seqLen: 14, placement: "host-bf16", hostChunkBytes: 256, compareWithF32Weights: true });
+  checkModel("micro without KV sharing or double-wide MLP, host-bf16", () => microConfig({ num_kv_shared_layers: 0, use_double_wide_mlp: false }), { seqLen: 14, placement: "host-bf16", hostChunkBytes: 256, compareWithF32Weights: true });
+});
+
+describe("gemma4-tiny, weights held as bf16", () => {
+  describeBackends("Gemma 4 forward", () => {
+    checkModel("gemma4-tiny, host-bf16", gemma4Tiny, { seqLen: 40, vocabChunk: 100_000, placement: "host-bf16", hostChunkBytes: 4 << 20 });
   }, ["wasm"]);
 });
 
@@ -118,5 +136,27 @@ describeBackends("weight placement", () => {
     tf.dispose([a.value, b.value, ...Object.values(a.grads), ...Object.values(b.grads), ...vars]);
     device.dispose();
     host.dispose();
+  });
+
+  it("gathers per-layer embeddings from the checkpoint file (after it is closed) with the same logits as from memory", async () => {
+    const config = microConfig();
+    const dir = await mkdtemp(join(tmpdir(), "owntune-ple-file-"));
+    try {
+      await writeMicroWeights(join(dir, "model.safetensors"), config, { dtype: "BF16", seed: 5 });
+      const cp = await openCheckpoint(dir, { config });
+      const [fromFile, inMemory] = [await loadGemma4(config, cp), await loadGemma4(config, cp, { pleStorage: "memory" })];
+      await cp.close();
+      expect(fromFile.storage.ple).toEqual({ where: "file" });
+      expect(fromFile.ple!.bytes).toBe(0);
+      expect(inMemory.storage.ple).toEqual({ where: "memory", dtype: "bf16" }); // bf16 in the file: kept as bf16, losslessly
+      const ids = testIds(11, config.vocab_size, 3);
+      const [a, b] = [forwardLogits(fromFile, { ids: [ids] }), forwardLogits(inMemory, { ids: [ids] })];
+      expectClose("logits, per-layer table from the file vs memory", a.dataSync(), b.dataSync(), 0);
+      tf.dispose([a, b]);
+      fromFile.dispose();
+      inMemory.dispose();
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 }, ["wasm"]);

@@ -6,7 +6,6 @@
 import * as tf from "@tensorflow/tfjs";
 import type { LayerSpec } from "./config.js";
 import { StepKv, type KvCache, type KvEntry, type KvStore, type TokenMeta } from "./kv-cache.js";
-import { capLogits } from "./lm-head.js";
 import { linear, mm, untaped, type LoraLayers } from "./linear.js";
 import { gelu, maskedSoftmax, rmsNorm, rope } from "./ops.js";
 import type { Gemma4Model } from "./model.js";
@@ -339,15 +338,8 @@ function perLayerInputs(step: Step, flatIds: Int32Array, h: tf.Tensor3D): tf.Ten
   const c = model.config;
   const L = c.num_hidden_layers;
   const P = c.hidden_size_per_layer_input;
-  const table = model.ple!;
-  const tok = new Float32Array(B * T * L * P); // host gather: the table is never a backend tensor
-  const scale = Math.sqrt(P);
-  for (let i = 0; i < flatIds.length; i++) {
-    const id = flatIds[i]!;
-    if (id >= table.rows) throw new RangeError(`token id ${id} outside the per-layer embedding table (${table.rows} rows)`);
-    const src = id * table.width;
-    for (let k = 0; k < L * P; k++) tok[i * L * P + k] = table.data[src + k]! * scale;
-  }
+  const tok = new Float32Array(B * T * L * P); // host gather (memory or file): the table is never a backend tensor
+  model.ple!.gather(flatIds, tok, Math.sqrt(P));
   const ple = untaped(() => {
     const ctx = tf.mul(linear(h, model.linears.get("per_layer_model_projection.weight")), 1 / Math.sqrt(c.hidden_size)).reshape([B, T, L, P]); // [B, T, L·P] → [B, T, L, P]
     const ctxNormed = rmsNorm(ctx, model.norms.get("per_layer_projection_norm.weight")!, c.rms_norm_eps);

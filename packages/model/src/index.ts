@@ -7,6 +7,7 @@ export * from "./presets.js";
 export * from "./tensors.js";
 export * from "./init-weights.js";
 export * from "./float-convert.js";
+export * from "./host-tables.js";
 export * from "./safetensors.js";
 export * from "./checkpoint.js";
 export * from "./chat-template.js";

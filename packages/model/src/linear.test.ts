@@ -1,11 +1,14 @@
 // linear (base + LoRA) and mm: values against float64 products and custom gradients against central
 // finite differences of float64 code we wrote here from the formulas, on wasm and cpu.
 import * as tf from "@tensorflow/tfjs";
-import { afterAll, beforeAll, expect, it } from "vitest";
-import { baseWeight, linear, mm, type BaseWeight } from "./linear.js";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { autoPlacement, baseWeight, linear, mm, WASM_DEVICE_WEIGHT_BUDGET, type BaseWeight } from "./linear.js";
+import { countParameters } from "./config.js";
+import { gemma4E2b, gemma4E4b, gemma4Tiny } from "./presets.js";
 import { describeBackends, expectClose } from "./testing/check-model.js";
 import { centralDiff, f64, sampleIndices } from "./testing/finite-diff.js";
 import { fillNormal, seededRandom } from "./init-weights.js";
+import { roundToBf16 } from "./float-convert.js";
 
 const randn = (n: number, key: string, std = 1) => fillNormal(new Float32Array(n), seededRandom(5, key), 0, std);
 
@@ -43,26 +46,33 @@ describeBackends("linear", () => {
   const r = 3;
   const s = 1.5;
   const W = randn(outF * inF, "W", 0.3);
+  const W16 = roundToBf16(W); // what a host-bf16 weight holds; its products and gradients must be exact for it
   const X = randn(N * inF, "x");
   const A = randn(r * inF, "A", 0.3);
   const B = randn(outF * r, "B", 0.3);
   const R = randn(N * outF, "R");
   let device: BaseWeight;
   let host: BaseWeight;
+  let hostBf16: BaseWeight;
   beforeAll(() => {
     device = baseWeight("w", W, outF, inF, "device");
     host = baseWeight("w", W, outF, inF, "host");
+    hostBf16 = baseWeight("w", W, outF, inF, "host-bf16");
   });
   afterAll(() => {
     device.dispose();
     host.dispose();
+    hostBf16.dispose();
   });
+  /** The weight each placement multiplies by. */
+  const weightOf = (w: BaseWeight) => (w.placement === "host-bf16" ? W16 : W);
 
-  it("computes x·Wᵀ + scale·(x·Aᵀ)·Bᵀ, with the weight on the device or on the host", () => {
-    const want = matmul64(X, transpose64(W, outF, inF), N, inF, outF);
+  it("computes x·Wᵀ + scale·(x·Aᵀ)·Bᵀ, with the weight on the device, on the host, or on the host as bf16", () => {
     const u = matmul64(matmul64(X, transpose64(A, r, inF), N, inF, r), transpose64(B, outF, r), N, r, outF);
-    want.forEach((v, i) => (want[i] = v + s * u[i]!));
-    for (const w of [device, host]) {
+    expect(hostBf16.bytes).toBe(2 * outF * inF);
+    for (const w of [device, host, hostBf16]) {
+      const want = matmul64(X, transpose64(weightOf(w), outF, inF), N, inF, outF);
+      want.forEach((v, i) => (want[i] = v + s * u[i]!));
       const y = tf.tidy(() => linear(tf.tensor3d(X, [2, 3, inF]), w, { a: tf.tensor2d(A, [r, inF]), b: tf.tensor2d(B, [outF, r]), scale: s }));
       expect(y.shape).toEqual([2, 3, outF]);
       expectClose(`linear (${w.placement}) vs float64`, y.dataSync(), want, 1e-5, [N, outF]);
@@ -71,7 +81,8 @@ describeBackends("linear", () => {
   });
 
   it("has gradients for x, lora_A and lora_B equal to central finite differences", () => {
-    for (const w of [device, host]) {
+    for (const w of [device, host, hostBf16]) {
+      const Wu = weightOf(w);
       const a = tf.variable(tf.tensor2d(A, [r, inF]));
       const b = tf.variable(tf.tensor2d(B, [outF, r]));
       const x = tf.tensor2d(X, [N, inF]);
@@ -82,9 +93,9 @@ describeBackends("linear", () => {
       const a64 = f64(A);
       const b64 = f64(B);
       const cases: Array<[string, Float64Array, (p: Float64Array) => number, Float32Array]> = [
-        ["x", x64, (p) => loraObjective(p, W, a64, b64, R, N, inF, outF, r, s), dx.dataSync() as Float32Array],
-        ["lora_A", a64, (p) => loraObjective(x64, W, p, b64, R, N, inF, outF, r, s), grads[a.name]!.dataSync() as Float32Array],
-        ["lora_B", b64, (p) => loraObjective(x64, W, a64, p, R, N, inF, outF, r, s), grads[b.name]!.dataSync() as Float32Array],
+        ["x", x64, (p) => loraObjective(p, Wu, a64, b64, R, N, inF, outF, r, s), dx.dataSync() as Float32Array],
+        ["lora_A", a64, (p) => loraObjective(x64, Wu, p, b64, R, N, inF, outF, r, s), grads[a.name]!.dataSync() as Float32Array],
+        ["lora_B", b64, (p) => loraObjective(x64, Wu, a64, p, R, N, inF, outF, r, s), grads[b.name]!.dataSync() as Float32Array],
       ];
       for (const [label, p, f, got] of cases) {
         const idx = sampleIndices(p.length, p.length);
@@ -139,5 +150,20 @@ describeBackends("mm", () => {
     expectClose(`mm d/da`, da!.dataSync(), centralDiff((p) => objective(p, b64), a64, sampleIndices(a.length, a.length)), 1e-4);
     expectClose(`mm d/db`, db!.dataSync(), centralDiff((p) => objective(a64, p), b64, sampleIndices(b.length, b.length)), 1e-4);
     tf.dispose([ta, tb, tr, da!, db!]);
+  });
+});
+
+describe("autoPlacement", () => {
+  const GiB = 2 ** 30;
+  /** Float32 bytes of a config's linears (all non-embedding parameters but norms, near enough here). */
+  const f32 = (c: ReturnType<typeof gemma4Tiny>) => 4 * countParameters(c).other;
+  it("keeps float32 while it fits a quarter of memory (device, or host past the wasm budget), bf16 beyond", () => {
+    expect(autoPlacement(f32(gemma4Tiny()), "wasm", 16 * GiB)).toBe("device");
+    expect(autoPlacement(WASM_DEVICE_WEIGHT_BUDGET + 4, "wasm", 16 * GiB)).toBe("host");
+    expect(autoPlacement(WASM_DEVICE_WEIGHT_BUDGET + 4, "cpu", 16 * GiB)).toBe("device");
+    // E2B: 7.0 GiB of float32 linears; E4B: 14.8 GiB.
+    expect(autoPlacement(f32(gemma4E2b()), "wasm", 24 * GiB)).toBe("host-bf16");
+    expect(autoPlacement(f32(gemma4E2b()), "wasm", 32 * GiB)).toBe("host");
+    expect(autoPlacement(f32(gemma4E4b()), "wasm", 32 * GiB)).toBe("host-bf16");
   });
 });

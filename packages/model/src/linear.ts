@@ -3,9 +3,12 @@
 // The LoRA path sits beside it: y = x·Wᵀ + scale·(x·Aᵀ)·Bᵀ (PEFT layout, A [r, in], B [out, r]).
 //
 // wasm multiplies with transposeA/transposeB at 1–4 GFLOP/s against 25–55 for a plain matMul, and
-// tfjs's own matMul gradient uses exactly those. So base weights are stored pre-transposed ([in, out]),
-// and `linear` and `mm` carry custom gradients built from plain matMuls and explicit transposes only.
+// tfjs's own matMul gradient uses exactly those. So resident base weights are stored pre-transposed
+// ([in, out]), host ones in the orientation that avoids re-packing them per use (see `baseWeight`), and
+// `linear` and `mm` carry custom gradients built from plain matMuls and explicit transposes only.
 import * as tf from "@tensorflow/tfjs";
+import { bf16ToF32, f32ToBf16 } from "./float-convert.js";
+import { filledTensor } from "./host-tables.js";
 
 /** One LoRA pair as tensors: `a` = lora_A [rank, in], `b` = lora_B [out, rank]; either may be a tf.Variable. */
 export interface LoraTensors {
@@ -19,11 +22,42 @@ export interface LoraTensors {
 export type LoraLayers = ReadonlyMap<string, LoraTensors>;
 
 /**
- * Where a base weight lives. `device`: a backend tensor, pre-transposed (fastest; on wasm everything
- * resident shares one 4 GiB heap). `host`: a JS Float32Array, pre-transposed, uploaded for each product
- * and freed right after (models larger than the backend's memory; costs one copy per use).
+ * Where a base weight lives. `device`: a backend tensor, pre-transposed (fastest for few tokens; on wasm
+ * everything resident shares one 4 GiB heap). `host`: a JS Float32Array, uploaded for each product and
+ * freed right after (models larger than the backend's memory; costs one copy per use). `host-bf16`:
+ * as `host`, but stored as bfloat16 (half the bytes) and widened to float32 into the backend tensor for
+ * each product, forward and backward alike (so LoRA gradients are exact for the weights used: the
+ * bf16 values). Exact for bf16 checkpoints (all published Gemma ones); rounds float32 weights.
  */
-export type WeightPlacement = "device" | "host";
+export type WeightPlacement = "device" | "host" | "host-bf16";
+export const WEIGHT_PLACEMENTS: readonly WeightPlacement[] = ["device", "host", "host-bf16"];
+
+/**
+ * Float32 base-weight bytes above which `auto` keeps linears on the host under wasm: the wasm heap is
+ * 4 GiB for everything (measured: allocation fails past ~3 GiB of tensors), a resident weight costs
+ * twice its size there (tfjs-wasm keeps an XNNPACK-packed copy of each matMul's right operand), and
+ * the embedding and activations need their share.
+ */
+export const WASM_DEVICE_WEIGHT_BUDGET = 768 * 2 ** 20;
+
+/**
+ * Share of the machine's memory that `auto` lets float32 base weights take; above it they are held as
+ * bf16 (`host-bf16`). A quarter leaves room for the runtime, activations, LoRA state and the OS on a
+ * 16–24 GB machine: E2B's 1.9 B linear parameters are 7.0 GiB as float32 (bf16 on machines under 28 GiB),
+ * E4B's 4.0 B are 14.8 GiB (bf16 under 59 GiB); gemma4-tiny and 100 M-parameter models stay float32.
+ * bf16 costs time (see BENCHMARKS.md ## model), never accuracy on bf16 checkpoints.
+ */
+export const F32_WEIGHT_MEMORY_SHARE = 0.25;
+
+/**
+ * The placement `auto` picks for `f32Bytes` of base linears: float32 while they fit (`device`, except
+ * past WASM_DEVICE_WEIGHT_BUDGET on wasm: `host`), `host-bf16` once they exceed
+ * F32_WEIGHT_MEMORY_SHARE of `totalMemory` bytes.
+ */
+export function autoPlacement(f32Bytes: number, backend: string, totalMemory: number): WeightPlacement {
+  if (f32Bytes > F32_WEIGHT_MEMORY_SHARE * totalMemory) return "host-bf16";
+  return backend === "wasm" && f32Bytes > WASM_DEVICE_WEIGHT_BUDGET ? "host" : "device";
+}
 
 /** A frozen base weight W [out, in] (HF layout) and the two products the model needs of it. */
 export interface BaseWeight {
@@ -76,18 +110,43 @@ function transposeHost(w: Float32Array, rows: number, cols: number): Float32Arra
 
 /**
  * A base weight from HF data `w` (row-major [out, in]). The only function that decides where base
- * weights live; a compact (bf16 / quantized) store would be another case here.
+ * weights live and how they reach the kernel; a quantized store would be another case here.
+ *
+ * Kernel orientation (XNNPACK, measured on wasm: bench/weights.bench.ts): a matMul's right-hand operand
+ * is packed into XNNPACK's layout, and the packed copy is cached for as long as that tensor lives. A
+ * resident weight (`device`) is therefore the right operand, Wᵀ [in, out], packed once. A weight uploaded
+ * per use would be packed per use (for a 1536 × 12288 weight: 130 ms, against 20 ms for the product at
+ * one token), so host weights are kept as W [out, in] and enter the forward product as the left operand:
+ * x·Wᵀ = (W·xᵀ)ᵀ, transposing only activations. Their input gradient dy·W takes W as the right operand
+ * (packed per use), as the forward of a pre-transposed host weight did before.
  */
 export function baseWeight(name: string, w: Float32Array, outFeatures: number, inFeatures: number, placement: WeightPlacement = "device"): BaseWeight {
   if (w.length !== outFeatures * inFeatures) {
     throw new RangeError(`${name}: ${w.length} values, expected [${outFeatures}, ${inFeatures}]`);
   }
-  const wtHost = transposeHost(w, outFeatures, inFeatures); // [in, out]
-  let wt: tf.Tensor2D | undefined = placement === "device" ? tf.tensor2d(wtHost, [inFeatures, outFeatures]) : undefined;
-  const hostData = placement === "host" ? wtHost : undefined;
-  const use = <T>(f: (wt: tf.Tensor2D) => T): T => {
-    if (wt) return f(wt);
-    const t = tf.tensor2d(hostData!, [inFeatures, outFeatures]);
+  const common = { name, inFeatures, outFeatures, placement, bytes: (placement === "host-bf16" ? 2 : 4) * w.length };
+  if (placement === "device") {
+    let wt: tf.Tensor2D | undefined = tf.tensor2d(transposeHost(w, outFeatures, inFeatures), [inFeatures, outFeatures]); // Wᵀ [in, out]
+    return {
+      ...common,
+      forward: (x) => tf.matMul<tf.Tensor2D>(x, wt!),
+      // dy·W = (Wᵀ·dyᵀ)ᵀ with Wᵀ = the stored [in, out]: transposes only activation-sized tensors.
+      backward: (dy) => tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(wt!, tf.transpose(dy)))),
+      dispose() {
+        wt?.dispose();
+        wt = undefined;
+      },
+    };
+  }
+  // Host: W [out, in] as given (float32, kept without a copy) or as bf16 bits, in a short-lived backend
+  // tensor per product: uploaded (f32) or widened straight into the tensor's memory (bf16).
+  const shape: [number, number] = [outFeatures, inFeatures];
+  // (The closure below must not capture `w` itself under host-bf16: that would keep the float32 copy alive.)
+  const f32 = placement === "host" ? w : undefined;
+  const bf16 = placement === "host-bf16" ? f32ToBf16(w) : undefined;
+  const upload = (): tf.Tensor2D => (bf16 ? filledTensor<tf.Rank.R2>(shape, (dst) => bf16ToF32(bf16, dst)) : tf.tensor2d(f32!, shape));
+  const use = <T>(f: (t: tf.Tensor2D) => T): T => {
+    const t = upload();
     try {
       return f(t);
     } finally {
@@ -95,18 +154,10 @@ export function baseWeight(name: string, w: Float32Array, outFeatures: number, i
     }
   };
   return {
-    name,
-    inFeatures,
-    outFeatures,
-    placement,
-    bytes: 4 * w.length,
-    forward: (x) => use((t) => tf.matMul<tf.Tensor2D>(x, t)),
-    // dy·W = (Wᵀ·dyᵀ)ᵀ with Wᵀ = the stored [in, out]: transposes only activation-sized tensors.
-    backward: (dy) => use((t) => tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(t, tf.transpose(dy))))),
-    dispose() {
-      wt?.dispose();
-      wt = undefined;
-    },
+    ...common,
+    forward: (x) => use((t) => tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(t, tf.transpose(x))))), // (W·xᵀ)ᵀ
+    backward: (dy) => use((t) => tf.matMul<tf.Tensor2D>(dy, t)), // dy·W
+    dispose() {},
   };
 }
 
@@ -135,7 +186,7 @@ export class LinearWeights {
 
   /** Bytes held by placement. */
   bytes(): Record<WeightPlacement, number> {
-    const out = { device: 0, host: 0 };
+    const out: Record<WeightPlacement, number> = { device: 0, host: 0, "host-bf16": 0 };
     for (const w of this.weights.values()) out[w.placement] += w.bytes;
     return out;
   }

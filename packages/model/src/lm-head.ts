@@ -6,7 +6,12 @@
 // Eᵀ [H, Vc] so the head is a plain matMul h·Eᵀ_c; exp and tanh run at 9 and 22 ns/element on wasm while
 // sigmoid and softmax (XNNPACK) run near 1, so tanh(x) is formed as 2σ(2x)−1 and each chunk's
 // log-sum-exp as max(z) − log(max(softmax(z))), chunks combined in float64 on the host.
+//
+// Where the chunks live: a small table stays on the backend (`device`); a large one (E2B's is 403 M
+// values) stays on the host as bf16 or f32 row chunks and each tile is widened into a short-lived backend
+// tensor when the head needs it, so a large table never occupies the (wasm: 4 GiB) backend heap.
 import * as tf from "@tensorflow/tfjs";
+import { filledTensor, hostValues, storeValues, widenValues, type HostDtype, type HostValues } from "./host-tables.js";
 import { customGrad } from "./linear.js";
 
 /** Vocabulary columns per head tile: 16 tiles for the 262,144-token vocabulary. */
@@ -19,57 +24,121 @@ export const DEFAULT_TOKEN_BLOCK = 512;
  */
 export const ROW_MAJOR_COPY_MAX_BYTES = 256 * 2 ** 20;
 /**
- * tfjs-wasm keeps an XNNPACK operator with a packed copy of the right-hand matMul operand for as long as
- * that tensor lives (batch_mat_mul_impl.cc: "we assume b is the weights"), so a resident Eᵀ costs twice
- * its size. Above this size the head multiplies by a short-lived copy of each tile instead (packed, used,
- * freed): one copy of E in memory, at the price of copying each tile per call.
+ * Largest float32 table `auto` keeps on the backend. tfjs-wasm keeps an XNNPACK operator with a packed
+ * copy of the right-hand matMul operand for as long as that tensor lives (batch_mat_mul_impl.cc: "we
+ * assume b is the weights"), so a resident Eᵀ costs twice its size there. Above this size the tiles stay
+ * on the host and each is copied (widened, for bf16) into a short-lived tensor per use: one copy of E in
+ * memory, at the price of one copy of each tile per call.
  */
-export const PACKED_HEAD_MAX_BYTES = 256 * 2 ** 20;
+export const DEVICE_EMBEDDING_MAX_BYTES = 256 * 2 ** 20;
 
-/** Tied embedding E [V, H] held as Eᵀ chunks [H, Vc] on the backend. */
+/** Where the embedding's tiles live: on the backend (float32), or on the host as f32 or bf16. */
+export type EmbeddingStorage = "device" | HostDtype;
+
+export interface EmbeddingOptions {
+  vocabChunk?: number;
+  tokenBlock?: number;
+  rowMajorCopyMaxBytes?: number;
+  /** Default: `device` up to DEVICE_EMBEDDING_MAX_BYTES of float32, else host `f32`. */
+  storage?: EmbeddingStorage;
+}
+
+/** Tied embedding E [V, H] held as vocabulary chunks: Eᵀ_c [H, Vc] on the backend, or E_c [Vc, H] on the host. */
 export class EmbeddingTable {
   readonly vocab: number;
   readonly hidden: number;
   readonly chunk: number;
   readonly tokenBlock: number;
-  private chunks: tf.Tensor2D[];
+  readonly storage: EmbeddingStorage;
+  /** Tiles by index: Eᵀ_c [H, vc] backend tensors (`device`), or E_c [vc, H] host values (f32 / bf16). */
+  private deviceTiles: tf.Tensor2D[];
+  private hostTiles: HostValues[];
   private rows: tf.Tensor2D[] | undefined;
 
   private readonly rowMajorCopyMaxBytes: number;
-  private readonly keepPacked: boolean;
 
-  /** `e` is the HF `embed_tokens.weight`, row-major [vocab, hidden]. */
-  constructor(
-    e: Float32Array,
-    vocab: number,
-    hidden: number,
-    options: { vocabChunk?: number; tokenBlock?: number; rowMajorCopyMaxBytes?: number; packedHeadMaxBytes?: number } = {},
-  ) {
-    if (e.length !== vocab * hidden) throw new RangeError(`embed_tokens.weight: ${e.length} values, expected [${vocab}, ${hidden}]`);
+  /** `e` is the HF `embed_tokens.weight`, row-major [vocab, hidden]; undefined leaves the tiles to `load`. */
+  constructor(e: Float32Array | undefined, vocab: number, hidden: number, options: EmbeddingOptions = {}) {
+    if (e && e.length !== vocab * hidden) throw new RangeError(`embed_tokens.weight: ${e.length} values, expected [${vocab}, ${hidden}]`);
     this.vocab = vocab;
     this.hidden = hidden;
     this.chunk = Math.min(options.vocabChunk ?? DEFAULT_VOCAB_CHUNK, vocab);
     this.tokenBlock = options.tokenBlock ?? DEFAULT_TOKEN_BLOCK;
     this.rowMajorCopyMaxBytes = options.rowMajorCopyMaxBytes ?? ROW_MAJOR_COPY_MAX_BYTES;
-    this.keepPacked = 4 * vocab * hidden <= (options.packedHeadMaxBytes ?? PACKED_HEAD_MAX_BYTES);
-    this.chunks = [];
-    for (let v0 = 0; v0 < vocab; v0 += this.chunk) {
-      const vc = Math.min(this.chunk, vocab - v0);
-      const t = new Float32Array(hidden * vc); // [H, vc] = rows v0..v0+vc of E, transposed
-      for (let v = 0; v < vc; v++) {
-        const row = (v0 + v) * hidden;
-        for (let h = 0; h < hidden; h++) t[h * vc + v] = e[row + h]!;
+    this.storage = options.storage ?? (4 * vocab * hidden <= DEVICE_EMBEDDING_MAX_BYTES ? "device" : "f32");
+    this.deviceTiles = [];
+    this.hostTiles = [];
+    if (e) for (let c = 0; c < this.tileCount; c++) this.setTile(c, e.subarray(c * this.chunk * hidden, Math.min(vocab, (c + 1) * this.chunk) * hidden));
+  }
+
+  /**
+   * A table filled tile by tile from `read(start, count)` (float32 rows of E, e.g. a TensorSource's
+   * `readRows`): at most one tile of float32 rows exists besides the table.
+   */
+  static async load(read: (start: number, count: number) => Promise<Float32Array>, vocab: number, hidden: number, options: EmbeddingOptions = {}): Promise<EmbeddingTable> {
+    const table = new EmbeddingTable(undefined, vocab, hidden, options);
+    try {
+      for (let c = 0; c < table.tileCount; c++) {
+        const v0 = c * table.chunk;
+        table.setTile(c, await read(v0, Math.min(table.chunk, vocab - v0)));
       }
-      this.chunks.push(tf.tensor2d(t, [hidden, vc]));
+    } catch (e) {
+      table.dispose();
+      throw e;
+    }
+    return table;
+  }
+
+  private get tileCount(): number {
+    return Math.ceil(this.vocab / this.chunk);
+  }
+
+  private tileWidth(c: number): number {
+    return Math.min(this.chunk, this.vocab - c * this.chunk);
+  }
+
+  /** Stores rows c·Vc … of E (row-major [vc, H]) as tile c: on the backend transposed to Eᵀ_c [H, vc], on the host as they are. */
+  private setTile(c: number, rowsE: Float32Array): void {
+    const vc = this.tileWidth(c);
+    const H = this.hidden;
+    if (rowsE.length !== vc * H) throw new RangeError(`embedding tile ${c}: ${rowsE.length} values, expected [${vc}, ${H}]`);
+    if (this.storage === "device") {
+      const t = new Float32Array(H * vc); // [H, vc] = rows v0..v0+vc of E, transposed
+      for (let v = 0; v < vc; v++) {
+        const row = v * H;
+        for (let h = 0; h < H; h++) t[h * vc + v] = rowsE[row + h]!;
+      }
+      this.deviceTiles[c] = tf.tensor2d(t, [H, vc]);
+    } else {
+      const stored = hostValues(this.storage, vc * H);
+      storeValues(stored, 0, rowsE);
+      this.hostTiles[c] = stored;
     }
   }
 
+  /**
+   * Runs `f` on tile c as a backend tensor: the resident Eᵀ_c [H, vc] (`device`), or a short-lived
+   * E_c [vc, H] widened from the host copy (disposed after `f`).
+   */
+  private withTile<T>(c: number, f: (tile: Tile) => T): T {
+    if (this.storage === "device") return f({ eT: this.deviceTiles[c]! });
+    const src = this.hostTiles[c]!;
+    const e = filledTensor<tf.Rank.R2>([this.tileWidth(c), this.hidden], (dst) => widenValues(src, 0, src.length, dst));
+    try {
+      return f({ e });
+    } finally {
+      e.dispose();
+    }
+  }
+
+  /** Bytes held (backend or host). */
   get bytes(): number {
-    return 4 * this.vocab * this.hidden;
+    return (this.storage === "bf16" ? 2 : 4) * this.vocab * this.hidden;
   }
 
   /** E[ids]: [n] → [n, H]. No gradient path (the embedding is frozen), so no UnsortedSegmentSum. */
   lookup(ids: ArrayLike<number>): tf.Tensor2D {
+    if (this.storage !== "device") return this.lookupHost(ids);
     const n = ids.length;
     const byChunk = new Map<number, number[]>(); // chunk → positions in `ids`
     for (let i = 0; i < n; i++) {
@@ -85,7 +154,7 @@ export class EmbeddingTable {
       const order: number[] = [];
       for (const [c, positions] of [...byChunk].sort((a, b) => a[0] - b[0])) {
         const local = tf.tensor1d(positions.map((i) => ids[i]! - c * this.chunk), "int32");
-        parts.push(tf.gather(this.chunks[c]!, local, 1)); // [H, n_c]
+        parts.push(tf.gather(this.deviceTiles[c]!, local, 1)); // [H, n_c]
         order.push(...positions);
       }
       const grouped = tf.transpose(parts.length === 1 ? parts[0]! : tf.concat(parts, 1)); // [H, n] → [n, H]
@@ -96,9 +165,26 @@ export class EmbeddingTable {
     });
   }
 
+  /** E[ids] gathered from the host tiles (row-major E_c), widened. */
+  private lookupHost(ids: ArrayLike<number>): tf.Tensor2D {
+    const H = this.hidden;
+    const out = new Float32Array(ids.length * H);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
+      const c = Math.floor(id / this.chunk);
+      widenValues(this.hostTiles[c]!, (id - c * this.chunk) * H, H, out, i * H);
+    }
+    return tf.tensor2d(out, [ids.length, H]);
+  }
+
   /** Full logits h·Eᵀ, soft-capped: [N, H] → [N, V]. For few rows (generation) or small vocabularies. */
   logits(h: tf.Tensor2D, softcap: number | null): tf.Tensor2D {
-    return tf.tidy(() => tf.concat(this.chunks.map((ec) => capLogits(this.headProduct(h, ec), softcap)), 1));
+    return tf.tidy(() => {
+      const parts: tf.Tensor2D[] = [];
+      for (let c = 0; c < this.tileCount; c++) parts.push(this.withTile(c, (tile) => capLogits(headProduct(h, tile), softcap)));
+      return tf.concat(parts, 1);
+    });
   }
 
   /**
@@ -177,18 +263,18 @@ export class EmbeddingTable {
       const gCol = g ? tf.tensor2d(g.subarray(r0, r0 + b), [b, 1]) : undefined;
       const chunkLse: Float64Array[] = [];
       const terms: tf.Tensor2D[] = [];
-      this.chunks.forEach((ec, c) => {
-        const [m, s, term] = tf.tidy(() => {
-          const { z, slope } = capWithSlope(this.headProduct(block, ec), softcap, gCol !== undefined); // [b, Vc]
+      for (let c = 0; c < this.tileCount; c++) {
+        const [m, s, term] = this.withTile(c, (tile) => tf.tidy(() => {
+          const { z, slope } = capWithSlope(headProduct(block, tile), softcap, gCol !== undefined); // [b, Vc]
           const sm = tf.softmax(z);
           const out: tf.Tensor[] = [tf.max(z, 1), tf.max(sm, 1)]; // chunk lse = max − log(softmax at the max)
           if (gCol) {
             const dz = tf.mul(slope ? tf.mul(sm, slope) : sm, gCol);
-            // dz·E_c: a plain product with the row-major copy, else (Eᵀ_c·dzᵀ)ᵀ on the stored Eᵀ_c.
-            out.push(rowsE ? tf.matMul(dz, rowsE[c]!) : tf.transpose(tf.matMul(ec, tf.transpose(dz))));
+            // dz·E_c: a plain product with the row-major copy or the host tile, else (Eᵀ_c·dzᵀ)ᵀ on the stored Eᵀ_c.
+            out.push(tile.e ? tf.matMul(dz, tile.e) : rowsE ? tf.matMul(dz, rowsE[c]!) : tf.transpose(tf.matMul(tile.eT!, tf.transpose(dz))));
           }
           return out;
-        });
+        }));
         const mv = m!.dataSync();
         const sv = s!.dataSync();
         tf.dispose([m!, s!]);
@@ -196,7 +282,7 @@ export class EmbeddingTable {
         for (let i = 0; i < b; i++) lse[r0 + i] = logAddExp(lse[r0 + i]!, l[i]!);
         chunkLse.push(l);
         if (term) terms.push(term as tf.Tensor2D);
-      });
+      }
       const et = this.lookup(targets.slice(r0, r0 + b));
       const [t, dh] = tf.tidy(() => {
         const { z, slope } = capWithSlope(tf.sum(tf.mul(block, et), 1, true), softcap, gCol !== undefined); // [b, 1]
@@ -220,28 +306,39 @@ export class EmbeddingTable {
     return { lse, zt, dh };
   }
 
-  /** h·Eᵀ_c [b, Vc], through a short-lived copy of the tile when the packed cache would not fit (see PACKED_HEAD_MAX_BYTES). */
-  private headProduct(h: tf.Tensor2D, ec: tf.Tensor2D): tf.Tensor2D {
-    if (this.keepPacked) return tf.matMul<tf.Tensor2D>(h, ec);
-    return tf.tidy(() => tf.matMul<tf.Tensor2D>(h, tf.clone(ec)));
-  }
-
   /**
    * E as row-major chunks [Vc, H], made on the first gradient when E is small enough: dz·E_c is then a
    * plain matMul (measured ~2× faster than Eᵀ_c·dzᵀ plus the transposes it needs).
    */
   private rowMajorChunks(): tf.Tensor2D[] | undefined {
-    if (this.bytes > this.rowMajorCopyMaxBytes) return undefined;
-    this.rows ??= this.chunks.map((ec) => tf.keep(tf.transpose(ec)));
+    if (this.storage !== "device" || 4 * this.vocab * this.hidden > this.rowMajorCopyMaxBytes) return undefined;
+    this.rows ??= this.deviceTiles.map((ec) => tf.keep(tf.transpose(ec)));
     return this.rows;
   }
 
   dispose(): void {
-    for (const c of this.chunks) c.dispose();
-    this.chunks = [];
+    for (const c of this.deviceTiles) c.dispose();
+    this.deviceTiles = [];
+    this.hostTiles = [];
     if (this.rows) tf.dispose(this.rows);
     this.rows = undefined;
   }
+}
+
+/** One vocabulary tile on the backend: the resident Eᵀ_c [H, vc], or a short-lived E_c [vc, H] from the host. */
+interface Tile {
+  eT?: tf.Tensor2D;
+  e?: tf.Tensor2D;
+}
+
+/**
+ * h·Eᵀ_c [b, vc]. The resident Eᵀ_c is the right operand (XNNPACK packs it once and keeps the packed
+ * copy); a tile uploaded per use is the left operand, (E_c·hᵀ)ᵀ, so it is never packed (packing the
+ * 16,384 × 1,536 tile costs more than the product for a few tokens: bench/weights.bench.ts).
+ */
+function headProduct(h: tf.Tensor2D, tile: Tile): tf.Tensor2D {
+  if (tile.eT) return tf.matMul<tf.Tensor2D>(h, tile.eT);
+  return tf.tidy(() => tf.transpose(tf.matMul<tf.Tensor2D>(tile.e!, tf.transpose(h))));
 }
 
 /** cap·tanh(x/cap), as 2cap·σ(2x/cap) − cap (wasm's sigmoid is ~20× faster than its tanh). */

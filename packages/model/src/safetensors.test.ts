@@ -94,6 +94,26 @@ describe("writeSafetensors → SafetensorsFile round trip", () => {
     });
   });
 
+  it("writes chunks from an async producer one at a time, asking for the next only after the last is written", async () => {
+    const path = join(dir, "async.safetensors");
+    const whole = values(10_000, 3);
+    const asked: number[] = [];
+    async function* chunks(): AsyncGenerator<Float32Array> {
+      for (let i = 0; i < whole.length; i += 3_000) {
+        asked.push(i);
+        await new Promise((r) => setImmediate(r));
+        yield whole.slice(i, i + 3_000);
+      }
+    }
+    await writeSafetensors(path, [{ name: "w", dtype: "BF16", shape: [100, 100] }], () => chunks());
+    expect(asked).toEqual([0, 3_000, 6_000, 9_000]);
+    await withSafetensors(path, async (f) => expect(Array.from(await f.read("w"))).toEqual(Array.from(bf16ToF32(f32ToBf16(whole)))));
+    async function* short(): AsyncGenerator<Float32Array> {
+      yield whole.slice(0, 10);
+    }
+    await expect(writeSafetensors(path, [{ name: "w", dtype: "F32", shape: [100, 100] }], () => short())).rejects.toThrow("tensor w: produced 10 values, shape [100, 100] needs 10000");
+  });
+
   it("copies producer bytes as they are when given a Uint8Array", async () => {
     const path = join(dir, "raw.safetensors");
     const bytes = new Uint8Array([0x80, 0x3f, 0x00, 0xc0]); // bf16 1.0, -2.0

@@ -307,12 +307,13 @@ export interface TensorToWrite {
 }
 
 /** What a producer may return for one tensor. */
-export type TensorData = Float32Array | Uint8Array | Iterable<Float32Array>;
+export type TensorData = Float32Array | Uint8Array | Iterable<Float32Array> | AsyncIterable<Float32Array>;
 
 /**
  * Produces one tensor's data when the writer reaches it: float32 values (converted to the stored
- * dtype, round to nearest even), consecutive float32 chunks (for tensors too large to hold at once),
- * or a Uint8Array already holding the stored bytes (copied as is).
+ * dtype, round to nearest even), consecutive float32 chunks, synchronous or asynchronous (for tensors
+ * too large to hold at once: each chunk is written before the next is asked for), or a Uint8Array
+ * already holding the stored bytes (copied as is).
  */
 export type TensorProducer = (tensor: TensorToWrite, index: number) => TensorData | Promise<TensorData>;
 
@@ -371,7 +372,7 @@ export async function writeSafetensors(
         await file.write(data);
       } else {
         let count = 0;
-        for (const chunk of data instanceof Float32Array ? [data] : data) {
+        for await (const chunk of data instanceof Float32Array ? [data] : data) {
           count += chunk.length;
           if (count > elements) break;
           await writeConverted(file.write.bind(file), chunk, t.dtype);

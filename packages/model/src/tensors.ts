@@ -1,6 +1,7 @@
 // The text model's tensors by HF name (prefix stripped) with their shapes, derived from the config.
 // One list for the loader's checks, the initializer and the exporter. Reference: spec/gemma4.md §4.
 import { layerSpecs, type Gemma4Config } from "./config.js";
+import type { TensorFileRows } from "./host-tables.js";
 
 /** Prefix of text weights in `Gemma4ForCausalLM` (text-only) checkpoints. */
 export const TEXT_PREFIX = "model.";
@@ -84,31 +85,54 @@ export const LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gat
 export type LoraTargetModule = (typeof LORA_TARGET_MODULES)[number];
 
 /**
- * Where base weights come from, tensor by tensor (a checkpoint on disk, or weights in memory).
+ * Where base weights come from, tensor by tensor (a checkpoint on disk, weights in memory, a GGUF file).
  * Names are HF names without the model prefix. Shapes are HF row-major shapes.
  */
 export interface TensorSource {
   has(name: string): boolean;
   shape(name: string): number[];
-  /** Decodes one tensor to float32 (bf16/f16 widened exactly). */
+  /** Decodes one tensor to float32 (bf16/f16 widened exactly). For small tensors: a big table does not fit one array. */
   read(name: string): Promise<Float32Array>;
+  /**
+   * Rows `start … start+count−1` along the first axis, decoded to float32: `[count, ...shape[1:]]`
+   * (a 1-D tensor has rows of one value). How tables too large to widen whole are read.
+   */
+  readRows(name: string, start: number, count: number): Promise<Float32Array>;
+  /** The stored dtype (`BF16`, `F32`, …) when known: a bf16-stored tensor can be kept as bf16 losslessly. */
+  dtype?(name: string): string;
+  /** Where a 2-D float tensor's rows lie in a file, when they can be read there directly (positioned reads). */
+  fileRows?(name: string): TensorFileRows | undefined;
 }
 
 /** Weights held in memory as a TensorSource (shapes from the config's tensor list). */
 export function memoryTensorSource(c: Gemma4Config, weights: ReadonlyMap<string, Float32Array>): TensorSource {
   const shapes = new Map(expectedTensors(c).map((t) => [t.name, t.shape]));
+  const shape = (name: string) => {
+    const s = shapes.get(name);
+    if (!s) throw new RangeError(`no tensor ${name} in this config`);
+    return s;
+  };
+  const get = (name: string) => {
+    const w = weights.get(name);
+    if (!w) throw new RangeError(`no tensor ${name} in these weights`);
+    return w;
+  };
   return {
     has: (name) => weights.has(name),
-    shape(name) {
-      const s = shapes.get(name);
-      if (!s) throw new RangeError(`no tensor ${name} in this config`);
-      return s;
-    },
+    shape,
     async read(name) {
-      const w = weights.get(name);
-      if (!w) throw new RangeError(`no tensor ${name} in these weights`);
-      return w;
+      return get(name);
     },
+    async readRows(name, start, count) {
+      const s = shape(name);
+      const rows = s[0] ?? 1;
+      if (!Number.isInteger(start) || !Number.isInteger(count) || start < 0 || count < 0 || start + count > rows) {
+        throw new RangeError(`rows [${start}, ${start + count}) out of range for ${name} [${s.join(", ")}]`);
+      }
+      const row = s.slice(1).reduce((a, b) => a * b, 1);
+      return get(name).subarray(start * row, (start + count) * row); // a view, as `read` returns the array itself
+    },
+    dtype: () => "F32",
   };
 }
 

@@ -10,6 +10,8 @@ import { randomWeights } from "../init-weights.js";
 import { KvCache } from "../kv-cache.js";
 import { gemma4FromWeights, type Gemma4Model } from "../model.js";
 import { expectedTensors } from "../tensors.js";
+import { roundToBf16 } from "../float-convert.js";
+import type { WeightPlacement } from "../linear.js";
 import { referenceLogits } from "./reference-gemma4.js";
 
 /**
@@ -81,6 +83,22 @@ export interface CheckModelOptions {
   referenceTol?: number;
   /** Vocabulary tile for the chunked-loss check (several tiles, the last one partial). */
   vocabChunk?: number;
+  /** Where base weights live; `host-bf16` also keeps the embedding tables as bf16 (the reference then runs on the bf16-rounded weights). */
+  placement?: WeightPlacement;
+  /** Bytes per chunk of in-memory host tables (small: the per-layer table spans several chunks). */
+  hostChunkBytes?: number;
+  /** With `host-bf16`: also show that the float32 weights' reference is measurably further away (a second reference run). */
+  compareWithF32Weights?: boolean;
+}
+
+/**
+ * The weights a model loaded with `placement` computes with: under `host-bf16` every linear and
+ * embedding table rounded to bf16 (norms and layer scalars stay float32); else the weights themselves.
+ */
+export function weightsAsStored(config: Gemma4Config, weights: Map<string, Float32Array>, placement: WeightPlacement | undefined): Map<string, Float32Array> {
+  if (placement !== "host-bf16") return weights;
+  const roles = new Map(expectedTensors(config).map((t) => [t.name, t.role]));
+  return new Map([...weights].map(([name, w]) => [name, roles.get(name) === "linear" || roles.get(name) === "embedding" ? roundToBf16(w) : w]));
 }
 
 /**
@@ -95,7 +113,7 @@ export function checkModel(name: string, makeConfig: () => Gemma4Config, options
   let ids: number[];
   let full: Float32Array; // [T, V] logits of one forward over the whole sequence
   let refLogits: Float64Array[] | undefined; // the float64 reference, computed once
-  const reference = () => (refLogits ??= referenceLogits(config, weights, { ids }));
+  const reference = () => (refLogits ??= referenceLogits(config, weightsAsStored(config, weights, options.placement), { ids }));
 
   describe(name, () => {
     beforeAll(async () => {
@@ -103,7 +121,7 @@ export function checkModel(name: string, makeConfig: () => Gemma4Config, options
       expect(T, "the test sequence must be longer than the sliding window").toBeGreaterThan(config.sliding_window);
       weights = randomWeights(config, options.seed ?? 1);
       const vocabChunk = options.vocabChunk ?? Math.max(1, Math.ceil(config.vocab_size / 3) + 1); // 3 tiles, last partial
-      model = await gemma4FromWeights(config, weights, { vocabChunk, tokenBlock: 7 });
+      model = await gemma4FromWeights(config, weights, { vocabChunk, tokenBlock: 7, placement: options.placement, hostChunkBytes: options.hostChunkBytes });
       ids = testIds(T, config.vocab_size);
       const logits = forwardLogits(model, { ids: [ids] });
       expect(logits.shape).toEqual([1, T, config.vocab_size]);
@@ -117,6 +135,14 @@ export function checkModel(name: string, makeConfig: () => Gemma4Config, options
       const flat = new Float64Array(T * config.vocab_size);
       ref.forEach((row, t) => flat.set(row, t * config.vocab_size));
       expectClose(`${name} logits vs float64 reference`, full, flat, options.referenceTol ?? 1e-4, [T, config.vocab_size]);
+      if (options.placement === "host-bf16") expect(model.storage).toMatchObject({ linears: "host-bf16", embedding: "bf16" });
+      if (options.placement === "host-bf16" && options.compareWithF32Weights) {
+        // The weights really are held as bf16: the float32 weights' reference is measurably further away.
+        const f32Ref = referenceLogits(config, weights, { ids });
+        const d = maxAbsDiff(full, Float64Array.from(f32Ref.flatMap((row) => Array.from(row))));
+        console.log(`${name}: bf16 weights vs the float32 weights' reference: max abs logit diff ${d.max.toExponential(2)}`);
+        expect(d.max).toBeGreaterThan(10 * (options.referenceTol ?? 1e-4));
+      }
     });
 
     it("decodes with the KV cache exactly as a full recompute, past the window and through shared layers", () => {
