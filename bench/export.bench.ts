@@ -1,10 +1,11 @@
 // Export throughput: MB/s of float32 source weights converted and written, per GGUF type, for a
 // synthetic model with Gemma 4 E2B's layer shapes (H 1536, F 6144 / 12288 on KV-shared layers,
 // 8 heads of 256 / 512, PLE 256) but 3 layers and a 16,384-row vocabulary; peak RSS while
-// exporting, and the projection to the full E2B (35 layers, 262,144-row embeddings).
+// exporting, and the projection to the full E2B (35 layers, 262,144-row embeddings). Quantized
+// types are timed on one thread and on the default pool (one thread per core) side by side.
 // Each output is checked (header parses, a tensor round-trips within its type's error) before the timing counts.
 import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import { exportGguf, modelTensorInputs, readGgufHeader, readGgufTensor, syntheticTokenizerFiles, type QuantMix } from "@owntune/export";
 import { expectedTensors, gemma4E2b, parseGemma4Config, type Gemma4Config, type TensorSource } from "@owntune/model";
@@ -78,18 +79,19 @@ export default async function bench(): Promise<void> {
     const full = split({ ...gemma4E2b() });
     console.log(`synthetic E2B-shaped model: 3 layers, vocab ${BENCH_VOCAB}: ${(layers / 1e6).toFixed(0)} MB layer weights, ${(embed / 1e6).toFixed(0)} MB embeddings (float32)`);
     console.log(`full E2B: ${(full.layers / 1e9).toFixed(2)} GB layer weights, ${(full.embed / 1e9).toFixed(2)} GB embeddings (float32)`);
-    console.log("| type | layers MB/s | embeddings MB/s | peak RSS | file MB | projected full E2B |");
-    console.log("|---|---|---|---|---|---|");
+    const threads = availableParallelism();
+    console.log(`| type | layers MB/s, 1 thread | layers MB/s, ${threads} threads | speed-up | embeddings MB/s, ${threads} threads | peak RSS | file MB | projected full E2B, ${threads} threads |`);
+    console.log("|---|---|---|---|---|---|---|---|");
     const mixes: QuantMix[] = ["F32", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"];
     for (const mix of mixes) {
       // Time the layer tensors and the embedding tables apart: their types and sizes differ per mix.
       const inputs = modelTensorInputs({ config: c, source, mix });
       const isEmbed = (n: string) => n === "token_embd.weight" || n === "per_layer_token_embd.weight";
-      const rate = async (pick: (n: string) => boolean, name: string) => {
+      const rate = async (pick: (n: string) => boolean, name: string, threads: number) => {
         const { writeGguf } = await import("@owntune/export");
         const path = join(dir, `${name}-${mix}.gguf`);
         const tensors = inputs.filter((t) => pick(t.name));
-        const r = await timed(() => writeGguf(path, { metadata: new Map(), tensors }));
+        const r = await timed(() => writeGguf(path, { metadata: new Map(), tensors, threads }));
         // Check before counting: it parses, and a tensor dequantizes close to its source.
         const h = await readGgufHeader(path);
         const t = h.tensors.find((x) => x.ne.length === 2)!;
@@ -101,12 +103,14 @@ export default async function bench(): Promise<void> {
         rmSync(path);
         return { mbps: r.value.sourceBytes / 1e6 / r.seconds, peak: r.peakRss, bytes: r.value.bytes, source: r.value.sourceBytes };
       };
-      const L = await rate((n) => !isEmbed(n), "layers");
-      const E = await rate(isEmbed, "embed");
+      const float = mix === "F32" || mix === "F16" || mix === "BF16"; // never threaded
+      const L1 = float ? undefined : await rate((n) => !isEmbed(n), "layers", 1);
+      const L = await rate((n) => !isEmbed(n), "layers", threads);
+      const E = await rate(isEmbed, "embed", threads);
       const projected = full.layers / 1e6 / L.mbps + full.embed / 1e6 / E.mbps;
       const fileRatio = (L.bytes + E.bytes) / (L.source + E.source);
       console.log(
-        `| ${mix} | ${L.mbps.toFixed(1)} | ${E.mbps.toFixed(1)} | ${(Math.max(L.peak, E.peak) / 2 ** 20).toFixed(0)} MiB | ${((L.bytes + E.bytes) / 1e6).toFixed(0)} | ${(projected / 60).toFixed(1)} min, ${(((full.layers + full.embed) * fileRatio) / 1e9).toFixed(2)} GB |`,
+        `| ${mix} | ${L1 ? L1.mbps.toFixed(1) : "—"} | ${L.mbps.toFixed(1)} | ${L1 ? `${(L.mbps / L1.mbps).toFixed(2)}×` : "—"} | ${E.mbps.toFixed(1)} | ${(Math.max(L.peak, E.peak) / 2 ** 20).toFixed(0)} MiB | ${((L.bytes + E.bytes) / 1e6).toFixed(0)} | ${(projected / 60).toFixed(1)} min, ${(((full.layers + full.embed) * fileRatio) / 1e9).toFixed(2)} GB |`,
       );
     }
     // Peak memory does not grow with the model: the same export with twice the layers.

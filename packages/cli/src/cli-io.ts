@@ -1,5 +1,5 @@
 // What every command shares: the global flags, where human output and JSON results go, progress.
-import { progressFor, type Progress } from "@owntune/model";
+import { progressFor, UserError, type Progress } from "@owntune/model";
 import type { Command } from "commander";
 
 export interface GlobalFlags {
@@ -35,4 +35,12 @@ export function commandIO(cmd: Command): CommandIO {
       else if (human !== undefined) process.stdout.write(human.endsWith("\n") ? human : human + "\n");
     },
   };
+}
+
+/** An integer flag's value (undefined when absent), or a UserError naming the flag. */
+export function intFlag(name: string, v: string | undefined, min: number): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min) throw new UserError(`expected an integer >= ${min}, got "${v}"`, { field: name });
+  return n;
 }

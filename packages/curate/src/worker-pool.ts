@@ -1,28 +1,12 @@
 // A fixed pool of worker threads for the per-example work. Chunks go to whichever worker is free;
 // results are handed back in submission order, so output never depends on scheduling.
 import { availableParallelism } from "node:os";
-import { createRequire } from "node:module";
-import { pathToFileURL } from "node:url";
-import { Worker } from "node:worker_threads";
-import { UserError } from "@owntune/model";
+import type { Worker } from "node:worker_threads";
+import { startModuleWorker, UserError } from "@owntune/model";
 import type { ChunkResult, ProcessorSetup, RowChunk } from "./processor.js";
 
 /** Default worker count: one per core. */
 export const defaultWorkers = (): number => Math.max(1, availableParallelism());
-
-/**
- * How to start worker.ts: the built worker.js directly, or, when running the TypeScript sources
- * (tests, `pnpm owntune`), a small bootstrap that registers tsx's loader in the thread first.
- */
-function startWorker(workerData: unknown): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith(".ts")) return new Worker(new URL("./worker.js", here), { workerData });
-  // tsx's tsImport loads a TypeScript module (and what it imports) through tsx's hooks.
-  const tsxApi = pathToFileURL(createRequire(here).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href;
-  const entry = new URL("./worker.ts", here).href;
-  const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(here)}));`;
-  return new Worker(boot, { eval: true, workerData, execArgv: ["--conditions=@owntune/source"] });
-}
 
 interface Pending {
   resolve(r: ChunkResult): void;
@@ -40,7 +24,7 @@ export class WorkerPool {
 
   constructor(count: number, setup: ProcessorSetup, tokenizerDir: string | undefined) {
     for (let i = 0; i < count; i++) {
-      const w = startWorker({ setup, tokenizerDir });
+      const w = startModuleWorker(import.meta.url, "worker", { setup, tokenizerDir });
       w.on("message", (msg: { id: number; result?: ChunkResult; error?: { name: string; message: string; stack?: string; file?: string; line?: number; field?: string; hint?: string } }) => {
         const p = this.pending.get(msg.id);
         this.pending.delete(msg.id);

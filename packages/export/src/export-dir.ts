@@ -31,6 +31,8 @@ export interface ExportDirOptions {
   probes?: readonly string[];
   progress?: Progress;
   log?: (line: string) => void;
+  /** Threads quantizing the GGUF (default: one per core). */
+  threads?: number;
 }
 
 export interface ExportDirResult {
@@ -65,7 +67,7 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
     const merge = adapter !== undefined && !o.noMerge;
     const gguf = join(o.outDir, `model-${o.quant}.gguf`);
     log(`writing ${gguf}${merge ? " (adapter merged)" : ""}`);
-    const written = await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: gguf, adapter: merge ? adapter : undefined, progress });
+    const written = await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: gguf, adapter: merge ? adapter : undefined, progress, threads: o.threads });
     let adapterGguf: string | undefined;
     if (adapter && (o.noMerge || o.adapterGguf)) {
       adapterGguf = join(o.outDir, "adapter.gguf");

@@ -1,7 +1,7 @@
 // The exported GGUF read back by readers we did not write (@huggingface/gguf and node-llama-cpp's
 // readGgufFileInfo): tensor names, dims and types as spec/gemma4.md §5.2 lists them for the tiny
 // preset, every gemma4 key with its GGUF type, the tokenizer arrays, and the F32 data itself.
-import { mkdtempSync, openSync, readSync, closeSync, rmSync } from "node:fs";
+import { mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gguf as hfGguf } from "@huggingface/gguf";
@@ -22,7 +22,7 @@ const parseF32 = () => hfGguf(f32, { allowLocalFile: true, typedMetadata: true }
 beforeAll(async () => {
   const tokenizer = await gemmaTokenizer();
   await exportGguf({ config: tiny.config, source: tiny.source, tokenizer, mix: "F32", out: f32 });
-  await exportGguf({ config: tiny.config, source: tiny.source, tokenizer, mix: "Q4_K_M", out: q4km });
+  await exportGguf({ config: tiny.config, source: tiny.source, tokenizer, mix: "Q4_K_M", out: q4km, threads: 3 });
   parsed = await parseF32();
 }, 120_000);
 
@@ -166,6 +166,17 @@ describe("an exported Q4_K_M GGUF read by node-llama-cpp", () => {
     expect(types["blk.2.ffn_down.weight"]).toBe(14);
     expect(types["per_layer_model_proj.weight"]).toBe(0);
     expect(types["blk.0.attn_norm.weight"]).toBe(0);
+  });
+});
+
+describe("quantizing on threads", () => {
+  it("writes the same bytes with 3 threads as with 1", async () => {
+    const one = join(dir, "tiny-Q4_K_M-1.gguf");
+    await exportGguf({ config: tiny.config, source: tiny.source, tokenizer: await gemmaTokenizer(), mix: "Q4_K_M", out: one, name: "tiny-Q4_K_M", threads: 1 });
+    const a = readFileSync(one);
+    const b = readFileSync(q4km);
+    expect(b.length).toBe(a.length);
+    expect(Buffer.compare(a, b)).toBe(0);
   });
 });
 

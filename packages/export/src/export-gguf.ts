@@ -25,6 +25,8 @@ export interface ExportGgufOptions {
   /** A LoRA adapter merged into the base weights before converting (W + scale·B·A). */
   adapter?: AdapterWeights;
   progress?: Progress;
+  /** Threads quantizing (default: one per core). */
+  threads?: number;
 }
 
 export interface ExportGgufResult {
@@ -115,7 +117,7 @@ export async function exportGguf(o: ExportGgufOptions): Promise<ExportGgufResult
     ...gemma4Entries(o.config),
     ...tokenizerEntries(o.tokenizer),
   ]);
-  const result = await writeGguf(o.out, { metadata, tensors, progress: o.progress, label: `${o.mix} ${basename(o.out)}` });
+  const result = await writeGguf(o.out, { metadata, tensors, progress: o.progress, label: `${o.mix} ${basename(o.out)}`, threads: o.threads });
   return {
     path: o.out,
     bytes: result.bytes,

@@ -2,14 +2,19 @@
 // from shapes and types alone) first, then each tensor read from its source a few rows at a time,
 // converted or quantized, and written in info order. Reference: spec/gguf.md §1.
 //
-// Memory bound: the header bytes (a few MB: the tokenizer arrays dominate), plus one chunk of at
-// most CHUNK_VALUES float32 values (16 MiB) and its converted bytes, whatever the model size —
+// Quantized types are quantized on worker threads (quant/quantize-pool.ts) while the next chunk is
+// read, so reading, quantizing and writing overlap; the bytes are those of one thread.
+//
+// Memory bound: the header bytes (a few MB: the tokenizer arrays dominate), plus two chunks of at
+// most CHUNK_VALUES float32 values (16 MiB), their copies on the threads and their converted bytes,
+// whatever the model size —
 // provided each tensor input reads row ranges (a TensorSource with `readRows`); an input that can
 // only read whole tensors adds one tensor's float32 copy (a tensor at a time, never the model).
 import { withAtomicFile, type AtomicFile, type Progress } from "@owntune/model";
 import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GgufValueType, type GgufEntry, type GgufScalar } from "./gguf-format.js";
 import { ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
 import { quantizeTensor } from "./quant/quantize.js";
+import { defaultQuantizeThreads, isFloatType, QuantizePool } from "./quant/quantize-pool.js";
 import { GGUF_MAX_TENSOR_NAME } from "./tensor-names.js";
 
 /** Values converted per write: 4 Mi float32 (16 MiB), big enough for disk throughput. */
@@ -117,6 +122,8 @@ export interface WriteGgufOptions {
   progress?: Progress;
   /** Progress label. */
   label?: string;
+  /** Threads quantizing (default: one per core; 1 = all in the calling thread). */
+  threads?: number;
 }
 
 export interface WriteGgufResult {
@@ -168,21 +175,31 @@ function encodeHeader(metadata: ReadonlyMap<string, GgufEntry>, tensors: readonl
   return out.done();
 }
 
-async function writeTensorData(file: AtomicFile, t: GgufTensorInput, alignment: number, progress: Progress): Promise<number> {
+async function writeTensorData(file: AtomicFile, t: GgufTensorInput, alignment: number, progress: Progress, pool: QuantizePool | undefined): Promise<number> {
   const rowLength = t.ne[0]!;
   const rows = t.ne.slice(1).reduce((a, b) => a * b, 1);
   const rowsPerChunk = Math.max(1, Math.floor(CHUNK_VALUES / rowLength));
   let sourceBytes = 0;
+  // One chunk in flight on the pool while the next one is read.
+  let inFlight: Promise<Uint8Array[]> | undefined;
+  const flush = async () => {
+    if (inFlight) for (const bytes of await inFlight) await file.write(bytes);
+    inFlight = undefined;
+  };
   for (let start = 0; start < rows; start += rowsPerChunk) {
     const count = Math.min(rowsPerChunk, rows - start);
     const values = await t.readRows(start, count);
     if (values.length !== count * rowLength) {
       throw new RangeError(`tensor ${t.name}: rows ${start}..${start + count} gave ${values.length} values, expected ${count * rowLength}`);
     }
-    await file.write(quantizeTensor(t.type, values, rowLength));
+    const converted = pool ? pool.quantize(t.type, values, rowLength) : Promise.resolve([quantizeTensor(t.type, values, rowLength)]);
+    converted.catch(() => {}); // awaited in flush; this only keeps a failure while reading from being unhandled
+    await flush();
+    inFlight = converted;
     sourceBytes += values.byteLength;
     progress.increment(values.byteLength / 1e6);
   }
+  await flush();
   const nbytes = tensorNBytes(t.type, t.ne);
   const pad = alignTo(nbytes, alignment) - nbytes;
   if (pad > 0) await file.write(new Uint8Array(pad));
@@ -205,15 +222,18 @@ export async function writeGguf(path: string, options: WriteGgufOptions): Promis
   const header = encodeHeader(metadata, tensors, alignment);
   const totalSource = tensors.reduce((a, t) => a + 4 * t.ne.reduce((x, y) => x * y, 1), 0);
   const p = progress ?? { start() {}, update() {}, increment() {}, stop() {} };
+  const threads = options.threads ?? defaultQuantizeThreads();
+  const pool = threads > 1 && tensors.some((t) => !isFloatType(t.type)) ? new QuantizePool(threads) : undefined;
   p.start(Math.round(totalSource / 1e6), options.label ?? "gguf", "MB");
   try {
     return await withAtomicFile(path, async (file) => {
       await file.write(header);
       let sourceBytes = 0;
-      for (const t of tensors) sourceBytes += await writeTensorData(file, t, alignment, p);
+      for (const t of tensors) sourceBytes += await writeTensorData(file, t, alignment, p, pool);
       return { bytes: file.bytesWritten, tensorCount: tensors.length, sourceBytes };
     });
   } finally {
     p.stop();
+    await pool?.close();
   }
 }

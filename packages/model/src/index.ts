@@ -1,6 +1,7 @@
 export * from "./errors.js";
 export * from "./atomic-write.js";
 export * from "./progress.js";
+export * from "./worker-thread.js";
 export * from "./config-errors.js";
 export * from "./config.js";
 export * from "./presets.js";

@@ -7,7 +7,7 @@ import { curate, curateSchema, type CurateConfigInput } from "@owntune/curate";
 import { parseConfig, UserError } from "@owntune/model";
 import type { Command } from "commander";
 import { z } from "zod";
-import { commandIO } from "../cli-io.js";
+import { commandIO, intFlag } from "../cli-io.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -24,13 +24,6 @@ interface CurateFlags {
   valFraction?: string;
   skipBadRows?: boolean;
   workers?: string;
-}
-
-function intFlag(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`expected an integer >= ${min}, got "${v}"`, { field: name });
-  return n;
 }
 
 export function registerCurate(program: Command): void {

@@ -3,7 +3,7 @@
 import { exportDir, isQuantMix, ourScore, QUANT_MIXES, type ExportDirResult } from "@owntune/export";
 import { didYouMean, UserError } from "@owntune/model";
 import { Option, type Command } from "commander";
-import { commandIO } from "../cli-io.js";
+import { commandIO, intFlag } from "../cli-io.js";
 import { readProbes } from "./verify.js";
 
 interface ExportFlags {
@@ -17,6 +17,7 @@ interface ExportFlags {
   merge: boolean;
   verify: boolean;
   probes?: string;
+  threads?: string;
 }
 
 /** The quant type named by the user, or a UserError with the known ones. */
@@ -57,12 +58,14 @@ export function registerExport(program: Command): void {
     .option("--adapter-gguf", "also write adapter.gguf (llama.cpp LoRA adapter)")
     .option("--no-merge", "keep the adapter out of the model GGUF: write it as adapter.gguf, applied at run time")
     .option("--no-verify", "skip the check against llama.cpp")
+    .option("--threads <n>", "threads quantizing (default: one per core)")
     .option("--probes <file.jsonl>", 'verify on these texts, one {"text": ...} per line (default: a built-in set)')
     .action(async (flags: ExportFlags, cmd: Command) => {
       const io = commandIO(cmd);
       const quant = parseQuant(flags.quant);
       if (!flags.merge && !flags.adapter) throw new UserError("--no-merge needs --adapter", { field: "--no-merge" });
       if (flags.adapterGguf && !flags.adapter) throw new UserError("--adapter-gguf needs --adapter", { field: "--adapter-gguf" });
+      const threads = intFlag("--threads", flags.threads, 1);
       const probes = await readProbes(flags.probes);
       const r = await exportDir({
         modelDir: flags.model,
@@ -76,6 +79,7 @@ export function registerExport(program: Command): void {
         verify: flags.verify,
         score: ourScore,
         probes,
+        threads,
         progress: io.progress,
         log: io.log,
       });

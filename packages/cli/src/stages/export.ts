@@ -13,6 +13,7 @@ export const exportSchema = z
     adapter_gguf: z.boolean().default(false).describe("Also write adapter.gguf when the adapter is merged."),
     merged: z.boolean().default(false).describe("Also write merged/: the model with the adapter merged, Hugging Face layout."),
     merged_dtype: z.enum(["bf16", "f32"]).default("bf16").describe("dtype of merged/."),
+    threads: z.number().int().min(1).optional().describe("Threads quantizing the GGUF (default: one per core)."),
     verify: z.boolean().default(true).describe("Check the GGUF against llama.cpp (tokenization and log-probabilities); the stage fails when outside tolerance."),
   })
   .strict();
@@ -33,6 +34,7 @@ export const exportStage: StageDef<typeof exportSchema> = {
       merged: config.merged,
       mergedDtype: config.merged_dtype,
       verify: config.verify,
+      threads: config.threads,
       score: ourScore,
       progress: ctx.progress,
       log: ctx.log,

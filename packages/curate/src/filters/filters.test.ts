@@ -83,6 +83,31 @@ describe("Gopher repetition (Rae et al. 2021, Table A1)", () => {
     // 5-grams from index 5 on repeat earlier ones: indices 5..11 covered → 7 one-letter words.
     expect(duplicateNGramChars(w, 5)).toBe(7);
   });
+  it("counts n-grams exactly as joined strings would, on random texts with many repeats", () => {
+    // The string-keyed definition, written plainly: the filter finds n-grams by hashing word ids.
+    const joined = (w: string[], n: number) => Array.from({ length: Math.max(0, w.length - n + 1) }, (_, i) => w.slice(i, i + n).join(" "));
+    const naiveTop = (w: string[], n: number) => {
+      const counts = new Map<string, number>();
+      for (const g of joined(w, n)) counts.set(g, (counts.get(g) ?? 0) + 1);
+      return Math.max(0, ...[...counts].map(([g, c]) => [...g].length * c));
+    };
+    const naiveDup = (w: string[], n: number) => {
+      const seen = new Set<string>();
+      const covered = new Set<number>();
+      joined(w, n).forEach((g, i) => (seen.has(g) ? Array.from({ length: n }, (_, k) => covered.add(i + k)) : seen.add(g)));
+      return [...covered].reduce((a, i) => a + [...w[i]!].length, 0);
+    };
+    const vocab = ["a", "bb", "ccc", "dé", "😀x", "the", "of"];
+    let seed = 12345;
+    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    for (let t = 0; t < 200; t++) {
+      const w = Array.from({ length: Math.floor(rand() * 120) }, () => vocab[Math.floor(rand() * (2 + (t % 6)))]!);
+      for (const n of [2, 3, 4, 5, 8, 10]) {
+        expect(topNGramChars(w, n)).toBe(naiveTop(w, n));
+        expect(duplicateNGramChars(w, n)).toBe(naiveDup(w, n));
+      }
+    }
+  });
   it("drops a text whose repeated 5-grams cover more than 15% of it", () => {
     const unit = "one two three four five six seven eight nine ten eleven twelve";
     const text = `${unit} ${unit} ${prose(2)}`;

@@ -70,8 +70,8 @@ export function bf16ToFp32(h: number): number {
 
 /**
  * ggml's `nearest_int`: adds 1.5·2^23 in float32 and reads the mantissa — round half to even of
- * the float32 value for |v| < 2^22 (ggml asserts that range). Computed arithmetically (the hot path
- * of the K-quants); outside the range, the bit trick itself, so even garbage matches ggml.
+ * the float32 value for |v| < 2^22 (ggml asserts that range), computed without reading bits there (the
+ * hot path of the K-quants); outside the range, the bit trick itself, so even garbage matches ggml.
  */
 export function nearestInt(v: number): number {
   const x = fr(v);
@@ -79,9 +79,9 @@ export function nearestInt(v: number): number {
     const bits = f32Bits(x + 12582912);
     return (bits & 0x007fffff) - 0x00400000;
   }
-  const f = Math.floor(x);
-  const d = x - f;
-  return d > 0.5 ? f + 1 : d < 0.5 ? f : f % 2 === 0 ? f : f + 1;
+  // x + 1.5·2^23 is exact in float64; fround then rounds it to an integer, half to even, as the
+  // float32 addition does in C.
+  return fr(x + 12582912) - 12582912;
 }
 
 /** C `roundf`: round half away from zero. */
