@@ -4,11 +4,9 @@
 // into one contiguous part per thread and the parts' bytes, concatenated in order, are exactly the
 // single-threaded result. Figures: BENCHMARKS.md ## export.
 import { availableParallelism } from "node:os";
-import type { Worker } from "node:worker_threads";
-import { startModuleWorker } from "@owntune/model";
+import { ThreadPool } from "@owntune/model";
 import { GgmlType } from "./ggml-types.js";
 import { quantizeTensor } from "./quantize.js";
-import type { QuantizeJob } from "./quantize-worker.js";
 
 /** Default thread count: one per core. */
 export const defaultQuantizeThreads = (): number => Math.max(1, availableParallelism());
@@ -21,9 +19,11 @@ export const isFloatType = (type: number): boolean => CHEAP_TYPES.has(type);
 /** Below this many values a chunk is quantized in the calling thread. */
 const MIN_PARALLEL_VALUES = 1 << 16;
 
-interface Pending {
-  resolve(bytes: Uint8Array): void;
-  reject(e: Error): void;
+/** Rows of one tensor chunk for a thread to quantize. */
+export interface QuantizeJob {
+  type: number;
+  rowLength: number;
+  values: Float32Array;
 }
 
 /**
@@ -31,58 +31,10 @@ interface Pending {
  * arguments, as a list of consecutive parts. Close it when done (its threads keep the process alive).
  */
 export class QuantizePool {
-  private readonly workers: Worker[] = [];
-  private readonly idle: Worker[] = [];
-  private readonly queue: QuantizeJob[] = [];
-  private readonly pending = new Map<number, Pending>();
-  private nextId = 0;
-  private failure: Error | undefined;
-  private closed = false;
+  private readonly pool: ThreadPool<QuantizeJob, Uint8Array>;
 
   constructor(readonly threads: number) {
-    if (!Number.isInteger(threads) || threads < 1) throw new RangeError(`quantize threads must be a positive integer, got ${threads}`);
-    for (let i = 0; i < threads; i++) {
-      const w = startModuleWorker(import.meta.url, "quantize-worker", undefined);
-      w.on("message", (msg: { id: number; bytes?: Uint8Array; error?: string }) => {
-        const p = this.pending.get(msg.id);
-        this.pending.delete(msg.id);
-        this.idle.push(w);
-        this.pump();
-        if (!p) return;
-        if (msg.error !== undefined) p.reject(new Error(msg.error));
-        else p.resolve(msg.bytes!);
-      });
-      w.on("error", (e) => this.fail(e));
-      w.on("exit", (code) => {
-        if (!this.closed) this.fail(new Error(`quantize worker exited with code ${code}`));
-      });
-      this.workers.push(w);
-      this.idle.push(w);
-    }
-  }
-
-  private fail(e: Error): void {
-    this.failure ??= e;
-    for (const p of this.pending.values()) p.reject(e);
-    this.pending.clear();
-  }
-
-  private pump(): void {
-    while (this.idle.length > 0 && this.queue.length > 0) {
-      const job = this.queue.shift()!;
-      this.idle.shift()!.postMessage(job, [job.values.buffer as ArrayBuffer]);
-    }
-  }
-
-  private submit(type: number, values: Float32Array, rowLength: number): Promise<Uint8Array> {
-    if (this.failure) return Promise.reject(this.failure);
-    if (this.closed) return Promise.reject(new Error("the quantize pool is closed"));
-    const id = this.nextId++;
-    return new Promise((resolve, reject) => {
-      this.pending.set(id, { resolve, reject });
-      this.queue.push({ id, type, rowLength, values });
-      this.pump();
-    });
+    this.pool = new ThreadPool(import.meta.url, "quantize-worker", threads);
   }
 
   /**
@@ -99,13 +51,13 @@ export class QuantizePool {
     for (let p = 0; p < parts; p++) {
       const a = Math.floor((p * rows) / parts);
       const b = Math.floor(((p + 1) * rows) / parts);
-      jobs.push(this.submit(type, data.slice(a * rowLength, b * rowLength), rowLength));
+      const values = data.slice(a * rowLength, b * rowLength);
+      jobs.push(this.pool.run({ type, rowLength, values }, [values.buffer as ArrayBuffer]));
     }
     return Promise.all(jobs);
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    await Promise.all(this.workers.map((w) => w.terminate()));
+  close(): Promise<void> {
+    return this.pool.close();
   }
 }
