@@ -5,6 +5,7 @@ import { createReadStream } from "node:fs";
 import { RecordBatchReader } from "apache-arrow";
 import { UserError } from "@owntune/model";
 import { toPlain, type SourceRow } from "./source-row.js";
+import { invalidUtf8Rows } from "./utf8-check.js";
 
 /** Streams an Arrow IPC file or stream, batch by batch. */
 export async function* readArrow(path: string, displayName = path): AsyncGenerator<SourceRow> {
@@ -20,7 +21,14 @@ export async function* readArrow(path: string, displayName = path): AsyncGenerat
     const names = batch.schema.fields.map((f) => f.name);
     const columns = names.map((_, c) => batch.getChildAt(c));
     const bytesPerRow = batch.data.byteLength / Math.max(batch.numRows, 1);
+    const invalid = invalidUtf8Rows(batch);
     for (let i = 0; i < batch.numRows; i++) {
+      const bad = invalid.get(i);
+      if (bad) {
+        line++;
+        yield { file: displayName, line, value: undefined, error: `invalid UTF-8 in field ${bad.field} at byte ${bad.at}`, bytes: bytesPerRow };
+        continue;
+      }
       const value: Record<string, unknown> = {};
       for (let c = 0; c < names.length; c++) value[names[c]!] = toPlain(columns[c]?.get(i));
       line++;

@@ -5,6 +5,7 @@ import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "h
 import { compressors } from "hyparquet-compressors";
 import { UserError } from "@owntune/model";
 import { toPlain, type SourceRow } from "./source-row.js";
+import { findInvalidMarker, strictStringFromBytes } from "./utf8-check.js";
 
 /** Streams a Parquet file's rows as plain objects, row group by row group. */
 export async function* readParquet(path: string, displayName = path): AsyncGenerator<SourceRow> {
@@ -19,9 +20,14 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
   for (const group of metadata.row_groups) {
     const n = Number(group.num_rows);
     const bytesPerRow = Number(group.total_byte_size) / Math.max(n, 1);
-    const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd: rowStart + n, compressors });
+    // Strings are decoded strictly: invalid UTF-8 becomes a marker, and its row an error row.
+    const parsers = { stringFromBytes: strictStringFromBytes as (bytes: Uint8Array) => string };
+    const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd: rowStart + n, compressors, parsers });
     for (let i = 0; i < rows.length; i++) {
-      yield { file: displayName, line: rowStart + i + 1, value: toPlain(rows[i]) as Record<string, unknown>, bytes: bytesPerRow };
+      const line = rowStart + i + 1;
+      const bad = findInvalidMarker(rows[i]);
+      if (bad) yield { file: displayName, line, value: undefined, error: `invalid UTF-8 in field ${bad.field} at byte ${bad.at}`, bytes: bytesPerRow };
+      else yield { file: displayName, line, value: toPlain(rows[i]) as Record<string, unknown>, bytes: bytesPerRow };
     }
     rowStart += n;
   }

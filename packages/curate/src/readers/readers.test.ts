@@ -127,6 +127,43 @@ describe("malformed input", () => {
     await expect(all(p)).rejects.toThrow(expect.objectContaining({ message: "invalid UTF-8", line: 3 }));
   });
 
+  /** A chat table whose second row's answer holds `@@é@@`, patched in the written bytes to `@@\xC3(@@` (invalid UTF-8). */
+  const corrupt = (bytes: Uint8Array): Buffer => {
+    const marker = Buffer.from("@@é@@");
+    const out = Buffer.from(bytes);
+    let hits = 0;
+    for (let at = out.indexOf(marker); at >= 0; at = out.indexOf(marker, at + 1), hits++) out[at + 3] = 0x28;
+    expect(hits).toBeGreaterThan(0);
+    return out;
+  };
+  const corruptChat = () => {
+    const message = new Struct([new Field("role", new Utf8(), true), new Field("content", new Utf8(), true)]);
+    const rows = [chat[0]!.messages, [{ role: "user", content: "2+2" }, { role: "assistant", content: "x@@é@@" }], chat[1]!.messages];
+    return new Table({ messages: vectorFromArray(rows, new List(new Field("item", message, true))) });
+  };
+  const expectCorruptRow = (rows: SourceRow[]) => {
+    expect(rows.map((r) => [r.line, r.error])).toEqual([
+      [1, undefined],
+      [2, "invalid UTF-8 in field messages[1].content at byte 3"],
+      [3, undefined],
+    ]);
+    expect(rows[2]!.value).toEqual({ messages: chat[1]!.messages });
+  };
+
+  it("marks a row whose Arrow string (nested in list<struct>) is invalid UTF-8, with the field", async () => {
+    const p = join(dir, "bad-utf8.arrow");
+    await writeFile(p, corrupt(tableToIPC(corruptChat(), "stream")));
+    expectCorruptRow(await all(p));
+  });
+
+  it("marks a row whose Parquet string (nested in list<struct>) is invalid UTF-8, with the field", async () => {
+    const props = new parquetWasm.WriterPropertiesBuilder().setCompression(parquetWasm.Compression.UNCOMPRESSED).setDictionaryEnabled(false).build();
+    const bytes = parquetWasm.writeParquet(parquetWasm.Table.fromIPCStream(tableToIPC(corruptChat(), "stream")), props);
+    const p = join(dir, "bad-utf8.parquet");
+    await writeFile(p, corrupt(bytes));
+    expectCorruptRow(await all(p));
+  });
+
   it("refuses a file whose format it cannot tell", async () => {
     const p = join(dir, "data.xyz");
     await writeFile(p, "x");
