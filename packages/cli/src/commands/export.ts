@@ -24,7 +24,9 @@ interface ExportFlags {
 export function parseQuant(text: string, field = "--quant") {
   const upper = text.toUpperCase();
   if (isQuantMix(upper)) return upper;
-  const close = didYouMean(upper, QUANT_MIXES);
+  // Written without separators ("q4km", "Q5-K-M"), the name is unambiguous: suggest it before edit distance.
+  const bare = (q: string) => q.replace(/[_\-\s]/g, "");
+  const close = QUANT_MIXES.find((q) => bare(q) === bare(upper)) ?? didYouMean(upper, QUANT_MIXES);
   throw new UserError(`unknown quant type "${text}"${close ? ` (did you mean "${close}"?)` : ""}; known: ${QUANT_MIXES.join(", ")}`, { field });
 }
 
