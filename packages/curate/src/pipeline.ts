@@ -157,14 +157,14 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
 
   // Read every input in order, in chunks; keep a bounded number of chunks in flight.
   const totalBytes = (await Promise.all(cfg.inputs.map((i) => hashInput(resolvePath(i.path))))).reduce((a, h) => a + h.bytes, 0);
-  progress.start(Math.round(totalBytes / 1e6), "curate", "MB");
+  progress.start(totalBytes, "curate", "B");
   let bytesRead = 0;
   const inflight: Array<{ chunk: RowChunk; result: Promise<ChunkResult> }> = [];
   const maxInflight = Math.max(2, workerCount * 3);
   const drainOne = async () => {
     const job = inflight.shift()!;
     consume(job.chunk, await job.result);
-    progress.update(Math.round(bytesRead / 1e6));
+    progress.update(bytesRead);
   };
   try {
     let nextId = 0;

@@ -197,7 +197,7 @@ async function writeTensorData(file: AtomicFile, t: GgufTensorInput, alignment: 
     await flush();
     inFlight = converted;
     sourceBytes += values.byteLength;
-    progress.increment(values.byteLength / 1e6);
+    progress.increment(values.byteLength);
   }
   await flush();
   const nbytes = tensorNBytes(t.type, t.ne);
@@ -224,7 +224,7 @@ export async function writeGguf(path: string, options: WriteGgufOptions): Promis
   const p = progress ?? { start() {}, update() {}, increment() {}, stop() {} };
   const threads = options.threads ?? defaultQuantizeThreads();
   const pool = threads > 1 && tensors.some((t) => !isFloatType(t.type)) ? new QuantizePool(threads) : undefined;
-  p.start(Math.round(totalSource / 1e6), options.label ?? "gguf", "MB");
+  p.start(totalSource, options.label ?? "gguf", "B");
   try {
     return await withAtomicFile(path, async (file) => {
       await file.write(header);

@@ -72,7 +72,7 @@ export async function exportMerged(o: MergedExportOptions): Promise<{ files: str
       await copyFile(join(o.baseDir, name), join(tmp, name));
       written.push(name);
     }
-    o.progress?.start(Math.round(bytes / 1e6), "merged", "MB");
+    o.progress?.start(bytes, "merged", "B");
     const weightMap: Record<string, string> = {};
     for (const [k, shard] of shards.entries()) {
       const file = shards.length === 1 ? SINGLE_WEIGHTS_FILE : shardFileName(k, shards.length);
@@ -94,7 +94,7 @@ export async function exportMerged(o: MergedExportOptions): Promise<{ files: str
 
 /**
  * One tensor's merged values (W + scale·B·A where the adapter has a pair for it) in blocks of whole
- * rows read with `readRows`, each at most `blockBytes` of float32; progress counts stored MB.
+ * rows read with `readRows`, each at most `blockBytes` of float32; progress counts stored bytes.
  */
 async function* mergedBlocks(o: MergedExportOptions, name: string, shape: readonly number[], storedBytes: number): AsyncGenerator<Float32Array> {
   const pair = o.adapter?.pairs.get(name.replace(/\.weight$/, ""));
@@ -104,7 +104,7 @@ async function* mergedBlocks(o: MergedExportOptions, name: string, shape: readon
   for (let start = 0; start < rows; start += block) {
     const count = Math.min(block, rows - start);
     const base = shape.length > 1 ? await o.source.readRows(name, start, count) : await o.source.read(name);
-    o.progress?.increment((base.length * storedBytes) / 1e6);
+    o.progress?.increment(base.length * storedBytes);
     yield pair ? mergedRows(base, pair, o.adapter!.scale, start, count) : base;
   }
 }

@@ -4,7 +4,7 @@ import cliProgress from "cli-progress";
 
 /** Where long-running library code reports how far it got. */
 export interface Progress {
-  /** Begins a phase of `total` units (`unit` names them in the rate, e.g. "tok", "MB"). */
+  /** Begins a phase of `total` units (`unit` names them, e.g. "tok"; "B" is shown as kB/MB/GB). */
   start(total: number, label: string, unit?: string): void;
   /** Sets the absolute amount done in the current phase. */
   update(done: number): void;
@@ -30,26 +30,45 @@ function formatRate(perSecond: number): string {
   return perSecond.toFixed(2);
 }
 
+/** An amount for the bar: bytes (unit "B") in kB/MB/GB, other units with the decimals their size needs. */
+export function formatAmount(v: number, unit: string): string {
+  if (unit === "B") {
+    if (v >= 1e9) return `${(v / 1e9).toFixed(2)} GB`;
+    if (v >= 1e6) return `${(v / 1e6).toFixed(1)} MB`;
+    if (v >= 1e3) return `${(v / 1e3).toFixed(1)} kB`;
+    return `${Math.round(v)} B`;
+  }
+  const digits = v === 0 || Number.isInteger(v) || v >= 100 ? 0 : v >= 10 ? 1 : 2;
+  return `${v.toFixed(digits)} ${unit}`.trimEnd();
+}
+
 /** A terminal bar: `label |█████░░░| 42% 420/1000 tok | 1.2k tok/s | ETA 0:05`. Writes to stderr. */
 export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): Progress {
   let bar: cliProgress.SingleBar | undefined;
   let startedAt = 0;
   let value = 0;
   let unit = "";
+  let total = 0;
   const payload = () => {
     const seconds = (performance.now() - startedAt) / 1000;
-    return { rate: formatRate(seconds > 0 ? value / seconds : Number.NaN), unit };
+    const perSecond = seconds > 0 ? value / seconds : Number.NaN;
+    return {
+      done: formatAmount(value, unit),
+      all: formatAmount(total, unit),
+      rate: unit === "B" ? `${Number.isFinite(perSecond) ? formatAmount(perSecond, unit) : "-"}/s` : `${formatRate(perSecond)} ${unit}/s`.trimStart(),
+    };
   };
   return {
-    start(total, label, u = "") {
+    start(amount, label, u = "") {
       bar?.stop();
       unit = u;
+      total = Math.max(amount, 0);
       value = 0;
       startedAt = performance.now();
       bar = new cliProgress.SingleBar(
         {
           stream,
-          format: `${label} |{bar}| {percentage}% {value}/{total} {unit} | {rate} {unit}/s | ETA {eta_formatted}`,
+          format: `${label} |{bar}| {percentage}% {done} / {all} | {rate} | ETA {eta_formatted}`,
           barsize: 24,
           hideCursor: true,
           etaBuffer: 50,
@@ -57,7 +76,7 @@ export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): 
         },
         cliProgress.Presets.shades_classic,
       );
-      bar.start(Math.max(total, 0), 0, payload());
+      bar.start(total, 0, payload());
     },
     update(done) {
       value = done;
