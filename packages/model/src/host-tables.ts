@@ -20,18 +20,18 @@ const READ_BLOCK_BYTES = 64 * 2 ** 20;
 /** Values of one host chunk. */
 export type HostValues = Float32Array | Uint16Array;
 
-export function hostValues(dtype: HostDtype, n: number): HostValues {
+function hostValues(dtype: HostDtype, n: number): HostValues {
   return dtype === "bf16" ? new Uint16Array(n) : new Float32Array(n);
 }
 
 /** Stores float32 `src` into `dst` at `offset` (rounded to nearest even when `dst` holds bf16). */
-export function storeValues(dst: HostValues, offset: number, src: Float32Array): void {
+function storeValues(dst: HostValues, offset: number, src: Float32Array): void {
   if (dst instanceof Float32Array) dst.set(src, offset);
   else f32ToBf16(src, dst.subarray(offset, offset + src.length));
 }
 
 /** Widens `src[start, start+n)` into `dst` (float32) at `dstOffset`. */
-export function widenValues(src: HostValues, start: number, n: number, dst: Float32Array, dstOffset = 0): void {
+function widenValues(src: HostValues, start: number, n: number, dst: Float32Array, dstOffset = 0): void {
   if (src instanceof Float32Array) dst.set(src.subarray(start, start + n), dstOffset);
   else bf16ToF32(src.subarray(start, start + n), dst.subarray(dstOffset, dstOffset + n));
 }
@@ -132,6 +132,12 @@ export class ChunkedRows implements RowTable {
       storeValues(this.chunks[c]!, local * this.width, values.subarray(done * this.width, (done + n) * this.width));
       done += n;
     }
+  }
+
+  /** Widens chunk `c` (rows c·rowsPerChunk …, row-major) into `dst`. */
+  widenChunk(c: number, dst: Float32Array): void {
+    const src = this.chunks[c]!;
+    widenValues(src, 0, src.length, dst);
   }
 
   gather(ids: ArrayLike<number>, out: Float32Array, scale = 1): void {

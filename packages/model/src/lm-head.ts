@@ -11,7 +11,7 @@
 // values) stays on the host as bf16 or f32 row chunks and each tile is widened into a short-lived backend
 // tensor when the head needs it, so a large table never occupies the (wasm: 4 GiB) backend heap.
 import * as tf from "@tensorflow/tfjs";
-import { filledTensor, hostValues, storeValues, widenValues, type HostDtype, type HostValues } from "./host-tables.js";
+import { ChunkedRows, filledTensor, type HostDtype } from "./host-tables.js";
 import { customGrad } from "./linear.js";
 
 /** Vocabulary columns per head tile: 16 tiles for the 262,144-token vocabulary. */
@@ -50,9 +50,9 @@ export class EmbeddingTable {
   readonly chunk: number;
   readonly tokenBlock: number;
   readonly storage: EmbeddingStorage;
-  /** Tiles by index: Eᵀ_c [H, vc] backend tensors (`device`), or E_c [vc, H] host values (f32 / bf16). */
+  /** Tiles by index: Eᵀ_c [H, vc] backend tensors (`device`), or chunk c of E's rows on the host (f32 / bf16). */
   private deviceTiles: tf.Tensor2D[];
-  private hostTiles: HostValues[];
+  private host: ChunkedRows | undefined;
   private rows: tf.Tensor2D[] | undefined;
 
   private readonly rowMajorCopyMaxBytes: number;
@@ -67,7 +67,8 @@ export class EmbeddingTable {
     this.rowMajorCopyMaxBytes = options.rowMajorCopyMaxBytes ?? ROW_MAJOR_COPY_MAX_BYTES;
     this.storage = options.storage ?? (4 * vocab * hidden <= DEVICE_EMBEDDING_MAX_BYTES ? "device" : "f32");
     this.deviceTiles = [];
-    this.hostTiles = [];
+    // Host chunks of exactly one tile of rows each.
+    if (this.storage !== "device") this.host = new ChunkedRows(vocab, hidden, this.storage, this.chunk * hidden * (this.storage === "bf16" ? 2 : 4));
     if (e) for (let c = 0; c < this.tileCount; c++) this.setTile(c, e.subarray(c * this.chunk * hidden, Math.min(vocab, (c + 1) * this.chunk) * hidden));
   }
 
@@ -110,9 +111,7 @@ export class EmbeddingTable {
       }
       this.deviceTiles[c] = tf.tensor2d(t, [H, vc]);
     } else {
-      const stored = hostValues(this.storage, vc * H);
-      storeValues(stored, 0, rowsE);
-      this.hostTiles[c] = stored;
+      this.host!.setRows(c * this.chunk, rowsE);
     }
   }
 
@@ -122,8 +121,7 @@ export class EmbeddingTable {
    */
   private withTile<T>(c: number, f: (tile: Tile) => T): T {
     if (this.storage === "device") return f({ eT: this.deviceTiles[c]! });
-    const src = this.hostTiles[c]!;
-    const e = filledTensor<tf.Rank.R2>([this.tileWidth(c), this.hidden], (dst) => widenValues(src, 0, src.length, dst));
+    const e = filledTensor<tf.Rank.R2>([this.tileWidth(c), this.hidden], (dst) => this.host!.widenChunk(c, dst));
     try {
       return f({ e });
     } finally {
@@ -138,13 +136,19 @@ export class EmbeddingTable {
 
   /** E[ids]: [n] → [n, H]. No gradient path (the embedding is frozen), so no UnsortedSegmentSum. */
   lookup(ids: ArrayLike<number>): tf.Tensor2D {
-    if (this.storage !== "device") return this.lookupHost(ids);
+    for (let i = 0; i < ids.length; i++) {
+      const id = ids[i]!;
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
+    }
+    if (this.host) {
+      const out = new Float32Array(ids.length * this.hidden);
+      this.host.gather(ids, out);
+      return tf.tensor2d(out, [ids.length, this.hidden]);
+    }
     const n = ids.length;
     const byChunk = new Map<number, number[]>(); // chunk → positions in `ids`
     for (let i = 0; i < n; i++) {
-      const id = ids[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
-      const c = Math.floor(id / this.chunk);
+      const c = Math.floor(ids[i]! / this.chunk);
       let list = byChunk.get(c);
       if (!list) byChunk.set(c, (list = []));
       list.push(i);
@@ -163,19 +167,6 @@ export class EmbeddingTable {
       order.forEach((p, i) => (inverse[p] = i));
       return tf.gather(grouped, tf.tensor1d(inverse, "int32"));
     });
-  }
-
-  /** E[ids] gathered from the host tiles (row-major E_c), widened. */
-  private lookupHost(ids: ArrayLike<number>): tf.Tensor2D {
-    const H = this.hidden;
-    const out = new Float32Array(ids.length * H);
-    for (let i = 0; i < ids.length; i++) {
-      const id = ids[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
-      const c = Math.floor(id / this.chunk);
-      widenValues(this.hostTiles[c]!, (id - c * this.chunk) * H, H, out, i * H);
-    }
-    return tf.tensor2d(out, [ids.length, H]);
   }
 
   /** Full logits h·Eᵀ, soft-capped: [N, H] → [N, V]. For few rows (generation) or small vocabularies. */
@@ -319,7 +310,7 @@ export class EmbeddingTable {
   dispose(): void {
     for (const c of this.deviceTiles) c.dispose();
     this.deviceTiles = [];
-    this.hostTiles = [];
+    this.host?.dispose();
     if (this.rows) tf.dispose(this.rows);
     this.rows = undefined;
   }
