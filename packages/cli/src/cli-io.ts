@@ -1,4 +1,6 @@
-// What every command shares: the global flags, where human output and JSON results go, progress.
+// What every command shares: the global flags, where human output and JSON results go, progress, and
+// reading flag values and JSONL input files with located errors.
+import { readFile } from "node:fs/promises";
 import { progressFor, UserError, type Progress } from "@owntune/model";
 import type { Command } from "commander";
 
@@ -37,10 +39,37 @@ export function commandIO(cmd: Command): CommandIO {
   };
 }
 
+/** A number flag's value when `check` accepts it, else a UserError naming the flag and what it wants. */
+export function numberFlag(text: string, flag: string, check: (n: number) => boolean, want: string): number {
+  const n = Number(text);
+  if (text.trim() === "" || !Number.isFinite(n) || !check(n)) throw new UserError(`expected ${want}, got "${text}"`, { field: flag });
+  return n;
+}
+
 /** An integer flag's value (undefined when absent), or a UserError naming the flag. */
 export function intFlag(name: string, v: string | undefined, min: number): number | undefined {
-  if (v === undefined) return undefined;
-  const n = Number(v);
-  if (!Number.isInteger(n) || n < min) throw new UserError(`expected an integer >= ${min}, got "${v}"`, { field: name });
-  return n;
+  return v === undefined ? undefined : numberFlag(v, name, (n) => Number.isInteger(n) && n >= min, `an integer >= ${min}`);
+}
+
+/**
+ * The JSON values of a JSONL file given on the command line, with their 1-based lines and text (blank lines
+ * skipped); an unreadable file or a line that is not JSON is a UserError at its file and line.
+ */
+export async function readJsonLines(file: string, field?: string): Promise<Array<{ line: number; raw: string; value: unknown }>> {
+  let text: string;
+  try {
+    text = await readFile(file, "utf8");
+  } catch (e) {
+    throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, { file, field });
+  }
+  const out: Array<{ line: number; raw: string; value: unknown }> = [];
+  text.split("\n").forEach((raw, i) => {
+    if (raw.trim() === "") return;
+    try {
+      out.push({ line: i + 1, raw, value: JSON.parse(raw) });
+    } catch (e) {
+      throw new UserError(`not valid JSON (${(e as Error).message})`, { file, line: i + 1 });
+    }
+  });
+  return out;
 }

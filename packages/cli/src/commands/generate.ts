@@ -2,7 +2,7 @@
 // [--top-k K] [--top-p P] [--seed S]`: continues a prompt with the hybrid KV cache, streaming the text.
 import { generate, UserError } from "@owntune/model";
 import type { Command } from "commander";
-import { commandIO } from "../cli-io.js";
+import { commandIO, numberFlag } from "../cli-io.js";
 import { modelOptions, openModel } from "./model-session.js";
 
 interface GenerateFlags {
@@ -18,12 +18,6 @@ interface GenerateFlags {
   seed?: string;
 }
 
-function number(text: string, flag: string, check: (n: number) => boolean, want: string): number {
-  const n = Number(text);
-  if (text.trim() === "" || !Number.isFinite(n) || !check(n)) throw new UserError(`expected ${want}, got "${text}"`, { field: flag });
-  return n;
-}
-
 export function registerGenerate(program: Command): void {
   modelOptions(program.command("generate"))
     .description("generate a continuation of a prompt (greedy by default; sampled with --temperature)")
@@ -36,11 +30,11 @@ export function registerGenerate(program: Command): void {
     .option("--seed <s>", "seed of the sampling stream (default: random, printed)")
     .action(async (flags: GenerateFlags, cmd: Command) => {
       const io = commandIO(cmd);
-      const maxTokens = number(flags.maxTokens, "--max-tokens", (n) => Number.isInteger(n) && n >= 1, "a positive integer");
-      const temperature = number(flags.temperature, "--temperature", (n) => n >= 0, "a number ≥ 0");
-      const topK = flags.topK === undefined ? undefined : number(flags.topK, "--top-k", (n) => Number.isInteger(n) && n >= 1, "a positive integer");
-      const topP = flags.topP === undefined ? undefined : number(flags.topP, "--top-p", (n) => n > 0 && n <= 1, "a number in (0, 1]");
-      const seed = flags.seed === undefined ? undefined : number(flags.seed, "--seed", (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, "an integer in [0, 2^32)");
+      const maxTokens = numberFlag(flags.maxTokens, "--max-tokens", (n) => Number.isInteger(n) && n >= 1, "a positive integer");
+      const temperature = numberFlag(flags.temperature, "--temperature", (n) => n >= 0, "a number ≥ 0");
+      const topK = flags.topK === undefined ? undefined : numberFlag(flags.topK, "--top-k", (n) => Number.isInteger(n) && n >= 1, "a positive integer");
+      const topP = flags.topP === undefined ? undefined : numberFlag(flags.topP, "--top-p", (n) => n > 0 && n <= 1, "a number in (0, 1]");
+      const seed = flags.seed === undefined ? undefined : numberFlag(flags.seed, "--seed", (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, "an integer in [0, 2^32)");
       const session = await openModel(io, flags);
       try {
         const { tokenizer, model } = session;

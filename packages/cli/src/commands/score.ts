@@ -1,10 +1,9 @@
 // `owntune score --model DIR [--adapter DIR] --input FILE.jsonl [--json]`: per-token log-probabilities and
 // mean NLL of each row under our forward pass (what `owntune verify` compares with llama.cpp).
 // Rows are `{"text": ...}` (tokenized with BOS, as the tokenizer says) or `{"ids": [...]}`.
-import { readFile } from "node:fs/promises";
 import { scoreIds, UserError, type GemmaTokenizer } from "@owntune/model";
 import type { Command } from "commander";
-import { commandIO } from "../cli-io.js";
+import { commandIO, readJsonLines } from "../cli-io.js";
 import { modelOptions, openModel } from "./model-session.js";
 
 interface ScoreFlags {
@@ -20,19 +19,10 @@ interface Row {
   ids: number[];
 }
 
-/** Parses every line first, so a typo on line 900 is reported before any compute. */
-export function parseScoreInput(text: string, file: string, tokenizer: GemmaTokenizer, vocabSize: number): Row[] {
+/** Checks every row first, so a typo on line 900 is reported before any compute. */
+export function parseScoreInput(lines: ReadonlyArray<{ line: number; value: unknown }>, file: string, tokenizer: GemmaTokenizer, vocabSize: number): Row[] {
   const rows: Row[] = [];
-  const lines = text.split("\n");
-  lines.forEach((raw, i) => {
-    const line = i + 1;
-    if (raw.trim() === "") return;
-    let v: unknown;
-    try {
-      v = JSON.parse(raw);
-    } catch (e) {
-      throw new UserError(`not valid JSON (${(e as Error).message})`, { file, line });
-    }
+  lines.forEach(({ line, value: v }) => {
     const shape = `expected {"text": "..."} or {"ids": [token ids]}`;
     if (!v || typeof v !== "object" || Array.isArray(v)) throw new UserError(`${shape}, got ${JSON.stringify(v)}`, { file, line });
     const o = v as Record<string, unknown>;
@@ -61,15 +51,10 @@ export function registerScore(program: Command): void {
     .requiredOption("--input <file>", 'JSONL: one {"text": ...} or {"ids": [...]} per line')
     .action(async (flags: ScoreFlags, cmd: Command) => {
       const io = commandIO(cmd);
-      let text: string;
-      try {
-        text = await readFile(flags.input, "utf8");
-      } catch (e) {
-        throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, { file: flags.input });
-      }
+      const input = await readJsonLines(flags.input);
       const session = await openModel(io, flags);
       try {
-        const rows = parseScoreInput(text, flags.input, session.tokenizer, session.model.config.vocab_size);
+        const rows = parseScoreInput(input, flags.input, session.tokenizer, session.model.config.vocab_size);
         io.progress.start(rows.length, "scoring", "rows");
         let tokens = 0;
         let nllSum = 0;

@@ -1,13 +1,12 @@
 // `owntune verify --gguf FILE --model DIR [--adapter DIR | --adapter-gguf FILE] [--out verify.json]`
 import { existsSync, mkdtempSync, rmSync } from "node:fs";
-import { readFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { exportAdapterGguf, ourScore, verifyGguf, type VerifyReport } from "@owntune/export";
 import { readPeftAdapter } from "@owntune/lora";
 import { loadModelDir, UserError } from "@owntune/model";
 import type { Command } from "commander";
-import { commandIO } from "../cli-io.js";
+import { commandIO, readJsonLines } from "../cli-io.js";
 
 interface VerifyFlags {
   gguf: string;
@@ -20,25 +19,12 @@ interface VerifyFlags {
 /** Probe texts from a JSONL file of `{"text": ...}` lines (the built-in set when absent). */
 export async function readProbes(file: string | undefined): Promise<string[] | undefined> {
   if (file === undefined) return undefined;
-  let text: string;
-  try {
-    text = await readFile(file, "utf8");
-  } catch (e) {
-    throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, { file, field: "--probes" });
-  }
   const probes: string[] = [];
-  text.split("\n").forEach((raw, i) => {
-    if (raw.trim() === "") return;
-    let v: unknown;
-    try {
-      v = JSON.parse(raw);
-    } catch (e) {
-      throw new UserError(`not valid JSON (${(e as Error).message})`, { file, line: i + 1 });
-    }
-    const t = (v as { text?: unknown } | null)?.text;
-    if (typeof t !== "string" || t === "") throw new UserError(`expected {"text": "..."}, got ${raw.slice(0, 80)}`, { file, line: i + 1 });
+  for (const { line, raw, value } of await readJsonLines(file, "--probes")) {
+    const t = (value as { text?: unknown } | null)?.text;
+    if (typeof t !== "string" || t === "") throw new UserError(`expected {"text": "..."}, got ${raw.slice(0, 80)}`, { file, line });
     probes.push(t);
-  });
+  }
   if (probes.length === 0) throw new UserError("no probe texts in this file", { file });
   return probes;
 }
