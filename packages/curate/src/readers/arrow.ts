@@ -5,7 +5,7 @@ import { createReadStream } from "node:fs";
 import { RecordBatchReader } from "apache-arrow";
 import { UserError } from "@owntune/model";
 import { toPlain, type SourceRow } from "./source-row.js";
-import { invalidUtf8Rows } from "./utf8-check.js";
+import { invalidUtf8Error, invalidUtf8Rows } from "./utf8-check.js";
 
 /** Streams an Arrow IPC file or stream, batch by batch. */
 export async function* readArrow(path: string, displayName = path): AsyncGenerator<SourceRow> {
@@ -26,7 +26,7 @@ export async function* readArrow(path: string, displayName = path): AsyncGenerat
       const bad = invalid.get(i);
       if (bad) {
         line++;
-        yield { file: displayName, line, value: undefined, error: `invalid UTF-8 in field ${bad.field} at byte ${bad.at}`, bytes: bytesPerRow };
+        yield { file: displayName, line, value: undefined, error: invalidUtf8Error(bad), bytes: bytesPerRow };
         continue;
       }
       const value: Record<string, unknown> = {};

@@ -5,7 +5,7 @@ import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "h
 import { compressors } from "hyparquet-compressors";
 import { UserError } from "@owntune/model";
 import { toPlain, type SourceRow } from "./source-row.js";
-import { findInvalidMarker, strictStringFromBytes } from "./utf8-check.js";
+import { findInvalidMarker, invalidUtf8Error, strictStringParsers } from "./utf8-check.js";
 
 /** Streams a Parquet file's rows as plain objects, row group by row group. */
 export async function* readParquet(path: string, displayName = path): AsyncGenerator<SourceRow> {
@@ -16,17 +16,19 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
   } catch (e) {
     throw new UserError(`not a readable Parquet file (${(e as Error).message})`, { file: displayName });
   }
+  // Strings are decoded strictly: invalid UTF-8 becomes a marker, and its row an error row.
+  const strings = strictStringParsers();
   let rowStart = 0;
   for (const group of metadata.row_groups) {
     const n = Number(group.num_rows);
     const bytesPerRow = Number(group.total_byte_size) / Math.max(n, 1);
-    // Strings are decoded strictly: invalid UTF-8 becomes a marker, and its row an error row.
-    const parsers = { stringFromBytes: strictStringFromBytes as (bytes: Uint8Array) => string };
-    const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd: rowStart + n, compressors, parsers });
+    const invalidBefore = strings.invalid;
+    const rows = await parquetReadObjects({ file, metadata, rowStart, rowEnd: rowStart + n, compressors, parsers: strings.parsers });
+    const search = strings.invalid > invalidBefore;
     for (let i = 0; i < rows.length; i++) {
       const line = rowStart + i + 1;
-      const bad = findInvalidMarker(rows[i]);
-      if (bad) yield { file: displayName, line, value: undefined, error: `invalid UTF-8 in field ${bad.field} at byte ${bad.at}`, bytes: bytesPerRow };
+      const bad = search ? findInvalidMarker(rows[i]) : undefined;
+      if (bad) yield { file: displayName, line, value: undefined, error: invalidUtf8Error(bad), bytes: bytesPerRow };
       else yield { file: displayName, line, value: toPlain(rows[i]) as Record<string, unknown>, bytes: bytesPerRow };
     }
     rowStart += n;

@@ -12,11 +12,31 @@ export class InvalidUtf8 {
 
 const strict = new TextDecoder("utf-8", { fatal: true });
 
-/** hyparquet's `stringFromBytes`, strict: the string, or an InvalidUtf8 marker in its place. */
-export function strictStringFromBytes(bytes: Uint8Array | undefined): string | InvalidUtf8 | undefined {
-  if (!bytes) return bytes;
-  if (isUtf8(bytes)) return strict.decode(bytes);
-  return new InvalidUtf8(findInvalidUtf8(bytes));
+/**
+ * hyparquet `parsers` whose `stringFromBytes` is strict: the string, or an InvalidUtf8 marker in its
+ * place; `invalid` counts the markers made, so rows need searching only when it moved.
+ */
+export function strictStringParsers(): { parsers: { stringFromBytes: (bytes: Uint8Array) => string }; invalid: number } {
+  const state = {
+    invalid: 0,
+    parsers: {
+      stringFromBytes: ((bytes: Uint8Array | undefined) => {
+        if (!bytes) return bytes;
+        try {
+          return strict.decode(bytes); // validates and decodes in one pass
+        } catch {
+          state.invalid++;
+          return new InvalidUtf8(findInvalidUtf8(bytes));
+        }
+      }) as (bytes: Uint8Array) => string,
+    },
+  };
+  return state;
+}
+
+/** The error of a row holding invalid UTF-8 (as JSONL and CSV rows get theirs). */
+export function invalidUtf8Error(bad: { field: string; at: number }): string {
+  return `invalid UTF-8 in field ${bad.field} at byte ${bad.at}`;
 }
 
 /** The path of the first InvalidUtf8 marker in a row (`messages[1].content`), with its byte offset. */
