@@ -172,7 +172,7 @@ export function withGgmlActivations(model: Gemma4Model, typeOf: (hfName: string)
   for (const name of model.linears.names()) {
     const w: BaseWeight = model.linears.get(name);
     const rounding = roundingOf(name);
-    linears.add(rounding === "none" ? w : { ...w, name: w.name, forward: (x) => tf.tidy(() => w.forward(roundActivations(x, rounding))) });
+    linears.add(rounding === "none" ? w : { ...w, forward: (x) => tf.tidy(() => w.forward(roundActivations(x, rounding))) });
   }
   const headRounding = roundingOf("embed_tokens.weight");
   const embedding = Object.create(model.embedding) as Gemma4Model["embedding"];

@@ -73,11 +73,17 @@ export async function exportMerged(o: MergedExportOptions): Promise<{ files: str
       written.push(name);
     }
     o.progress?.start(bytes, "merged", "B");
+    async function* blocks(spec: { name: string; shape: number[] }) {
+      for await (const { values } of mergedRowBlocks(o.source, o.adapter, spec.name, spec.shape, o.blockBytes)) {
+        o.progress?.increment(values.length * DTYPE_BYTES[dtype]);
+        yield values;
+      }
+    }
     const weightMap: Record<string, string> = {};
     for (const [k, shard] of shards.entries()) {
       const file = shards.length === 1 ? SINGLE_WEIGHTS_FILE : shardFileName(k, shards.length);
       const tensors = shard.map(({ spec }) => ({ name: TEXT_PREFIX + spec.name, dtype, shape: spec.shape }));
-      await writeSafetensors(join(tmp, file), tensors, (_t, i) => mergedBlocks(o, shard[i]!.spec.name, shard[i]!.spec.shape, DTYPE_BYTES[dtype]), { metadata: { format: "pt" } });
+      await writeSafetensors(join(tmp, file), tensors, (_t, i) => blocks(shard[i]!.spec), { metadata: { format: "pt" } });
       for (const t of tensors) weightMap[t.name] = file;
       written.push(file);
     }
@@ -93,18 +99,24 @@ export async function exportMerged(o: MergedExportOptions): Promise<{ files: str
 }
 
 /**
- * One tensor's merged values (W + scale·B·A where the adapter has a pair for it) in blocks of whole
- * rows read with `readRows`, each at most `blockBytes` of float32; progress counts stored bytes.
+ * One tensor's values, merged (W + scale·B·A) where `adapter` has a pair for it, in blocks of whole rows
+ * along the first axis (a 1-D tensor's rows are single values) read with `readRows`, each at most
+ * `blockBytes` of float32: how merged/ is written and how verify checks a GGUF's weights, never holding
+ * a whole table.
  */
-async function* mergedBlocks(o: MergedExportOptions, name: string, shape: readonly number[], storedBytes: number): AsyncGenerator<Float32Array> {
-  const pair = o.adapter?.pairs.get(name.replace(/\.weight$/, ""));
-  const rows = shape.length > 1 ? shape[0]! : 1;
-  const rowElements = shape.length > 1 ? numElements(shape.slice(1)) : numElements(shape);
-  const block = Math.max(1, Math.floor((o.blockBytes ?? MERGED_BLOCK_BYTES) / (4 * Math.max(1, rowElements))));
+export async function* mergedRowBlocks(
+  source: TensorSource,
+  adapter: AdapterWeights | undefined,
+  name: string,
+  shape: readonly number[],
+  blockBytes = MERGED_BLOCK_BYTES,
+): AsyncGenerator<{ start: number; count: number; values: Float32Array }> {
+  const pair = adapter?.pairs.get(name.replace(/\.weight$/, ""));
+  const rows = shape[0]!;
+  const block = Math.max(1, Math.floor(blockBytes / (4 * Math.max(1, numElements(shape.slice(1))))));
   for (let start = 0; start < rows; start += block) {
     const count = Math.min(block, rows - start);
-    const base = shape.length > 1 ? await o.source.readRows(name, start, count) : await o.source.read(name);
-    o.progress?.increment(base.length * storedBytes);
-    yield pair ? mergedRows(base, pair, o.adapter!.scale, start, count) : base;
+    const base = await source.readRows(name, start, count);
+    yield { start, count, values: pair ? mergedRows(base, pair, adapter!.scale, start, count) : base };
   }
 }

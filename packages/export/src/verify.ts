@@ -9,9 +9,9 @@
 //     merged it), within the error the type's rounding or quantization allows.
 // Reference: design.md "The external oracle", spec/gemma4.md §10, spec/gguf.md §5.
 import { expectedTensors, writeFileAtomic, type AdapterWeights, type Gemma4Config, type TensorSource } from "@owntune/model";
-import { mergeLora } from "@owntune/lora";
 import { ggufValue, type GgufHeader } from "./gguf-reader.js";
 import { openGgufTensorSource } from "./gguf-source.js";
+import { mergedRowBlocks } from "./merged.js";
 import { EOG_TEXTS } from "./gguf-tokenizer.js";
 import { runLlama, type LlamaReply } from "./llama-runner.js";
 import { activationRounding } from "./ggml-activations.js";
@@ -193,21 +193,22 @@ function weightFamily(types: Iterable<number>): keyof typeof VERIFY_TOLERANCES {
   return family;
 }
 
-/** Compares every GGUF tensor with the source's (merged) values. */
+/** Compares every GGUF tensor with the source's (merged) values, a block of rows at a time. */
 async function checkWeights(ggufSource: Awaited<ReturnType<typeof openGgufTensorSource>>, o: VerifyOptions): Promise<NonNullable<VerifyReport["weightCheck"]>> {
   const results: Array<{ tensor: string; type: string; relError: number; bound: number; ok: boolean }> = [];
   for (const spec of expectedTensors(o.config)) {
-    const want0 = await o.source!.read(spec.name);
-    const pair = o.mergedAdapter?.pairs.get(spec.name.replace(/\.weight$/, ""));
-    const want = pair ? mergeLora(want0, pair, o.mergedAdapter!.scale) : want0;
-    const got = await ggufSource.read(spec.name);
     let maxDiff = 0;
     let sumSq = 0;
-    for (let i = 0; i < want.length; i++) {
-      maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
-      sumSq += want[i]! * want[i]!;
+    let n = 0;
+    for await (const { start, count, values: want } of mergedRowBlocks(o.source!, o.mergedAdapter, spec.name, spec.shape)) {
+      const got = await ggufSource.readRows(spec.name, start, count);
+      for (let i = 0; i < want.length; i++) {
+        maxDiff = Math.max(maxDiff, Math.abs(got[i]! - want[i]!));
+        sumSq += want[i]! * want[i]!;
+      }
+      n += want.length;
     }
-    const rms = Math.sqrt(sumSq / Math.max(1, want.length));
+    const rms = Math.sqrt(sumSq / Math.max(1, n));
     const relError = rms > 0 ? maxDiff / rms : maxDiff;
     const type = ggufSource.ggmlType(spec.name);
     const bound = WEIGHT_TOLERANCE[type] ?? 1;
@@ -223,11 +224,11 @@ export async function verifyGguf(o: VerifyOptions): Promise<VerifyReport> {
   const ggufSource = await openGgufTensorSource(o.gguf);
   const family = weightFamily(ggufSource.header.tensors.filter((t) => t.ne.length >= 2 && t.ne[1]! > 1).map((t) => t.type));
   const base = VERIFY_TOLERANCES[family];
-  const maxContext = Math.max(...probes.map((p) => o.encode(p).length)) + 8;
+  const ourIds = probes.map((p) => o.encode(p));
+  const maxContext = Math.max(...ourIds.map((ids) => ids.length)) + 8;
   const reply: LlamaReply =
     o.llamaReply ??
     (await runLlama({ modelPath: o.gguf, adapterPath: o.adapterGguf, texts: [...probes], contextSize: Math.max(64, maxContext), eogCandidates: eogCandidates(ggufSource.header) }));
-  const ourIds = probes.map((p) => o.encode(p));
   const ours = await o.score(o.config, ggufSource, o.adapter, ourIds);
   let sum = 0;
   let count = 0;
