@@ -3,7 +3,7 @@
 // and report.html, written into the output folder atomically.
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { gemma3TokenizerWarning, silentProgress, UserError, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/model";
+import { defaultThreadCount, gemma3TokenizerWarning, silentProgress, UserError, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/model";
 import { writeShard } from "./arrow-dataset.js";
 import type { CurateConfig } from "./config.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";
@@ -18,7 +18,7 @@ import { readInput } from "./readers/index.js";
 import { detectSchema, exampleText, toExample, type RowSchema } from "./records.js";
 import { renderReport, type DroppedSample, type ReportData } from "./report.js";
 import { loadTokenizerFor } from "./tokenizer.js";
-import { defaultWorkers, WorkerPool } from "./worker-pool.js";
+import { WorkerPool } from "./worker-pool.js";
 
 /** Rows per chunk sent to a worker: big enough to amortize messaging, small enough to balance. */
 const CHUNK_ROWS = 64;
@@ -93,7 +93,7 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
   }
 
   const setup: ProcessorSetup = { config: cfg, contamination };
-  const workerCount = cfg.workers ?? defaultWorkers();
+  const workerCount = cfg.workers ?? defaultThreadCount();
   const pool = workerCount > 0 ? new WorkerPool(workerCount, setup, opts.tokenizerDir) : undefined;
   const local = pool ? undefined : await Processor.create(setup, tokenizer);
   const runChunk = (c: RowChunk): Promise<ChunkResult> => (pool ? pool.run(c) : Promise.resolve(local!.processChunk(c)));

@@ -1,11 +1,7 @@
 // The pool of worker threads doing the per-example work (worker.ts). Chunks go to whichever worker is
 // free; the pipeline keeps the promises in submission order, so output never depends on scheduling.
-import { availableParallelism } from "node:os";
 import { ThreadPool } from "@owntune/model";
 import type { ChunkResult, ProcessorSetup, RowChunk } from "./processor.js";
-
-/** Default worker count: one per core. */
-export const defaultWorkers = (): number => Math.max(1, availableParallelism());
 
 /** What each worker is started with (worker.ts). */
 export interface WorkerInit {

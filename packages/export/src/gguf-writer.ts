@@ -10,11 +10,11 @@
 // whatever the model size —
 // provided each tensor input reads row ranges (a TensorSource with `readRows`); an input that can
 // only read whole tensors adds one tensor's float32 copy (a tensor at a time, never the model).
-import { withAtomicFile, type AtomicFile, type Progress } from "@owntune/model";
+import { defaultThreadCount, withAtomicFile, type AtomicFile, type Progress } from "@owntune/model";
 import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GgufValueType, type GgufEntry, type GgufScalar } from "./gguf-format.js";
 import { ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
 import { quantizeTensor } from "./quant/quantize.js";
-import { defaultQuantizeThreads, isFloatType, QuantizePool } from "./quant/quantize-pool.js";
+import { isFloatType, QuantizePool } from "./quant/quantize-pool.js";
 import { GGUF_MAX_TENSOR_NAME } from "./tensor-names.js";
 
 /** Values converted per write: 4 Mi float32 (16 MiB), big enough for disk throughput. */
@@ -222,7 +222,7 @@ export async function writeGguf(path: string, options: WriteGgufOptions): Promis
   const header = encodeHeader(metadata, tensors, alignment);
   const totalSource = tensors.reduce((a, t) => a + 4 * t.ne.reduce((x, y) => x * y, 1), 0);
   const p = progress ?? { start() {}, update() {}, increment() {}, stop() {} };
-  const threads = options.threads ?? defaultQuantizeThreads();
+  const threads = options.threads ?? defaultThreadCount();
   const pool = threads > 1 && tensors.some((t) => !isFloatType(t.type)) ? new QuantizePool(threads) : undefined;
   p.start(totalSource, options.label ?? "gguf", "B");
   try {

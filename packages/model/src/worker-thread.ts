@@ -2,9 +2,13 @@
 // TypeScript sources (tests, `pnpm owntune`, benches), where the thread registers tsx's loader first;
 // and a fixed pool of them answering jobs, with the protocol both sides speak.
 import { createRequire } from "node:module";
+import { availableParallelism } from "node:os";
 import { pathToFileURL } from "node:url";
 import { parentPort, Worker, type TransferListItem } from "node:worker_threads";
 import { UserError } from "./errors.js";
+
+/** Default size of a pool of worker threads: one per core. */
+export const defaultThreadCount = (): number => Math.max(1, availableParallelism());
 
 /**
  * Starts a worker thread on the module `name` (no extension) next to `callerUrl` (the caller's

@@ -77,6 +77,7 @@ export const modelDirInspector: Inspector = {
       },
       generationConfig: generation?.raw ?? null,
     };
+    const tokenizerNote = gemma3TokenizerWarning(tokenizer);
     const lines = [
       `${dir}: Gemma 4 model, ${formatCount(params.total)} parameters (${formatCount(params.other)} without embeddings)`,
       `  layers ${config.num_hidden_layers} (${full} full attention), hidden ${config.hidden_size}, MLP ${config.intermediate_size}, ` +
@@ -87,7 +88,7 @@ export const modelDirInspector: Inspector = {
       problems.length === 0 ? "  weights match config.json" : `  weights do NOT match config.json:\n${problems.map((p) => `    ${p}`).join("\n")}`,
       `  tokenizer: ${tokenizer.identity.source === "default-gemma3" ? "none in the folder" : "tokenizer.json"} sha256 ${tokenizer.identity.sha256.slice(0, 12)}…, ` +
         `${tokenizer.vocabSize} entries, end of generation ${JSON.stringify(tokenizer.endOfGenerationIds)}, chat template: ${tokenizer.chatTemplate ? "yes" : "no"}`,
-      ...(gemma3TokenizerWarning(tokenizer) ? [`  note: ${gemma3TokenizerWarning(tokenizer)}`] : []),
+      ...(tokenizerNote ? [`  note: ${tokenizerNote}`] : []),
     ];
     return { kind: "model directory", data, lines };
   },

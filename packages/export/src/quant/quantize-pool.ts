@@ -3,13 +3,9 @@
 // them; each row is quantized on its own (as ggml_quantize_chunk does), so a chunk of rows splits
 // into one contiguous part per thread and the parts' bytes, concatenated in order, are exactly the
 // single-threaded result. Figures: BENCHMARKS.md ## export.
-import { availableParallelism } from "node:os";
 import { ThreadPool } from "@owntune/model";
 import { GgmlType } from "./ggml-types.js";
 import { quantizeTensor } from "./quantize.js";
-
-/** Default thread count: one per core. */
-export const defaultQuantizeThreads = (): number => Math.max(1, availableParallelism());
 
 const CHEAP_TYPES: ReadonlySet<number> = new Set([GgmlType.F32, GgmlType.F16, GgmlType.BF16]);
 
