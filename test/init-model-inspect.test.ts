@@ -3,28 +3,13 @@ import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { owntuneAsync } from "./owntune.js";
-
-// A toy body on the real vocabulary (so the default tokenizer fits): fast to write.
-const microConfig = {
-  model_type: "gemma4_text",
-  vocab_size: 262144,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  head_dim: 8,
-  global_head_dim: 16,
-  layer_types: ["sliding_attention", "full_attention"],
-  sliding_window: 4,
-};
+import { owntuneAsync, TOY_MODEL_CONFIG } from "./owntune.js";
 
 let dir: string;
 beforeAll(() => {
   dir = mkdtempSync(join(tmpdir(), "owntune-init-cli-"));
-  writeFileSync(join(dir, "micro.json"), JSON.stringify(microConfig, null, 2));
-  writeFileSync(join(dir, "bad.json"), JSON.stringify({ ...microConfig, hidden_size: -5 }, null, 2));
+  writeFileSync(join(dir, "micro.json"), JSON.stringify(TOY_MODEL_CONFIG, null, 2));
+  writeFileSync(join(dir, "bad.json"), JSON.stringify({ ...TOY_MODEL_CONFIG, hidden_size: -5 }, null, 2));
 });
 
 describe("owntune init-model", () => {

@@ -43,3 +43,21 @@ export function owntuneAsync(args: readonly string[], cwd = repoRoot, env: NodeJ
     child.on("close", (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
   });
 }
+
+/**
+ * config.json of a toy body on the real vocabulary (so the default tokenizer fits), fast to write:
+ * 2 layers, sliding and full, GQA, different head dims per layer type.
+ */
+export const TOY_MODEL_CONFIG = {
+  model_type: "gemma4_text",
+  vocab_size: 262144,
+  hidden_size: 16,
+  intermediate_size: 32,
+  num_hidden_layers: 2,
+  num_attention_heads: 2,
+  num_key_value_heads: 1,
+  head_dim: 8,
+  global_head_dim: 16,
+  layer_types: ["sliding_attention", "full_attention"],
+  sliding_window: 4,
+};

@@ -7,27 +7,13 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { generate, initBackend, loadGemma4, loadModelDir, loraTensorsFrom, scoreIds } from "@owntune/model";
 import { randomAdapter, writePeftAdapter } from "@owntune/lora";
-import { owntuneAsync as owntuneAsyncAnyThreads } from "./owntune.js";
+import { owntuneAsync as owntuneAsyncAnyThreads, TOY_MODEL_CONFIG } from "./owntune.js";
 
 // Several CLI processes run at once here: one wasm thread each, so they do not fight over the cores.
 const owntuneAsync = (args: readonly string[]) => owntuneAsyncAnyThreads(args, undefined, { OWNTUNE_WASM_THREADS: "1" });
 
-// A toy body on the real vocabulary (so the default tokenizer fits), with sliding/full layers and PLE.
-const config = {
-  model_type: "gemma4_text",
-  vocab_size: 262144,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 2,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  head_dim: 8,
-  global_head_dim: 16,
-  layer_types: ["sliding_attention", "full_attention"],
-  sliding_window: 4,
-  hidden_size_per_layer_input: 4,
-  final_logit_softcapping: 30,
-};
+// The toy body with per-layer embeddings and soft-capping.
+const config = { ...TOY_MODEL_CONFIG, hidden_size_per_layer_input: 4, final_logit_softcapping: 30 };
 
 let dir: string;
 let modelDir: string;
