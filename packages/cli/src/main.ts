@@ -3,7 +3,7 @@
 // 0 success, 2 bad usage / config / input (one located line), 1 anything else (stack with --debug).
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { isUserError, removePendingTemps } from "@owntune/model";
+import { isRunFailure, isUserError, removePendingTemps } from "@owntune/model";
 import { Command, CommanderError } from "commander";
 import { registerCurate } from "./commands/curate.js";
 import { registerExport } from "./commands/export.js";
@@ -54,6 +54,12 @@ export async function main(argv: readonly string[]): Promise<number> {
       for (const line of e.format().split("\n")) process.stderr.write(`error: ${line}\n`);
       if (debug && e.stack) process.stderr.write(e.stack + "\n");
       return EXIT_USAGE;
+    }
+    if (isRunFailure(e)) {
+      // An expected failure (verify outside tolerance, a training run stopped): one line, not a bug.
+      process.stderr.write(`error: ${e.format()}\n`);
+      if (debug && e.stack) process.stderr.write(e.stack + "\n");
+      return EXIT_FAILURE;
     }
     const err = e instanceof Error ? e : new Error(String(e));
     if (typeof (err as NodeJS.ErrnoException).syscall === "string") {

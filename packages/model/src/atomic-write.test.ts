@@ -99,3 +99,28 @@ describe("atomic directory writes", () => {
     expect(readdirSync(root)).toEqual(["dataset"]);
   });
 });
+
+describe("stale temporary names", () => {
+  it("removes temps of dead processes and keeps those of live ones and other files", async () => {
+    const { removeStaleTemps, tempPathFor } = await import("./atomic-write.js");
+    const { mkdirSync, rmSync } = await import("node:fs");
+    const dir = fresh();
+    try {
+      const mine = tempPathFor(join(dir, "a.bin")); // this process: alive
+      writeFileSync(mine, "x");
+      // pid 2^22 + 1 is above Linux's pid_max default range for a fresh machine; a dead writer's leftovers:
+      const deadFile = join(dir, ".model.gguf.tmp-4194305-0123abcd");
+      const deadDir = join(dir, ".checkpoints.tmp-4194305-89abcdef-old");
+      writeFileSync(deadFile, "half");
+      mkdirSync(deadDir);
+      writeFileSync(join(deadDir, "inner"), "half");
+      writeFileSync(join(dir, "user.txt"), "mine");
+      const removed = await removeStaleTemps(dir);
+      expect(removed.sort()).toEqual([".checkpoints.tmp-4194305-89abcdef-old", ".model.gguf.tmp-4194305-0123abcd"]);
+      expect(readdirSync(dir).sort()).toEqual([mine.slice(dir.length + 1), "user.txt"].sort());
+      expect(await removeStaleTemps(join(dir, "absent"))).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -40,6 +40,42 @@ export function tempPathFor(finalPath: string): string {
   return join(dirname(finalPath), `.${basename(finalPath)}.tmp-${tag}`);
 }
 
+/** `.NAME.tmp-PID-HEX` (and its `-old` form): the names tempPathFor makes, with the writer's pid. */
+const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}(?:-old)?$/;
+
+/** Whether a process with this pid is running (a pid we cannot signal but that exists counts as alive). */
+function processAlive(pid: number): boolean {
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/**
+ * Removes the temporary files and folders that writers killed mid-write (kill -9, power loss) left in
+ * `dir`: names made by tempPathFor whose process is no longer running. Temps of live processes,
+ * including this one, are left alone. Returns the names removed (empty when `dir` does not exist).
+ */
+export async function removeStaleTemps(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await fsp.readdir(dir);
+  } catch {
+    return [];
+  }
+  const removed: string[] = [];
+  for (const name of names) {
+    const m = TEMP_NAME.exec(name);
+    if (!m || processAlive(Number(m[2]))) continue;
+    await fsp.rm(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
 async function fsyncDir(dir: string): Promise<void> {
   let fh: fsp.FileHandle | undefined;
   try {

@@ -40,3 +40,26 @@ export class UserError extends Error {
 export function isUserError(e: unknown): e is UserError {
   return e instanceof UserError;
 }
+
+/**
+ * A run that ended in an expected failure (a verify outside tolerance, a training run stopped by a
+ * non-finite loss): exit 1 with one line, no stack and no "this is a bug". `file` names the record
+ * the user should read (verify.json, metrics.jsonl).
+ */
+export class RunFailure extends Error {
+  readonly file?: string;
+
+  constructor(message: string, where: { file?: string } = {}) {
+    super(message);
+    this.name = "RunFailure";
+    this.file = where.file;
+  }
+
+  format(): string {
+    return this.message + (this.file !== undefined ? ` (see ${this.file})` : "");
+  }
+}
+
+export function isRunFailure(e: unknown): e is RunFailure {
+  return e instanceof RunFailure;
+}

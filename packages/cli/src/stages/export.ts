@@ -2,6 +2,7 @@
 // `adapter`) → GGUF, optional adapter.gguf and merged/, Modelfile, verified against llama.cpp.
 import { join } from "node:path";
 import { exportDir, ourScore, QUANT_MIXES } from "@owntune/export";
+import { RunFailure } from "@owntune/model";
 import { z } from "zod";
 import type { StageDef } from "./types.js";
 
@@ -40,7 +41,7 @@ export const exportStage: StageDef<typeof exportSchema> = {
       log: ctx.log,
     });
     if (r.verify && !r.verify.ok) {
-      throw new Error(`verify failed: llama.cpp disagrees with our forward pass (see ${join(r.outDir, "verify.json")})`);
+      throw new RunFailure("verify failed: llama.cpp disagrees with our forward pass", { file: join(r.outDir, "verify.json") });
     }
     return {
       outDir: r.outDir,
