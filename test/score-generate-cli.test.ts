@@ -5,8 +5,8 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
-import { generate, initBackend, loadGemma4, loadModelDir, loraTensorsFrom, scoreIds } from "@owntune/model";
-import { randomAdapter, writePeftAdapter } from "@owntune/lora";
+import { generate, initBackend, loadGemma4, loadModelDir, scoreIds } from "@owntune/model";
+import { loraTensorsFrom, randomAdapter, writePeftAdapter } from "@owntune/lora";
 import { owntuneAsync as owntuneAsyncAnyThreads, TOY_MODEL_CONFIG } from "./owntune.js";
 
 // Several CLI processes run at once here: one wasm thread each, so they do not fight over the cores.

@@ -4,8 +4,8 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { randomAdapter, readPeftAdapter, writePeftAdapter } from "@owntune/lora";
-import { disposeLora, gemma4Tiny, initBackend, initModel, loadGemma4, loadModelDir, loraTensorsFrom, scoreIds } from "@owntune/model";
+import { disposeLora, loraTensorsFrom, randomAdapter, readPeftAdapter, writePeftAdapter } from "@owntune/lora";
+import { gemma4Tiny, initBackend, initModel, loadGemma4, loadModelDir, scoreIds } from "@owntune/model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDir, type ExportDirResult } from "./export-dir.js";
 import { ourScore } from "./score.js";

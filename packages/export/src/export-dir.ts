@@ -1,8 +1,8 @@
 // One export stage: a model folder (and optionally a PEFT adapter) → an export folder holding
 // `model-<QUANT>.gguf`, `adapter.gguf`, `merged/`, `Modelfile` and `verify.json` (design.md "Files").
 import { join, relative } from "node:path";
-import { loadModelDir, silentProgress, writeFileAtomic, type AdapterWeights, type Progress } from "@owntune/model";
-import { readPeftAdapter } from "@owntune/lora";
+import { loadModelDir, silentProgress, writeFileAtomic, type Progress } from "@owntune/model";
+import { readPeftAdapter, type AdapterWeights } from "@owntune/lora";
 import { exportAdapterGguf } from "./adapter-gguf.js";
 import { assertLlamaCppCanRun, exportGguf } from "./export-gguf.js";
 import { endOfGenerationIds, readTokenizerFiles } from "./gguf-tokenizer.js";

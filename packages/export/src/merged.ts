@@ -20,13 +20,12 @@ import {
   withAtomicDir,
   writeFileAtomic,
   writeSafetensors,
-  type AdapterWeights,
   type FloatDtype,
   type Gemma4Config,
   type Progress,
   type TensorSource,
 } from "@owntune/model";
-import { mergedRows } from "@owntune/lora";
+import { mergedRows, type AdapterWeights } from "@owntune/lora";
 
 /** Files copied from the base model folder when present. */
 const COPIED_FILES = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json", "tokenizer.model"];

@@ -2,7 +2,8 @@
 // from any TensorSource — for verify, the GGUF's own dequantized weights, with ggml's CPU rounding
 // copied in (ggml-activations.ts) — with the adapter applied through the model's LoRA path.
 import * as tf from "@tensorflow/tfjs";
-import { disposeLora, forwardHidden, initBackend, loadGemma4, loraTensorsFrom, type AdapterWeights, type Ablation, type Gemma4Config, type TensorSource } from "@owntune/model";
+import { forwardHidden, initBackend, loadGemma4, type Ablation, type Gemma4Config, type TensorSource } from "@owntune/model";
+import { disposeLora, loraTensorsFrom, type AdapterWeights } from "@owntune/lora";
 import { withGgmlActivations, type GgmlArithmetic } from "./ggml-activations.js";
 import type { ScoreFn, ScoreOutput } from "./verify.js";
 

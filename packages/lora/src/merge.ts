@@ -1,6 +1,6 @@
 // Merging a LoRA pair into its base weight, W' = W + scale·B·A, a block of rows at a time so a
 // large matrix never needs a second full copy. Reference: PEFT LoraLayer.merge (delta = B @ A · scaling).
-import type { LoraPair } from "@owntune/model";
+import type { LoraPair } from "./adapter.js";
 
 /**
  * Rows [start, start+count) of the merged weight, given the same rows of the base `W [out, in]`

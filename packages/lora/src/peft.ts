@@ -13,12 +13,11 @@ import {
   withSafetensors,
   writeFileAtomic,
   writeSafetensors,
-  type AdapterWeights,
   type FloatDtype,
   type Gemma4Config,
-  type LoraPair,
 } from "@owntune/model";
 import { z } from "zod";
+import type { AdapterWeights, LoraPair } from "./adapter.js";
 
 export const ADAPTER_CONFIG_FILE = "adapter_config.json";
 export const ADAPTER_WEIGHTS_FILE = "adapter_model.safetensors";

@@ -1,6 +1,7 @@
 // Seeded random LoRA adapters with non-zero B (unlike a fresh PEFT init), for tests that need an
 // adapter to change the model's outputs measurably.
-import { expectedTensors, fillNormal, seededRandom, type AdapterWeights, type Gemma4Config, type LoraPair, type LoraTargetModule } from "@owntune/model";
+import { expectedTensors, fillNormal, seededRandom, type Gemma4Config } from "@owntune/model";
+import type { AdapterWeights, LoraPair, LoraTargetModule } from "./adapter.js";
 
 export interface RandomAdapterOptions {
   rank?: number;

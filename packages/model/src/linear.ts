@@ -287,20 +287,3 @@ export function mm(a: tf.Tensor, b: tf.Tensor): tf.Tensor {
     return tf.stack(as.map((ai, i) => mm2d(ai, bs[i]!)));
   });
 }
-
-/** LoRA tensors for inference from an in-memory adapter (PEFT layout kept: A [r, in], B [out, r]). */
-export function loraTensorsFrom(pairs: ReadonlyMap<string, { rank: number; inFeatures: number; outFeatures: number; a: Float32Array; b: Float32Array }>, scale: number): Map<string, LoraTensors> {
-  const out = new Map<string, LoraTensors>();
-  for (const [name, p] of pairs) {
-    out.set(name, { a: tf.tensor2d(p.a, [p.rank, p.inFeatures]), b: tf.tensor2d(p.b, [p.outFeatures, p.rank]), scale });
-  }
-  return out;
-}
-
-/** Disposes the tensors of LoRA layers made by `loraTensorsFrom` (not the caller's variables). */
-export function disposeLora(lora: LoraLayers): void {
-  for (const p of lora.values()) {
-    p.a.dispose();
-    p.b.dispose();
-  }
-}

@@ -2,7 +2,7 @@
 // adapter, against the float64 reference forward pass.
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { randomWeights } from "./init-weights.js";
-import { loraTensorsFrom, disposeLora } from "./linear.js";
+import * as tf from "@tensorflow/tfjs";
 import { gemma4FromWeights, type Gemma4Model } from "./model.js";
 import { scoreIds } from "./score.js";
 import { microConfig } from "./test-fixtures.js";
@@ -47,9 +47,9 @@ describeBackends("scoreIds", () => {
       ["layers.0.self_attn.v_proj", make(config.num_key_value_heads * config.head_dim, H, "v")],
       ["layers.3.mlp.up_proj", make(2 * config.intermediate_size, H, "up")],
     ]);
-    const lora = loraTensorsFrom(pairs, 1.25);
+    const lora = new Map([...pairs].map(([m, p]) => [m, { a: tf.tensor2d(p.a, [p.rank, p.inFeatures]), b: tf.tensor2d(p.b, [p.outFeatures, p.rank]), scale: 1.25 }]));
     const r = scoreIds(model, ids, { lora, chunk: 6 });
-    disposeLora(lora);
+    for (const p of lora.values()) tf.dispose([p.a, p.b]);
     const ref = referenceLogprobs(config, weights, { ids, lora: new Map([...pairs].map(([m, p]) => [m, { ...p, scale: 1.25 }])) });
     expectClose("score with adapter vs float64", r.logprobs, ref, 1e-5);
     const plain = scoreIds(model, ids);

@@ -80,10 +80,6 @@ export function ignorableTensor(c: Gemma4Config, name: string): boolean {
   return c.num_kv_shared_layers > 0 && i >= c.num_hidden_layers - c.num_kv_shared_layers && i < c.num_hidden_layers;
 }
 
-/** The linear layers LoRA can target, by their PEFT module names (the last part of the HF name). */
-export const LORA_TARGET_MODULES = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"] as const;
-export type LoraTargetModule = (typeof LORA_TARGET_MODULES)[number];
-
 /**
  * Where base weights come from, tensor by tensor (a checkpoint on disk, weights in memory, a GGUF file).
  * Names are HF names without the model prefix. Shapes are HF row-major shapes.
@@ -134,25 +130,4 @@ export function memoryTensorSource(c: Gemma4Config, weights: ReadonlyMap<string,
     },
     dtype: () => "F32",
   };
-}
-
-/**
- * One LoRA pair on a base linear `W [out, in]` in PEFT's layout: `a` is lora_A `[rank, in]`,
- * `b` is lora_B `[out, rank]`, row-major. The layer computes `y = x·Wᵀ + scale·(x·aᵀ)·bᵀ`.
- */
-export interface LoraPair {
-  rank: number;
-  inFeatures: number;
-  outFeatures: number;
-  a: Float32Array;
-  b: Float32Array;
-}
-
-/**
- * A LoRA adapter in memory: pairs keyed by the HF module name without prefix
- * (`layers.3.self_attn.q_proj`), and the scale PEFT applies (`alpha/r`, or `alpha/√r` with rsLoRA).
- */
-export interface AdapterWeights {
-  scale: number;
-  pairs: Map<string, LoraPair>;
 }

@@ -2,17 +2,15 @@
 // PEFT adapter, and put them on the backend.
 import {
   describeBackend,
-  disposeLora,
   initBackend,
   loadGemma4,
   loadModelDir,
-  loraTensorsFrom,
   type BackendInfo,
   type Gemma4Model,
   type GemmaTokenizer,
   type LoraLayers,
 } from "@owntune/model";
-import { readPeftAdapter } from "@owntune/lora";
+import { disposeLora, loraTensorsFrom, readPeftAdapter } from "@owntune/lora";
 import type { Command } from "commander";
 import type { CommandIO } from "../cli-io.js";
 
