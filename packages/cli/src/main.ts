@@ -6,6 +6,7 @@ import { fileURLToPath } from "node:url";
 import { isRunFailure, isUserError, removePendingTemps } from "@owntune/model";
 import { Command, CommanderError } from "commander";
 import { registerCurate } from "./commands/curate.js";
+import { deliverInterrupt } from "./interrupt.js";
 import { registerExport } from "./commands/export.js";
 import { registerGenerate } from "./commands/generate.js";
 import { registerInitModel } from "./commands/init-model.js";
@@ -13,6 +14,7 @@ import { registerInspect } from "./commands/inspect.js";
 import { registerRun } from "./commands/run.js";
 import { registerSchema } from "./commands/schema.js";
 import { registerScore } from "./commands/score.js";
+import { registerTrain } from "./commands/train.js";
 import { registerVerify } from "./commands/verify.js";
 
 export const EXIT_OK = 0;
@@ -20,7 +22,7 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** Each command file adds itself to the program. */
-const commands: Array<(program: Command) => void> = [registerRun, registerSchema, registerInitModel, registerInspect, registerCurate, registerScore, registerGenerate, registerExport, registerVerify];
+const commands: Array<(program: Command) => void> = [registerRun, registerSchema, registerInitModel, registerInspect, registerCurate, registerTrain, registerScore, registerGenerate, registerExport, registerVerify];
 
 export function buildProgram(): Command {
   const program = new Command("owntune")
@@ -86,6 +88,10 @@ function isEntryPoint(): boolean {
 
 if (isEntryPoint()) {
   const onSignal = (signal: NodeJS.Signals) => {
+    if (deliverInterrupt(signal)) {
+      process.once(signal, onSignal); // a second one stops at once
+      return;
+    }
     removePendingTemps();
     process.stderr.write(`\ninterrupted (${signal}); no partial file was left under a final name\n`);
     process.exit(signal === "SIGINT" ? 130 : 143);

@@ -94,11 +94,11 @@ export interface SetOverride {
 }
 
 /**
- * Parses `a.b=value` overrides. The value is read as a YAML scalar or flow collection
- * (`3e-4`, `true`, `[q_proj, v_proj]`), then made a string where the schema wants one.
- * Unknown paths are errors with a did-you-mean.
+ * Parses `a.b=value` overrides of fields of `root` (the recipe by default). The value is read as a
+ * YAML scalar or flow collection (`3e-4`, `true`, `[q_proj, v_proj]`), then made a string where the
+ * schema wants one. Unknown paths are errors with a did-you-mean.
  */
-export function parseSets(sets: readonly string[]): SetOverride[] {
+export function parseSets(sets: readonly string[], root: AnySchema = recipeSchema): SetOverride[] {
   return sets.map((s) => {
     const eq = s.indexOf("=");
     if (eq <= 0) throw new UserError(`expected "--set a.b=value", got "${s}"`, { file: "--set" });
@@ -115,7 +115,7 @@ export function parseSets(sets: readonly string[]): SetOverride[] {
     const leafPath = path;
     for (let i = 0; i < leafPath.length; i++) {
       const parent = leafPath.slice(0, i);
-      const known = knownKeysAt(recipeSchema, parent);
+      const known = knownKeysAt(root, parent);
       if (known.length > 0 && !known.includes(leafPath[i]!)) {
         const hint = didYouMean(leafPath[i]!, known);
         throw new UserError(`unknown field${hint ? ` (did you mean "${[...parent, hint].join(".")}"?)` : ""}`, {
@@ -124,7 +124,7 @@ export function parseSets(sets: readonly string[]): SetOverride[] {
         });
       }
     }
-    return { path, raw, value: coerceForLeaf(schemaAt(recipeSchema, path), value, raw) };
+    return { path, raw, value: coerceForLeaf(schemaAt(root, path), value, raw) };
   });
 }
 
@@ -143,15 +143,20 @@ function applyOverride(root: Record<string, unknown>, o: SetOverride): void {
  * overridden field are reported against `--set field`.
  */
 export function parseRecipe(text: string, file: string, sets: readonly string[] = []): Recipe {
+  return parseWithOverrides(recipeSchema, text, file, sets);
+}
+
+/** Validates YAML/JSON `text` against `schema` with `--set` overrides applied (see parseRecipe). */
+export function parseWithOverrides<S extends z.ZodType>(schema: S, text: string, file: string, sets: readonly string[] = []): z.output<S> {
   const source = parseLocated(text, file);
-  const overrides = parseSets(sets);
-  if (overrides.length === 0) return validateLocated(recipeSchema, source, file);
+  const overrides = parseSets(sets, schema);
+  if (overrides.length === 0) return validateLocated(schema, source, file);
   const root = (source.value && typeof source.value === "object" ? source.value : {}) as Record<string, unknown>;
   for (const o of overrides) applyOverride(root, o);
   const overridden = new Set(overrides.map((o) => o.path.join(".")));
   const located: LocatedSource = { ...source, value: root };
   try {
-    return validateLocated(recipeSchema, located, file);
+    return validateLocated(schema, located, file);
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     // Name `--set` as the source of problems in fields the user overrode.

@@ -10,6 +10,10 @@ import type { StageContext, StageName, StageResult } from "./stages/types.js";
 export interface RunOptions {
   /** Run only this stage (earlier stages' outputs are taken from disk). */
   stage?: string;
+  /** Continue an interrupted train stage from its newest checkpoint. */
+  resume?: boolean;
+  /** Let the train stage replace an earlier owntune run in its folder. */
+  force?: boolean;
   json: boolean;
   debug: boolean;
   progress: Progress;
@@ -20,6 +24,8 @@ export interface RunOptions {
 
 export interface RunReport {
   recipe: string;
+  /** A stage was interrupted (Ctrl-C / SIGTERM) and left a checkpoint. */
+  interrupted?: boolean;
   stages: Array<{ stage: StageName } & StageResult>;
 }
 
@@ -87,6 +93,9 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
     }
     const ctx: StageContext = {
       recipeName: recipe.name,
+      recipeFile: loaded.file,
+      resume: options.resume === true,
+      force: options.force === true,
       seed: recipe.seed,
       resolvePath: (p) => resolveRecipePath(loaded.dir, p),
       outDir,
@@ -102,6 +111,11 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
     const result = await stage.run(config as never, ctx);
     previous[stage.name] = result.outDir;
     report.stages.push({ stage: stage.name, ...result });
+    if (result.interrupted) {
+      options.log(`[${stage.name}] interrupted: later stages not run; continue with: owntune run ${loaded.file} --resume`);
+      report.interrupted = true;
+      break;
+    }
   }
   return report;
 }

@@ -50,6 +50,20 @@ describe("PEFT adapter folders", () => {
     expect([...adapter.pairs.keys()].filter((k) => k.endsWith("v_proj"))).toEqual(["layers.0.self_attn.v_proj", "layers.2.self_attn.v_proj"]);
   });
 
+  it("writes the multimodal layout, dropout and a layer restriction as PEFT records them, and reads them back", async () => {
+    const adapter = randomAdapter(config, { rank: 2, alpha: 4, seed: 5, targets: ["q_proj"] });
+    const dir = fresh();
+    await writePeftAdapter(dir, adapter, { modelPrefix: "model.language_model.", dropout: 0.05, layersToTransform: [0, 2] });
+    const { readFileSync } = await import("node:fs");
+    const cfg = JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8"));
+    expect(cfg).toMatchObject({ lora_dropout: 0.05, layers_to_transform: [0, 2], layers_pattern: "layers", target_modules: ["q_proj"], task_type: "CAUSAL_LM" });
+    const { withSafetensors } = await import("@owntune/model");
+    const names = await withSafetensors(join(dir, "adapter_model.safetensors"), async (f) => [...f.entries.keys()]);
+    expect(names).toContain("base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
+    const back = await readPeftAdapter(dir, config);
+    expect(back.weights.pairs.get("layers.0.self_attn.q_proj")!.a).toEqual(adapter.pairs.get("layers.0.self_attn.q_proj")!.a);
+  });
+
   it("accepts the multimodal layout and PEFT's extra config keys", async () => {
     const mm = "base_model.model.model.language_model.layers.0.self_attn.q_proj";
     const dir = await handMade(

@@ -81,9 +81,12 @@ export function parsePeftTensorName(stored: string): { module: string; half: "A"
   return m ? { module: m[1]!, half: m[2] as "A" | "B" } : undefined;
 }
 
-/** The PEFT name of one half of a pair, in the causal-LM layout PEFT writes for Gemma4ForCausalLM. */
-export function peftTensorName(module: string, half: "A" | "B"): string {
-  return `${PEFT_PREFIX}model.${module}.lora_${half}.weight`;
+/**
+ * The PEFT name of one half of a pair. `modelPrefix` is where the text model sits in the base
+ * checkpoint: `model.` (Gemma4ForCausalLM) or `model.language_model.` (Gemma4ForConditionalGeneration).
+ */
+export function peftTensorName(module: string, half: "A" | "B", modelPrefix = "model."): string {
+  return `${PEFT_PREFIX}${modelPrefix}${module}.lora_${half}.weight`;
 }
 
 /** A PEFT adapter read from disk: its config and the weights as the model consumes them. */
@@ -146,10 +149,21 @@ export interface WritePeftOptions {
   useRslora?: boolean;
   baseModel?: string | null;
   dtype?: FloatDtype;
+  /** lora_dropout the adapter was trained with (recorded; it does not act at inference). */
+  dropout?: number;
+  /** Layers the adapter was restricted to (PEFT's layers_to_transform with layers_pattern "layers"). */
+  layersToTransform?: readonly number[];
+  /** Where the text model sits in the base checkpoint (see peftTensorName); default `model.`. */
+  modelPrefix?: string;
 }
 
 /** Writes `weights` as a PEFT adapter folder (atomically: the folder appears complete or not at all). */
 export async function writePeftAdapter(dir: string, weights: AdapterWeights, options: WritePeftOptions = {}): Promise<void> {
+  await withAtomicDir(dir, (tmp) => writePeftFiles(tmp, weights, options));
+}
+
+/** Writes `adapter_config.json` and `adapter_model.safetensors` into an existing folder (each file atomically). */
+export async function writePeftFiles(dir: string, weights: AdapterWeights, options: WritePeftOptions = {}): Promise<void> {
   const modules = [...weights.pairs.keys()].sort(compareModules);
   const ranks = new Set(modules.map((m) => weights.pairs.get(m)!.rank));
   if (ranks.size !== 1) throw new RangeError(`PEFT adapters have one rank; these pairs have ${[...ranks].join(", ")}`);
@@ -163,7 +177,7 @@ export async function writePeftAdapter(dir: string, weights: AdapterWeights, opt
     lora_alpha: alpha,
     target_modules: [...new Set(modules.map((m) => m.split(".").pop()!))].sort(),
     use_rslora: useRslora,
-    lora_dropout: 0,
+    lora_dropout: options.dropout ?? 0,
     bias: "none",
     use_dora: false,
     fan_in_fan_out: false,
@@ -172,21 +186,20 @@ export async function writePeftAdapter(dir: string, weights: AdapterWeights, opt
     alpha_pattern: {},
     inference_mode: true,
     base_model_name_or_path: options.baseModel ?? null,
+    ...(options.layersToTransform ? { layers_to_transform: [...options.layersToTransform], layers_pattern: "layers" } : {}),
   };
   const tensors = modules.flatMap((m) => {
     const p = weights.pairs.get(m)!;
     return [
-      { name: peftTensorName(m, "A"), dtype: options.dtype ?? ("F32" as const), shape: [p.rank, p.inFeatures] },
-      { name: peftTensorName(m, "B"), dtype: options.dtype ?? ("F32" as const), shape: [p.outFeatures, p.rank] },
+      { name: peftTensorName(m, "A", options.modelPrefix), dtype: options.dtype ?? ("F32" as const), shape: [p.rank, p.inFeatures] },
+      { name: peftTensorName(m, "B", options.modelPrefix), dtype: options.dtype ?? ("F32" as const), shape: [p.outFeatures, p.rank] },
     ];
   });
-  await withAtomicDir(dir, async (tmp) => {
-    await writeSafetensors(join(tmp, ADAPTER_WEIGHTS_FILE), tensors, (_, i) => {
-      const p = weights.pairs.get(modules[i >> 1]!)!;
-      return i % 2 === 0 ? p.a : p.b;
-    }, { metadata: { format: "pt" } });
-    await writeFileAtomic(join(tmp, ADAPTER_CONFIG_FILE), JSON.stringify(config, null, 2) + "\n");
-  });
+  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensors, (_, i) => {
+    const p = weights.pairs.get(modules[i >> 1]!)!;
+    return i % 2 === 0 ? p.a : p.b;
+  }, { metadata: { format: "pt" } });
+  await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(config, null, 2) + "\n");
 }
 
 /** Module names in layer order, then by name. */

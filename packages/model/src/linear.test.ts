@@ -105,6 +105,42 @@ describeBackends("linear", () => {
     }
   });
 
+  it("applies LoRA dropout to the adapter's input only, with gradients equal to central finite differences", () => {
+    // A fixed mask (0 or 1/(1−p), p = 0.5): y = x·Wᵀ + s·((x ⊙ M)·Aᵀ)·Bᵀ.
+    const M = Float32Array.from({ length: N * inF }, (_, i) => ((i * 7 + 3) % 5 < 2 ? 0 : 2));
+    let calls = 0;
+    const dropoutMask = (rows: number) => {
+      calls++;
+      expect(rows).toBe(N);
+      return tf.tensor2d(M, [N, inF]);
+    };
+    const a = tf.variable(tf.tensor2d(A, [r, inF]));
+    const b = tf.variable(tf.tensor2d(B, [outF, r]));
+    const x = tf.tensor2d(X, [N, inF]);
+    const rT = tf.tensor2d(R, [N, outF]);
+    const objective = (px: Float64Array, pa: Float64Array, pb: Float64Array) => {
+      // x·Wᵀ part from the unmasked x, adapter part from x ⊙ M
+      const base = loraObjective(px, W, new Float64Array(r * inF), pb, R, N, inF, outF, r, s);
+      const masked = px.map((v, i) => v * M[i]!);
+      return base + loraObjective(masked, new Float64Array(outF * inF), pa, pb, R, N, inF, outF, r, s);
+    };
+    const dx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(linear(xi, device, { a, b, scale: s, dropoutMask }), rT)))(x);
+    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(linear(x, device, { a, b, scale: s, dropoutMask }), rT)) as tf.Scalar, [a, b]);
+    const [x64, a64, b64] = [f64(X), f64(A), f64(B)];
+    expectClose("objective with dropout vs float64", value.dataSync(), [objective(x64, a64, b64)], 1e-5);
+    const cases: Array<[string, Float64Array, (p: Float64Array) => number, Float32Array]> = [
+      ["x", x64, (p) => objective(p, a64, b64), dx.dataSync() as Float32Array],
+      ["lora_A", a64, (p) => objective(x64, p, b64), grads[a.name]!.dataSync() as Float32Array],
+      ["lora_B", b64, (p) => objective(x64, a64, p), grads[b.name]!.dataSync() as Float32Array],
+    ];
+    for (const [label, p, f, got] of cases) {
+      const idx = sampleIndices(p.length, p.length);
+      expectClose(`d/d${label} with dropout vs finite differences`, got, centralDiff(f, p, idx), 1e-4);
+    }
+    expect(calls).toBe(2);
+    tf.dispose([a, b, x, rT, dx, value, ...Object.values(grads)]);
+  });
+
   it("gives the base-only path the gradient R·W", () => {
     const x = tf.tensor2d(X, [N, inF]);
     const dx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(linear(xi, device), tf.tensor2d(R, [N, outF]))))(x);

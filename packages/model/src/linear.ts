@@ -16,6 +16,12 @@ export interface LoraTensors {
   b: tf.Tensor2D;
   /** PEFT's scaling: alpha/r (or alpha/√r with rsLoRA). */
   scale: number;
+  /**
+   * LoRA dropout (training only): the mask multiplying x before A, [N, in] with entries 0 or 1/(1−p),
+   * for an input of N rows. It must give the same mask each time it is called within one step (a
+   * recomputed forward calls it again), so it is derived from a seed and the step, not a stream.
+   */
+  dropoutMask?: (rows: number) => tf.Tensor2D;
 }
 
 /** LoRA pairs keyed by HF module name without the model prefix and `.weight`: `layers.3.self_attn.q_proj`. */
@@ -210,7 +216,7 @@ export function linear(x: tf.Tensor, weight: BaseWeight, lora?: LoraTensors): tf
   if (lora) checkLora(weight, lora);
   return tf.tidy(() => {
     const x2 = tf.reshape(x, [-1, inF]) as tf.Tensor2D; // [..., in] → [N, in]
-    const y2 = lora ? linearLora(weight, lora.scale)(x2, lora.a, lora.b) : linearBase(weight)(x2);
+    const y2 = lora ? linearLora(weight, lora.scale, lora.dropoutMask)(x2, lora.a, lora.b) : linearBase(weight)(x2);
     return tf.reshape(y2, [...lead, weight.outFeatures]); // [N, out] → [..., out]
   });
 }
@@ -229,18 +235,25 @@ function linearBase(weight: BaseWeight): (x: tf.Tensor2D) => tf.Tensor2D {
   return customGrad(([x]: [tf.Tensor2D]) => ({ value: weight.forward(x), gradFunc: (dy: tf.Tensor2D) => [weight.backward(dy)] }));
 }
 
-function linearLora(weight: BaseWeight, scale: number): (x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D {
+/**
+ * y = x·Wᵀ + scale·(d(x)·Aᵀ)·Bᵀ, d = dropout (x ⊙ mask, PEFT's lora_dropout on the adapter's input only).
+ * Gradients: du = scale·dy·B; dx = dy·W + (du·A) ⊙ mask; dA = duᵀ·d(x); dB = scale·dyᵀ·u.
+ */
+function linearLora(weight: BaseWeight, scale: number, dropoutMask?: (rows: number) => tf.Tensor2D): (x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D {
   return customGrad(([x, a, b]: [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D], save) => {
-    const u = tf.matMul(x, tf.transpose(a)); // x·Aᵀ [N, r]; Aᵀ is rank-sized
+    const mask = dropoutMask?.(x.shape[0]);
+    const xd = mask ? tf.mul(x, mask) : x; // d(x) [N, in]
+    const u = tf.matMul(xd, tf.transpose(a)); // d(x)·Aᵀ [N, r]; Aᵀ is rank-sized
     const y = tf.add(weight.forward(x), tf.mul(tf.matMul(u, tf.transpose(b)), scale)) as tf.Tensor2D;
-    save([x, a, b, u]);
+    save(mask ? [xd, a, b, u, mask] : [x, a, b, u]);
     return {
       value: y,
       gradFunc: (dy2: tf.Tensor2D, saved: tf.Tensor[]) => {
-        const [xs, as, bs, us] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+        const [xs, as, bs, us, ms] = saved as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D | undefined];
         const du = tf.mul(tf.matMul(dy2, bs), scale); // scale·dy·B [N, r]
-        const dx = tf.add(weight.backward(dy2), tf.matMul(du, as)); // dy·W + du·A [N, in]
-        const da = tf.matMul(tf.transpose(du), xs); // duᵀ·x [r, in]
+        const dxLora = tf.matMul(du, as); // du·A [N, in]
+        const dx = tf.add(weight.backward(dy2), ms ? tf.mul(dxLora, ms) : dxLora); // dy·W + (du·A) ⊙ mask
+        const da = tf.matMul(tf.transpose(du), xs); // duᵀ·d(x) [r, in]
         const db = tf.mul(tf.transpose(tf.matMul(tf.transpose(us), dy2)), scale); // scale·dyᵀ·u = (uᵀ·dy)ᵀ [out, r]
         return [dx, da, db];
       },

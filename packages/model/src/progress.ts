@@ -12,6 +12,8 @@ export interface Progress {
   increment(n?: number): void;
   /** Ends the current phase (the bar is left on screen, complete or not). */
   stop(): void;
+  /** Shows a short status after the rate (e.g. `loss 2.31`); optional for implementations. */
+  note?(text: string): void;
 }
 
 /** Reports nothing: the default wherever no progress is wanted. */
@@ -49,6 +51,7 @@ export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): 
   let value = 0;
   let unit = "";
   let total = 0;
+  let note = "";
   const payload = () => {
     const seconds = (performance.now() - startedAt) / 1000;
     const perSecond = seconds > 0 ? value / seconds : Number.NaN;
@@ -56,19 +59,21 @@ export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): 
       done: formatAmount(value, unit),
       all: formatAmount(total, unit),
       rate: unit === "B" ? `${Number.isFinite(perSecond) ? formatAmount(perSecond, unit) : "-"}/s` : `${formatRate(perSecond)} ${unit}/s`.trimStart(),
+      note: note === "" ? "" : ` | ${note}`,
     };
   };
   return {
     start(amount, label, u = "") {
       bar?.stop();
       unit = u;
+      note = "";
       total = Math.max(amount, 0);
       value = 0;
       startedAt = performance.now();
       bar = new cliProgress.SingleBar(
         {
           stream,
-          format: `${label} |{bar}| {percentage}% {done} / {all} | {rate} | ETA {eta_formatted}`,
+          format: `${label} |{bar}| {percentage}% {done} / {all} | {rate} | ETA {eta_formatted}{note}`,
           barsize: 24,
           hideCursor: true,
           etaBuffer: 50,
@@ -89,6 +94,10 @@ export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): 
     stop() {
       bar?.stop();
       bar = undefined;
+    },
+    note(text) {
+      note = text;
+      bar?.update(value, payload());
     },
   };
 }

@@ -12,14 +12,17 @@ export function registerRun(program: Command): void {
     .description("run a recipe's stages in order (curate → train → export), each feeding the next")
     .argument("<recipe>", "recipe YAML file")
     .option("--stage <stage>", "run only this stage; earlier stages' outputs are read from disk")
-    .option("--set <field=value>", "override a recipe field, e.g. --set train.lr=1e-4 (repeatable)", collect, [])
-    .action(async (recipeFile: string, opts: { stage?: string; set: string[] }, cmd: Command) => {
+    .option("--set <field=value>", "override a recipe field, e.g. --set train.optimizer.lr=1e-4 (repeatable)", collect, [])
+    .option("--resume", "continue an interrupted train stage from its newest checkpoint")
+    .option("--force", "let the train stage replace an earlier training run in its folder")
+    .action(async (recipeFile: string, opts: { stage?: string; set: string[]; resume?: boolean; force?: boolean }, cmd: Command) => {
       const io = commandIO(cmd);
       const loaded = await loadRecipe(recipeFile, opts.set);
-      const report = await runRecipe(loaded, { stage: opts.stage, ...io });
+      const report = await runRecipe(loaded, { stage: opts.stage, resume: opts.resume, force: opts.force, ...io });
       const human = report.stages
         .map((s) => `${s.stage}: ${s.outDir}${Object.keys(s.summary).length ? `  ${JSON.stringify(s.summary)}` : ""}`)
         .join("\n");
       io.result(report, human);
+      if (report.interrupted) process.exitCode = 130;
     });
 }

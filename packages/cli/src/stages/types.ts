@@ -8,6 +8,12 @@ export type StageName = "curate" | "train" | "export";
 /** Everything a stage runner may use besides its own config section. */
 export interface StageContext {
   recipeName: string;
+  /** The recipe file, for errors located in it. */
+  recipeFile: string;
+  /** `--resume`: a stage that can continue an interrupted run does (train). */
+  resume: boolean;
+  /** `--force`: a stage may replace its own earlier output of the same kind. */
+  force: boolean;
   /** The recipe's top-level seed; a stage's own seed field, where it has one, wins. */
   seed: number;
   /** Resolves a path written in the recipe (or --set) against the recipe's folder. */
@@ -28,6 +34,8 @@ export interface StageContext {
 export interface StageResult {
   /** The folder the stage wrote. */
   outDir: string;
+  /** The stage stopped early on Ctrl-C / SIGTERM (with a checkpoint): later stages do not run. */
+  interrupted?: boolean;
   /** A few numbers worth printing (and returned under --json). */
   summary: Record<string, unknown>;
 }

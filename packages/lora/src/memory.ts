@@ -1,0 +1,105 @@
+// An estimate of a LoRA step's peak memory, made before the model is loaded, so a run that cannot fit
+// is refused at once (naming the setting to lower) instead of failing hours in. The activation figure
+// counts what the training forward keeps for its backward pass per token and layer (see the list in
+// `activationFloatsPerToken`); BENCHMARKS.md ## train compares it with measured peaks.
+import { freemem, totalmem } from "node:os";
+import { readFileSync } from "node:fs";
+import { DEFAULT_TOKEN_BLOCK, DEFAULT_VOCAB_CHUNK, expectedTensors, layerSpecs, type Gemma4Config, type StoragePlan } from "@owntune/model";
+
+/** Node, TensorFlow.js, the wasm module and the tokenizer, measured at start (≈ 300–450 MB). */
+const RUNTIME_BYTES = 512 * 2 ** 20;
+/** tfjs-wasm's heap cannot grow past 4 GiB (32-bit addresses); part of it is its own. */
+export const WASM_HEAP_LIMIT_BYTES = 4 * 2 ** 30 - 256 * 2 ** 20;
+
+export interface MemoryEstimate {
+  /** Everything, host and backend. */
+  total: number;
+  base: number;
+  lora: number;
+  activations: number;
+  head: number;
+  runtime: number;
+  /** What lives in the backend's heap (all of the above but host-held weights and the host optimizer state). */
+  backend: number;
+}
+
+/**
+ * Floats kept per token by one decoder layer for the backward pass: the inputs each custom-gradient op
+ * saves (norms: x; LoRA linears: x and x·Aᵀ; GELU and the GeGLU product: their inputs; the attention
+ * products: q, k, v and the probabilities, twice), with S keys per query.
+ */
+export function activationFloatsPerToken(c: Gemma4Config, layer: ReturnType<typeof layerSpecs>[number], S: number, rank: number): number {
+  const H = c.hidden_size;
+  const q = layer.numHeads * layer.headDim;
+  const kv = layer.numKvHeads * layer.headDim;
+  const F = layer.mlpWidth;
+  const P = c.hidden_size_per_layer_input;
+  const norms = 6 * H + q + (layer.kvShared ? 0 : 2 * kv); // input, post-attn, pre-ff, post-ff, post-PLE, scalar; q/k/v norms
+  const loraInputs = 4 * H + q + F + 7 * rank; // q/k/v/gate/up read the normed stream, o reads the heads, down the GeGLU
+  const attention = 2 * q + 2 * kv + 2 * layer.numHeads * S; // q and heads, k and v, probabilities (softmax and product)
+  const mlp = 3 * F; // GELU input, both GeGLU factors
+  const ple = P > 0 ? 3 * P + H : 0;
+  return norms + loraInputs + attention + mlp + ple;
+}
+
+export interface EstimateInput {
+  config: Gemma4Config;
+  storage: StoragePlan;
+  /** Trainable parameters of the adapter. */
+  trainable: number;
+  rank: number;
+  batchSize: number;
+  seqLen: number;
+  backend: string;
+}
+
+export function estimateMemory(o: EstimateInput): MemoryEstimate {
+  const c = o.config;
+  const specs = expectedTensors(c);
+  const sum = (role: string) => specs.filter((s) => s.role === role).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
+  const linearValues = sum("linear");
+  const linearBytes = (o.storage.linears === "host-bf16" ? 2 : 4) * linearValues;
+  // tfjs-wasm keeps an XNNPACK-packed copy of each resident right-hand matMul operand.
+  const packed = o.backend === "wasm" && o.storage.linears === "device" ? 2 : 1;
+  const embBytes = (o.storage.embedding === "bf16" ? 2 : 4) * c.vocab_size * c.hidden_size * (o.storage.embedding === "device" && o.backend === "wasm" ? 2 : 1);
+  const pleBytes = o.storage.ple?.where === "memory" ? (o.storage.ple.dtype === "bf16" ? 2 : 4) * c.vocab_size_per_layer_input * c.num_hidden_layers * c.hidden_size_per_layer_input : 0;
+  const base = linearBytes * packed + embBytes + pleBytes + 4 * sum("norm");
+  // Host parameters, variables, gradients, their accumulation, AdamW's two moments, the best copy.
+  const lora = 7 * 4 * o.trainable;
+  const perToken = layerSpecs(c).reduce((n, l) => n + activationFloatsPerToken(c, l, o.seqLen, o.rank), 0);
+  const activations = 4 * o.batchSize * o.seqLen * perToken;
+  // One head tile's logits, softmax, scaled copy and gradient term, plus the saved hidden states.
+  const head = 4 * (4 * DEFAULT_TOKEN_BLOCK * DEFAULT_VOCAB_CHUNK + 2 * o.batchSize * o.seqLen * c.hidden_size);
+  const hostHeld = o.storage.linears === "device" ? 0 : linearBytes;
+  const hostEmb = o.storage.embedding === "device" ? 0 : embBytes;
+  const total = base + lora + activations + head + RUNTIME_BYTES;
+  const backend = base - hostHeld - hostEmb - pleBytes + 3 * 4 * o.trainable + activations + head;
+  return { total, base, lora, activations, head, runtime: RUNTIME_BYTES, backend };
+}
+
+/** The memory this process may use: the machine's, or the cgroup's limit when smaller. */
+export function availableMemory(): { bytes: number; source: string } {
+  let bytes = totalmem();
+  let source = "this machine's memory";
+  for (const f of ["/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes"]) {
+    try {
+      const v = Number(readFileSync(f, "utf8").trim());
+      if (Number.isFinite(v) && v > 0 && v < bytes) {
+        bytes = v;
+        source = "this container's memory limit";
+      }
+    } catch {
+      // not there
+    }
+  }
+  return { bytes, source };
+}
+
+/** Free memory right now (for the banner). */
+export function freeMemory(): number {
+  return freemem();
+}
+
+export function gib(bytes: number): string {
+  return `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 2 : 1)} GiB`;
+}
