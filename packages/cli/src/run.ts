@@ -101,6 +101,7 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
       outDir,
       modelDir,
       previous: { ...previous },
+      hasStage: (name) => present.some((s) => s.name === name),
       json: options.json,
       debug: options.debug,
       progress: options.progress,

@@ -9,13 +9,13 @@ import { lmLoss, RunFailure, type Gemma4Model, type GemmaTokenizer, type Progres
 import type { CuratedDataset, DataPosition } from "@owntune/curate";
 import { AdamW, clipGradients, globalNorm } from "./adamw.js";
 import { evaluate, sampleCompletions, type EvalResult, type Sample } from "./evaluate.js";
-import type { LoraState } from "./lora-state.js";
+import type { DropoutContext, LoraState } from "./lora-state.js";
 import type { PlannedModule } from "./targets.js";
 import { appendJsonl, METRICS_FILE, SAMPLES_FILE, type MetricsRow } from "./run-dir.js";
 import { learningRate } from "./schedule.js";
 import { saveCheckpoint, type TrainerState } from "./train-checkpoint.js";
 import type { TrainConfig } from "./train-config.js";
-import { microBatches, RowStream } from "./train-data.js";
+import { microBatches, RowStream, type MicroBatch } from "./train-data.js";
 import type { AdapterWeights } from "./adapter.js";
 import type { WritePeftOptions } from "./peft.js";
 
@@ -68,7 +68,6 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
   const { model, config, lora, optimizer } = run;
   const B = config.batch_size;
   const rowsPerStep = B * config.grad_accum;
-  const vars = lora.variables;
   const grads = lora.params.map((p) => new Float32Array(p.length));
   const p: TrainProgress = { ...run.start };
   const stream = new RowStream(run.dataset, "train", { seed: run.seed, start: p.data });
@@ -101,7 +100,6 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
       // 2. Forward and backward per micro-batch: d(Σ NLL_mb / targets)/dθ, summed over micro-batches.
       for (const g of grads) g.fill(0);
       let loss = 0;
-      let tokens = 0;
       for (const [i, mb] of micro.entries()) {
         if (run.signal?.aborted) {
           // Nothing of this step is applied: the checkpoint is the state after step − 1.
@@ -110,21 +108,10 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
           end = "interrupted";
           return finish();
         }
-        tokens += mb.rows * mb.length;
-        if (mb.targets === 0) continue;
-        const layers = lora.layers({ seed: run.seed, p: config.lora.dropout, step, micro: i });
-        const { value, grads: g } = tf.variableGrads(() => tf.mul(lmLoss(model, mb.batch, { lora: layers, reduction: "sum" }), 1 / targets) as tf.Scalar, [...vars]);
-        loss += value.dataSync()[0]!;
-        vars.forEach((v, k) => {
-          const gk = g[v.name];
-          if (!gk) return;
-          const data = gk.dataSync() as Float32Array;
-          const acc = grads[k]!;
-          for (let j = 0; j < acc.length; j++) acc[j]! += data[j]!;
-        });
-        tf.dispose([value, ...Object.values(g)]);
+        loss += accumulateGradients(model, lora, mb, targets, grads, { seed: run.seed, p: config.lora.dropout, step, micro: i });
         await new Promise((r) => setImmediate(r)); // lets a Ctrl-C in between micro-batches
       }
+      const tokens = micro.reduce((n, mb) => n + mb.rows * mb.length, 0);
 
       // 3. Norm, a non-finite guard before anything changes, clipping, the AdamW update.
       const gradNorm = globalNorm(grads);
@@ -177,13 +164,13 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
         if (lastEval) {
           await appendJsonl(run.runDir, METRICS_FILE, [{ type: "eval", step, eval_loss: lastEval.loss, eval_perplexity: lastEval.perplexity, eval_tokens: lastEval.tokens, eval_rows: lastEval.rows }]);
           run.log(`eval at step ${step}: loss ${lastEval.loss.toFixed(4)}, perplexity ${lastEval.perplexity.toFixed(2)} (${lastEval.tokens} tokens)`);
-          const improved = p.best === null || lastEval.loss < p.best.eval_loss - (config.early_stopping?.min_delta ?? 0);
-          if (p.best === null || lastEval.loss < p.best.eval_loss) {
+          const d = evalDecision(p, lastEval.loss, config.early_stopping);
+          if (d.best) {
             p.best = { eval_loss: lastEval.loss, step };
             if (config.keep_best) p.bestWeights = lora.snapshot();
           }
-          p.evalsWithoutImprovement = improved ? 0 : p.evalsWithoutImprovement + 1;
-          stopEarly = config.early_stopping !== undefined && p.evalsWithoutImprovement >= config.early_stopping.patience;
+          p.evalsWithoutImprovement = d.evalsWithoutImprovement;
+          stopEarly = d.stop;
         }
         if (config.samples) {
           samples = await sampleCompletions(model, layers, run.tokenizer, config.samples.prompts, { maxTokens: config.samples.max_tokens, chat: config.samples.chat });
@@ -215,6 +202,44 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
   function finish(): TrainOutcome {
     return { end, progress: p, lastLoss, lastEval, samples, tokensPerSecond: p.tokensSeen / Math.max(p.elapsedSeconds, 1e-9) };
   }
+}
+
+/**
+ * One micro-batch's forward and backward: adds d(Σ NLL of its targets / `stepTargets`)/dθ to `grads`
+ * (in LoraState.params order) and returns its share of the step's loss. With every micro-batch of a
+ * step divided by the step's whole target count, k micro-batches sum to exactly the loss and gradient
+ * of one batch k times larger (up to float summation order).
+ */
+export function accumulateGradients(model: Gemma4Model, lora: LoraState, mb: MicroBatch, stepTargets: number, grads: readonly Float32Array[], dropout?: DropoutContext): number {
+  if (mb.targets === 0) return 0;
+  const vars = lora.variables;
+  const layers = lora.layers(dropout);
+  const { value, grads: g } = tf.variableGrads(() => tf.mul(lmLoss(model, mb.batch, { lora: layers, reduction: "sum" }), 1 / stepTargets) as tf.Scalar, [...vars]);
+  const loss = value.dataSync()[0]!;
+  vars.forEach((v, k) => {
+    const gk = g[v.name];
+    if (!gk) return; // a module this micro-batch did not reach: zero
+    const data = gk.dataSync() as Float32Array;
+    const acc = grads[k]!;
+    for (let j = 0; j < acc.length; j++) acc[j]! += data[j]!;
+  });
+  tf.dispose([value, ...Object.values(g)]);
+  return loss;
+}
+
+/**
+ * What an evaluation decides: whether `loss` is the best so far (keep_best: strictly lower), and, for
+ * early stopping, how many evaluations in a row have not improved on the best by more than min_delta.
+ */
+export function evalDecision(
+  p: Pick<TrainProgress, "best" | "evalsWithoutImprovement">,
+  loss: number,
+  early: { patience: number; min_delta: number } | undefined,
+): { best: boolean; evalsWithoutImprovement: number; stop: boolean } {
+  const best = p.best === null || loss < p.best.eval_loss;
+  const improved = p.best === null || loss < p.best.eval_loss - (early?.min_delta ?? 0);
+  const evalsWithoutImprovement = improved ? 0 : p.evalsWithoutImprovement + 1;
+  return { best, evalsWithoutImprovement, stop: early !== undefined && evalsWithoutImprovement >= early.patience };
 }
 
 /** Parameter names in trainer order: `<module>.lora_A`, `<module>.lora_B`, … */

@@ -42,7 +42,8 @@ export const trainStage: StageDef<typeof trainStageSchema> = {
     const { data, ...train } = config;
     const dataDir = ctx.previous.curate ?? (data !== undefined ? ctx.resolvePath(data) : undefined);
     if (dataDir === undefined) {
-      throw new UserError("no dataset to train on: the recipe has no curate stage output", { file: ctx.recipeFile, field: "train.data", hint: "add a curate section, or set train.data to a curated dataset folder" });
+      const why = ctx.hasStage("curate") ? "the curate stage has not written its dataset yet (run the recipe without --stage, or --stage curate first)" : "the recipe has no curate section";
+      throw new UserError(`no dataset to train on: ${why}`, { file: ctx.recipeFile, field: "train.data", hint: "or set train.data to a curated dataset folder" });
     }
     const r = await runTraining({
       modelDir: ctx.modelDir,

@@ -22,6 +22,8 @@ export interface StageContext {
   outDir: string;
   /** The base model directory (HF layout), from the recipe's `model` section. */
   modelDir: string;
+  /** Whether the recipe has a section for this stage. */
+  hasStage(name: StageName): boolean;
   /** Output folders of the stages before this one (run now or found from an earlier run). */
   previous: Partial<Record<StageName, string>>;
   json: boolean;
