@@ -99,5 +99,5 @@ if (isEntryPoint()) {
   process.once("SIGINT", onSignal);
   process.once("SIGTERM", onSignal);
   const code = await main(process.argv.slice(2));
-  process.exitCode = code;
+  if (code !== EXIT_OK || process.exitCode === undefined) process.exitCode = code; // a command may have set its own (1: verify failed, 130: interrupted)
 }

@@ -9,6 +9,7 @@ import { endOfGenerationIds, readTokenizerFiles } from "./gguf-tokenizer.js";
 import { exportMerged } from "./merged.js";
 import { chatFormat, goChatTemplate, modelfileText } from "./modelfile.js";
 import type { QuantMix } from "./quant-mix.js";
+import { runLlama } from "./llama-runner.js";
 import { verifyGguf, type ScoreFn, type VerifyReport } from "./verify.js";
 
 export interface ExportDirOptions {
@@ -21,6 +22,13 @@ export interface ExportDirOptions {
   noMerge?: boolean;
   /** Also write adapter.gguf when the adapter is merged. */
   adapterGguf?: boolean;
+  /**
+   * With a merged adapter and adapterGguf: also write the base model without the adapter,
+   * `base-<QUANT>.gguf`, which adapter.gguf applies to (verify then checks that pair too).
+   */
+  baseGguf?: boolean;
+  /** After the checks, let llama.cpp complete this prompt greedily from the exported file (chat-formatted when `chat`). */
+  sample?: { prompt: string; maxTokens: number; chat: boolean };
   /** Write merged/ (HF layout, adapter merged). */
   merged?: boolean;
   mergedDtype?: "bf16" | "f32";
@@ -45,6 +53,12 @@ export interface ExportDirResult {
   sourceBytes: number;
   seconds: number;
   verify?: VerifyReport;
+  /** base-<QUANT>.gguf, when written. */
+  baseGguf?: string;
+  /** The check of adapter.gguf applied to base-<QUANT>.gguf (verify-adapter.json). */
+  verifyAdapter?: VerifyReport;
+  /** llama.cpp's greedy completion of `sample.prompt` from the exported model. */
+  sample?: { prompt: string; completion: string; tokens: number } | { prompt: string; error: string };
   warnings: string[];
 }
 
@@ -73,6 +87,12 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
       adapterGguf = join(o.outDir, "adapter.gguf");
       log(`writing ${adapterGguf}`);
       await exportAdapterGguf({ config: model.config, adapter, out: adapterGguf, progress });
+    }
+    let baseGguf: string | undefined;
+    if (merge && adapterGguf && o.baseGguf) {
+      baseGguf = join(o.outDir, `base-${o.quant}.gguf`);
+      log(`writing ${baseGguf} (the base adapter.gguf applies to)`);
+      await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: baseGguf, progress, threads: o.threads });
     }
     let merged: string | undefined;
     if (o.merged) {
@@ -111,6 +131,29 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
         out: join(o.outDir, "verify.json"),
       });
     }
+    let verifyAdapter: VerifyReport | undefined;
+    if (o.verify && baseGguf && adapter && adapterGguf) {
+      log(`verifying ${adapterGguf} on ${baseGguf} against llama.cpp`);
+      verifyAdapter = await verifyGguf({
+        gguf: baseGguf,
+        config: model.config,
+        encode: (text) => model.tokenizer.encode(text),
+        score: o.score!,
+        source: model.checkpoint,
+        adapter,
+        adapterGguf,
+        probes: o.probes,
+        out: join(o.outDir, "verify-adapter.json"),
+      });
+    }
+    let sample: ExportDirResult["sample"];
+    if (o.sample) {
+      const text = o.sample.chat && model.tokenizer.chatTemplate ? model.tokenizer.applyChatTemplate([{ role: "user", content: o.sample.prompt }], { addGenerationPrompt: true }) : o.sample.prompt;
+      const reply = await runLlama({ modelPath: gguf, adapterPath: merge ? undefined : adapterGguf, texts: [], contextSize: 512, generate: { prompt: text, maxTokens: o.sample.maxTokens } });
+      sample = reply.ok && reply.generated
+        ? { prompt: o.sample.prompt, completion: reply.generated.text, tokens: reply.generated.tokens.length }
+        : { prompt: o.sample.prompt, error: reply.ok ? "no generation" : `${reply.stage}: ${reply.error}` };
+    }
     return {
       outDir: o.outDir,
       gguf,
@@ -121,6 +164,9 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
       sourceBytes: written.sourceBytes,
       seconds: (performance.now() - t0) / 1000,
       verify,
+      baseGguf,
+      verifyAdapter,
+      sample,
       warnings: model.warnings,
     };
   } finally {

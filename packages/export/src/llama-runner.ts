@@ -13,6 +13,8 @@ export interface LlamaRequest {
   threads?: number;
   /** Token ids to ask llama.cpp about: the reply's `eogIds` lists those it treats as end-of-generation. */
   eogCandidates?: number[];
+  /** Greedy generation from this prompt (special tokens parsed), up to maxTokens or an end-of-generation token. */
+  generate?: { prompt: string; maxTokens: number };
 }
 
 export interface LlamaTextResult {
@@ -23,7 +25,7 @@ export interface LlamaTextResult {
 }
 
 export type LlamaReply =
-  | { ok: true; results: LlamaTextResult[]; eogIds?: number[]; logs: string[] }
+  | { ok: true; results: LlamaTextResult[]; eogIds?: number[]; generated?: { tokens: number[]; text: string }; logs: string[] }
   | { ok: false; stage: "load" | "context" | "run" | "crash"; error: string; logs: string[] };
 
 const WORKER = fileURLToPath(new URL("./llama-worker.mjs", import.meta.url));

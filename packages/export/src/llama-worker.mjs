@@ -65,12 +65,27 @@ async function run(req) {
     }
     results.push({ tokens: body, logprobs });
   }
+  // Greedy generation from a prompt (special tokens parsed; BOS prepended unless the text has it).
+  let generated;
+  if (req.generate) {
+    const body = Array.from(model.tokenize(req.generate.prompt, true));
+    const bos = model.tokens.bos;
+    const prompt = model.tokens.shouldPrependBosToken && bos !== null && body[0] !== bos ? [bos, ...body] : body;
+    await seq.clearHistory();
+    /** @type {any[]} */
+    const out = [];
+    for await (const token of seq.evaluate(/** @type {any} */ (prompt), { temperature: 0 })) {
+      out.push(token);
+      if (out.length >= req.generate.maxTokens) break;
+    }
+    generated = { tokens: out.map(Number), text: model.detokenize(out) };
+  }
   // isEogToken is one native call per id: ask only about the candidates given (special and named tokens).
   const eogIds = req.eogCandidates ? req.eogCandidates.filter((/** @type {number} */ id) => model.isEogToken(/** @type {any} */ (id))) : undefined;
   await context.dispose();
   await model.dispose();
   await llama.dispose();
-  return { ok: true, results, eogIds, logs };
+  return { ok: true, results, eogIds, generated, logs };
 }
 
 process.once("message", (req) => {

@@ -28,6 +28,7 @@ import {
   ADAPTER_DIR,
   fileFingerprint,
   firstDifference,
+  LOCK_FILE,
   lockRunDir,
   METRICS_FILE,
   readJsonl,
@@ -204,6 +205,26 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
       ];
       for (const line of banner) log(line);
 
+      // run.json first: from here on the folder is recognisably this run, even if killed during the load.
+      const record: RunRecord = {
+        format: RUN_FORMAT,
+        format_version: RUN_FORMAT_VERSION,
+        status: "running",
+        created_at: (await readRunRecord(outDir))?.created_at ?? new Date().toISOString(),
+        updated_at: "",
+        model_dir: modelDir.dir,
+        data_dir: resolve(o.dataDir),
+        config: resolvedConfig,
+        seed,
+        identity,
+        versions: await versions(backend.version),
+        backend: describeBackend(backend),
+        plan: { trainable_parameters: trainable, total_parameters: total, modules: plan.modules.length, skipped: describeSkipped(plan.skipped), layers: formatLayers(plan.layers) },
+        steps: { total: totalSteps, done: restored?.state.step ?? 0, rows_per_step: rowsPerStep, tokens_per_step: rowsPerStep * dataset.seqLen },
+        memory_estimate_bytes: est.total,
+      };
+      await writeRunRecord(outDir, record);
+
       // --- Load the base, build the adapter (fresh or restored), AdamW. -----------------------------
       const model = await loadGemma4(modelDir.config, checkpoint, { progress });
       await closeCheckpoint();
@@ -231,24 +252,6 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
         await truncateJsonl(outDir, METRICS_FILE, start.step);
         await truncateJsonl(outDir, SAMPLES_FILE, start.step);
 
-        const record: RunRecord = {
-          format: RUN_FORMAT,
-          format_version: RUN_FORMAT_VERSION,
-          status: "running",
-          created_at: (await readRunRecord(outDir))?.created_at ?? new Date().toISOString(),
-          updated_at: "",
-          model_dir: modelDir.dir,
-          data_dir: resolve(o.dataDir),
-          config: resolvedConfig,
-          seed,
-          identity,
-          versions: await versions(backend.version),
-          backend: describeBackend(backend),
-          plan: { trainable_parameters: trainable, total_parameters: total, modules: plan.modules.length, skipped: describeSkipped(plan.skipped), layers: formatLayers(plan.layers) },
-          steps: { total: totalSteps, done: start.step, rows_per_step: rowsPerStep, tokens_per_step: rowsPerStep * dataset.seqLen },
-          memory_estimate_bytes: est.total,
-        };
-        await writeRunRecord(outDir, record);
         const peft: WritePeftOptions = {
           alpha: c.lora.alpha,
           useRslora: c.lora.rslora,
@@ -365,11 +368,12 @@ async function prepareRunDir(
   }
   const record = await readRunRecord(outDir);
   if (!record) {
-    if (entries.length === 0) return "fresh";
+    // Our own lock and temporary names (a run killed before it wrote run.json) do not make it a user's folder.
+    if (entries.every((n) => n === LOCK_FILE || /\.tmp-\d+-[0-9a-f]{8}/.test(n))) return "fresh";
     throw new UserError("is not empty and holds no owntune training run (no run.json); nothing there was changed", { file: outDir, hint: "choose another --out" });
   }
   if (o.force) {
-    for (const name of entries) if (RUN_ENTRIES.includes(name) || /^\.owntune-train\.lock$|\.tmp-\d+-/.test(name)) await rm(join(outDir, name), { recursive: true, force: true });
+    for (const name of entries) if (RUN_ENTRIES.includes(name) || name === LOCK_FILE || /\.tmp-\d+-[0-9a-f]{8}/.test(name)) await rm(join(outDir, name), { recursive: true, force: true });
     o.log(`train: --force: removed the earlier run in ${outDir}`);
     return "fresh";
   }

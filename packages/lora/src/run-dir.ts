@@ -15,7 +15,7 @@ export const METRICS_FILE = "metrics.jsonl";
 export const SAMPLES_FILE = "samples.jsonl";
 export const ADAPTER_DIR = "adapter";
 export const REPORT_FILE = "report.html";
-const LOCK_FILE = ".owntune-train.lock";
+export const LOCK_FILE = ".owntune-train.lock";
 
 export type RunStatus = "running" | "interrupted" | "stopped" | "complete";
 

@@ -18,6 +18,9 @@ interface ExportFlags {
   verify: boolean;
   probes?: string;
   threads?: string;
+  baseGguf?: boolean;
+  samplePrompt?: string;
+  sampleTokens: string;
 }
 
 /** The quant type named by the user, or a UserError with the known ones. */
@@ -35,14 +38,14 @@ export function describeExport(r: ExportDirResult): string {
   const lines = [`wrote ${r.gguf} (${(r.bytes / 1e6).toFixed(1)} MB, ${(r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)} MB/s of source weights)`];
   if (r.adapterGguf) lines.push(`wrote ${r.adapterGguf}`);
   if (r.merged) lines.push(`wrote ${r.merged}/`);
+  if (r.baseGguf) lines.push(`wrote ${r.baseGguf}`);
   lines.push(`wrote ${r.modelfile}`);
-  if (r.verify) {
-    const v = r.verify;
-    lines.push(
-      `verify: ${v.ok ? "passed" : "FAILED"} — max |Δ log p| ${v.logprobs.maxAbsDiff.toExponential(2)} nats (tolerance ${v.tolerance.maxAbs}), ` +
-        `${v.tokenization.mismatches} tokenization mismatch(es)${v.weightCheck ? `, weights ${v.weightCheck.ok ? "ok" : "OFF"}` : ""}${v.llama.ok ? "" : `, llama.cpp: ${v.llama.error}`}`,
-    );
-  }
+  const verifyLine = (label: string, v: NonNullable<ExportDirResult["verify"]>) =>
+    `${label}: ${v.ok ? "passed" : "FAILED"} — max |Δ log p| ${v.logprobs.maxAbsDiff.toExponential(2)} nats (tolerance ${v.tolerance.maxAbs}), ` +
+    `${v.tokenization.mismatches} tokenization mismatch(es)${v.weightCheck ? `, weights ${v.weightCheck.ok ? "ok" : "OFF"}` : ""}${v.llama.ok ? "" : `, llama.cpp: ${v.llama.error}`}`;
+  if (r.verify) lines.push(verifyLine("verify", r.verify));
+  if (r.verifyAdapter) lines.push(verifyLine("verify adapter.gguf on the base", r.verifyAdapter));
+  if (r.sample) lines.push("error" in r.sample ? `llama.cpp sample: failed (${r.sample.error})` : `llama.cpp says (${r.sample.tokens} tokens, greedy) to ${JSON.stringify(r.sample.prompt)}:\n  ${r.sample.completion.trim().replace(/\n/g, "\n  ")}`);
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join("\n");
 }
@@ -59,7 +62,10 @@ export function registerExport(program: Command): void {
     .addOption(new Option("--merged-dtype <dtype>", "dtype of merged/").choices(["bf16", "f32"]).default("bf16"))
     .option("--adapter-gguf", "also write adapter.gguf (llama.cpp LoRA adapter)")
     .option("--no-merge", "keep the adapter out of the model GGUF: write it as adapter.gguf, applied at run time")
+    .option("--base-gguf", "with a merged adapter and --adapter-gguf: also write base-<QUANT>.gguf (what adapter.gguf applies to), and verify adapter.gguf on it")
     .option("--no-verify", "skip the check against llama.cpp")
+    .option("--sample-prompt <text>", "let llama.cpp complete this prompt (as a chat user turn) from the exported file, greedily")
+    .option("--sample-tokens <n>", "most tokens of that completion", "48")
     .option("--threads <n>", "threads quantizing (default: one per core)")
     .option("--probes <file.jsonl>", 'verify on these texts, one {"text": ...} per line (default: a built-in set)')
     .action(async (flags: ExportFlags, cmd: Command) => {
@@ -68,6 +74,8 @@ export function registerExport(program: Command): void {
       if (!flags.merge && !flags.adapter) throw new UserError("--no-merge needs --adapter", { field: "--no-merge" });
       if (flags.adapterGguf && !flags.adapter) throw new UserError("--adapter-gguf needs --adapter", { field: "--adapter-gguf" });
       const threads = intFlag("--threads", flags.threads, 1);
+      if (flags.baseGguf && !(flags.adapter && flags.adapterGguf && flags.merge)) throw new UserError("--base-gguf needs --adapter and --adapter-gguf with the adapter merged", { field: "--base-gguf" });
+      const sampleTokens = intFlag("--sample-tokens", flags.sampleTokens, 1)!;
       const probes = await readProbes(flags.probes);
       const r = await exportDir({
         modelDir: flags.model,
@@ -76,6 +84,8 @@ export function registerExport(program: Command): void {
         quant,
         noMerge: !flags.merge,
         adapterGguf: flags.adapterGguf,
+        baseGguf: flags.baseGguf,
+        sample: flags.samplePrompt !== undefined ? { prompt: flags.samplePrompt, maxTokens: Math.min(sampleTokens, 256), chat: true } : undefined,
         merged: flags.merged,
         mergedDtype: flags.mergedDtype,
         verify: flags.verify,
@@ -86,6 +96,6 @@ export function registerExport(program: Command): void {
         log: io.log,
       });
       io.result(r, describeExport(r));
-      if (r.verify && !r.verify.ok) process.exitCode = 1;
+      if ((r.verify && !r.verify.ok) || (r.verifyAdapter && !r.verifyAdapter.ok)) process.exitCode = 1;
     });
 }
