@@ -142,6 +142,10 @@ describe("owntune train: user errors are one located line, exit 2, nothing writt
     const again = await train(out, "--set", "steps=2");
     expect(again.code, again.stderr).toBe(0);
     expect(again.stdout).toMatch(/^already trained: 2 steps/);
+    const seen = await owntuneAsync(["inspect", out]);
+    expect(seen.code, seen.stderr).toBe(0);
+    expect(seen.stdout).toMatch(/short-run: training run, complete, step 2 of 2\n/);
+    expect(seen.stdout).toMatch(/adapter\/: PEFT adapter of step 2/);
   });
 
   it("never touches a folder or file that is not an owntune run", { timeout: 120_000 }, async () => {

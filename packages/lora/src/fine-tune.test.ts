@@ -8,7 +8,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { CuratedDataset } from "@owntune/curate";
-import { initBackend, lmLoss, loadGemma4, loadModelDir, RunFailure, scoreIds, silentProgress, tokenLogprobs, UserError, type Gemma4Model, type GemmaTokenizer } from "@owntune/model";
+import { expectedTensors, gemma4FromWeights, initBackend, lmLoss, loadGemma4, loadModelDir, openCheckpoint, RunFailure, scoreIds, silentProgress, tokenLogprobs, UserError, type Gemma4Model, type GemmaTokenizer } from "@owntune/model";
+import { disposeLora, loraTensorsFrom } from "./adapter.js";
+import { mergeLora } from "./merge.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AdamW } from "./adamw.js";
 import { fineTune, type FineTuneOptions } from "./fine-tune.js";
@@ -27,6 +29,7 @@ let fx: TrainFixture;
 let model: Gemma4Model;
 let tokenizer: GemmaTokenizer;
 let runs = 0;
+let trainedAdapter = "";
 
 beforeAll(async () => {
   await initBackend();
@@ -74,6 +77,41 @@ describe("LoRA training", () => {
     const record = JSON.parse(readFileSync(join(r.outDir, "run.json"), "utf8"));
     expect(record).toMatchObject({ format: "owntune-run", status: "complete", steps: { total: 12, done: 12 }, adapter_step: 12, seed: 0 });
     expect(readFileSync(join(r.outDir, "report.html"), "utf8")).toContain("<h1>Training report</h1>");
+    trainedAdapter = r.adapterDir;
+  });
+
+  it("gives the same log-probabilities with the trained adapter merged into the weights as beside them", async () => {
+    const adapter = await readPeftAdapter(trainedAdapter, model.config);
+    const cp = await openCheckpoint(fx.modelDir, { config: model.config });
+    const weights = new Map<string, Float32Array>();
+    for (const t of expectedTensors(model.config)) {
+      const w = await cp.read(t.name);
+      const pair = adapter.weights.pairs.get(t.name.replace(/\.weight$/, ""));
+      weights.set(t.name, pair ? mergeLora(w, pair, adapter.weights.scale) : w);
+    }
+    await cp.close();
+    const merged = await gemma4FromWeights(model.config, weights);
+    const lora = loraTensorsFrom(adapter.weights.pairs, adapter.weights.scale);
+    try {
+      const [row] = await rows(1);
+      const batch = { ids: [row!.inputIds], positions: [row!.positionIds], segments: [row!.segmentIds] };
+      const a = tokenLogprobs(merged, batch)[0]!;
+      const b = tokenLogprobs(model, batch, { lora })[0]!;
+      const plain = tokenLogprobs(model, batch)[0]!;
+      let worst = 0;
+      let moved = 0;
+      a.forEach((x, i) => {
+        if (Number.isNaN(x)) return;
+        worst = Math.max(worst, Math.abs(x - b[i]!));
+        moved = Math.max(moved, Math.abs(x - plain[i]!));
+      });
+      console.log(`merged vs base + adapter: max |Δ log p| ${worst.toExponential(2)} (the adapter moves them by up to ${moved.toFixed(2)})`);
+      expect(worst).toBeLessThan(1e-3);
+      expect(moved).toBeGreaterThan(0.5);
+    } finally {
+      disposeLora(lora);
+      merged.dispose();
+    }
   });
 
   it("gives k accumulated micro-batches the loss and gradient of one batch k times larger (ragged masks)", async () => {

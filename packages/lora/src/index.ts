@@ -15,3 +15,4 @@ export * from "./evaluate.js";
 export * from "./train.js";
 export * from "./train-report.js";
 export * from "./fine-tune.js";
+export * from "./inspect-run.js";

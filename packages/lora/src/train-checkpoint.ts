@@ -140,6 +140,35 @@ export async function pruneCheckpoints(runDir: string, keep: number): Promise<vo
  * a sha256 that does not match, another format version) is a UserError naming the file.
  */
 export async function loadCheckpoint(dir: string, model: Gemma4Config, paramNames: readonly string[]): Promise<LoadedCheckpoint> {
+  const state = await checkCheckpoint(dir);
+  const peft = await readPeftAdapter(dir, model);
+  const moments = await readTensors(join(dir, OPTIMIZER_FILE));
+  const take = (name: string) => {
+    const t = moments.get(name);
+    if (!t) throw new UserError(`no tensor ${name}`, { file: join(dir, OPTIMIZER_FILE) });
+    return t;
+  };
+  const m = paramNames.map((n) => take(`${n}.exp_avg`));
+  const v = paramNames.map((n) => take(`${n}.exp_avg_sq`));
+  let best: AdapterWeights | undefined;
+  if (state.files[BEST_FILE]) {
+    const t = await readTensors(join(dir, BEST_FILE));
+    best = { scale: peft.weights.scale, pairs: new Map() };
+    for (const [module, p] of peft.weights.pairs) {
+      const a = t.get(`${module}.lora_A`);
+      const b = t.get(`${module}.lora_B`);
+      if (!a || !b) throw new UserError(`no best weights for ${module}`, { file: join(dir, BEST_FILE) });
+      best.pairs.set(module, { ...p, a, b });
+    }
+  }
+  return { dir, state, adapter: peft.weights, m, v, best };
+}
+
+/**
+ * Reads trainer_state.json (format and version checked) and the sha256 of every file it lists; any
+ * problem is a UserError naming the file.
+ */
+export async function checkCheckpoint(dir: string): Promise<TrainerState> {
   const stateFile = join(dir, STATE_FILE);
   let text: string;
   try {
@@ -163,27 +192,7 @@ export async function loadCheckpoint(dir: string, model: Gemma4Config, paramName
     }
     if (actual !== sum) throw new UserError(`sha256 ${actual.slice(0, 12)}… does not match ${STATE_FILE} (${sum.slice(0, 12)}…): the file was changed or damaged`, { file: path });
   }
-  const peft = await readPeftAdapter(dir, model);
-  const moments = await readTensors(join(dir, OPTIMIZER_FILE));
-  const take = (name: string) => {
-    const t = moments.get(name);
-    if (!t) throw new UserError(`no tensor ${name}`, { file: join(dir, OPTIMIZER_FILE) });
-    return t;
-  };
-  const m = paramNames.map((n) => take(`${n}.exp_avg`));
-  const v = paramNames.map((n) => take(`${n}.exp_avg_sq`));
-  let best: AdapterWeights | undefined;
-  if (state.files[BEST_FILE]) {
-    const t = await readTensors(join(dir, BEST_FILE));
-    best = { scale: peft.weights.scale, pairs: new Map() };
-    for (const [module, p] of peft.weights.pairs) {
-      const a = t.get(`${module}.lora_A`);
-      const b = t.get(`${module}.lora_B`);
-      if (!a || !b) throw new UserError(`no best weights for ${module}`, { file: join(dir, BEST_FILE) });
-      best.pairs.set(module, { ...p, a, b });
-    }
-  }
-  return { dir, state, adapter: peft.weights, m, v, best };
+  return state;
 }
 
 async function readTensors(path: string): Promise<Map<string, Float32Array>> {

@@ -6,11 +6,12 @@ import { commandIO } from "../cli-io.js";
 import { datasetDirInspector } from "../inspectors/dataset-dir.js";
 import { exportDirInspector, ggufInspector } from "../inspectors/gguf.js";
 import { modelDirInspector } from "../inspectors/model-dir.js";
+import { runDirInspector } from "../inspectors/run-dir.js";
 import { safetensorsInspector } from "../inspectors/safetensors.js";
 import type { Inspection, Inspector } from "../inspectors/types.js";
 
 /** Tried in order; the first that matches PATH inspects it. Add a kind of path with one line here. */
-export const inspectors: Inspector[] = [modelDirInspector, safetensorsInspector, datasetDirInspector, ggufInspector, exportDirInspector];
+export const inspectors: Inspector[] = [modelDirInspector, safetensorsInspector, datasetDirInspector, runDirInspector, ggufInspector, exportDirInspector];
 
 /** The summary of `path` by the first inspector that matches it. */
 export async function inspectPath(path: string): Promise<Inspection> {
