@@ -17,7 +17,7 @@ import { fineTune, type FineTuneOptions } from "./fine-tune.js";
 import { LoraState } from "./lora-state.js";
 import { readPeftAdapter } from "./peft.js";
 import { planLora } from "./targets.js";
-import { accumulateGradients, train, type TrainProgress } from "./train.js";
+import { accumulateGradients, evalDecision, train, type TrainProgress } from "./train.js";
 import { listCheckpoints, loadCheckpoint, sha256File } from "./train-checkpoint.js";
 import { trainSchema, type TrainConfig } from "./train-config.js";
 import { microBatches, RowStream, type Row } from "./train-data.js";
@@ -218,6 +218,24 @@ describe("LoRA training", () => {
       (w as { forward: typeof forward }).forward = forward;
       lora.dispose();
     }
+  });
+
+  it("refuses, before loading anything, a run whose estimated memory does not fit, naming the setting", async () => {
+    const outDir = join(root, "too-big");
+    const e = await fineTune({ modelDir: fx.modelDir, dataDir: fx.dataDir, outDir, config: config({ steps: 1, batch_size: 100_000 }), configFile: "t.yaml" }).catch((x: unknown) => x);
+    expect(e).toBeInstanceOf(UserError);
+    expect((e as UserError).format()).toMatch(/^t\.yaml: batch_size: estimated peak memory [\d.]+ GiB exceeds this (machine's memory|container's memory limit) \([\d.]+ GiB\); lower batch_size \(activations: [\d.]+ GiB for 100000 × 64 tokens\)/);
+    expect(existsSync(outDir)).toBe(false);
+  });
+
+  it("decides keep-best and early stopping from the eval loss", () => {
+    const p = { best: null, evalsWithoutImprovement: 0 };
+    expect(evalDecision(p, 3, { patience: 2, min_delta: 0.1 })).toEqual({ best: true, evalsWithoutImprovement: 0, stop: false });
+    const at3 = { best: { eval_loss: 3, step: 10 }, evalsWithoutImprovement: 0 };
+    // better, but by less than min_delta: the best weights move, the patience counter does not reset
+    expect(evalDecision(at3, 2.95, { patience: 2, min_delta: 0.1 })).toEqual({ best: true, evalsWithoutImprovement: 1, stop: false });
+    expect(evalDecision({ ...at3, evalsWithoutImprovement: 1 }, 3.2, { patience: 2, min_delta: 0.1 })).toEqual({ best: false, evalsWithoutImprovement: 2, stop: true });
+    expect(evalDecision({ ...at3, evalsWithoutImprovement: 5 }, 2.5, undefined)).toEqual({ best: true, evalsWithoutImprovement: 0, stop: false });
   });
 
   it("resumes an interrupted run to a byte-identical adapter, keeping the logs continuous", async () => {

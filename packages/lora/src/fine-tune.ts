@@ -164,6 +164,19 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
         seconds: 0,
       };
     }
+    // --- Backend and memory: refuse a run that cannot fit, before loading anything big. -----------
+    const backend = await initBackend({ backend: o.backend });
+    const storage = planStorage(modelDir.config, checkpoint);
+    const est = estimateMemory({ config: modelDir.config, storage, trainable, rank: c.lora.r, batchSize: c.batch_size, seqLen: dataset.seqLen, backend: backend.name });
+    const avail = availableMemory();
+    const biggest = est.activations >= est.base ? `batch_size (activations: ${gib(est.activations)} for ${c.batch_size} × ${dataset.seqLen} tokens) or the dataset's seq_len` : `the base model's size (weights: ${gib(est.base)})`;
+    if (est.total > avail.bytes) {
+      throw new UserError(`estimated peak memory ${gib(est.total)} exceeds ${avail.source} (${gib(avail.bytes)}); lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
+    }
+    if (backend.name === "wasm" && est.backend > WASM_HEAP_LIMIT_BYTES) {
+      throw new UserError(`the wasm backend holds at most 4 GiB of tensors and this run needs an estimated ${gib(est.backend)} there; lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
+    }
+
     await mkdir(outDir, { recursive: true });
     const release = lockRunDir(outDir);
     try {
@@ -176,19 +189,6 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
       if (o.resume) {
         restored = await newestCheckpoint(outDir, modelDir.config, names, configDigest, log);
         log(restored ? `resuming from ${restored.dir} (step ${restored.state.step} of ${totalSteps})` : `no complete checkpoint in ${outDir} yet: starting from step 0`);
-      }
-
-      // --- Backend and memory: refuse a run that cannot fit, before loading anything big. -----------
-      const backend = await initBackend({ backend: o.backend });
-      const storage = planStorage(modelDir.config, checkpoint);
-      const est = estimateMemory({ config: modelDir.config, storage, trainable, rank: c.lora.r, batchSize: c.batch_size, seqLen: dataset.seqLen, backend: backend.name });
-      const avail = availableMemory();
-      const biggest = est.activations >= est.base ? `batch_size (activations: ${gib(est.activations)} for ${c.batch_size} × ${dataset.seqLen} tokens) or the dataset's seq_len` : `the base model's size (weights: ${gib(est.base)})`;
-      if (est.total > avail.bytes) {
-        throw new UserError(`estimated peak memory ${gib(est.total)} exceeds ${avail.source} (${gib(avail.bytes)}); lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
-      }
-      if (backend.name === "wasm" && est.backend > WASM_HEAP_LIMIT_BYTES) {
-        throw new UserError(`the wasm backend holds at most 4 GiB of tensors and this run needs an estimated ${gib(est.backend)} there; lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
       }
 
       // --- Banner. ---------------------------------------------------------------------------------
