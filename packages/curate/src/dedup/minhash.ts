@@ -102,8 +102,32 @@ export function lshParams(threshold: number, numPerm: number): { bands: number; 
   return { bands: best.bands, rows: best.rows };
 }
 
+/** The LSH shape of a near-dedup config: its bands × rows, or the ones its threshold implies. */
+export function lshShape(near: { num_perm: number; bands?: number; rows?: number; threshold: number }): { bands: number; rows: number } {
+  return near.bands && near.rows ? { bands: near.bands, rows: near.rows } : lshParams(near.threshold, near.num_perm);
+}
+
 /**
- * LSH index with union-find clustering: add signatures in input order; a document joins the cluster
+ * One 53-bit key per band of a MinHash signature (two independent 32-bit hashes of the band's rows):
+ * documents sharing a key in some band are candidate near-duplicates.
+ */
+export function bandKeys(signature: Uint32Array, bands: number, rows: number): Float64Array {
+  const keys = new Float64Array(bands);
+  for (let band = 0; band < bands; band++) {
+    let h1 = 0x9747b28c ^ band;
+    let h2 = 0x2b7e1516 ^ band;
+    for (let r = 0; r < rows; r++) {
+      const v = signature[band * rows + r]!;
+      h1 = fmix32(h1 ^ v);
+      h2 = fmix32(Math.imul(h2, 31) ^ v);
+    }
+    keys[band] = h1 * 0x200000 + (h2 >>> 11);
+  }
+  return keys;
+}
+
+/**
+ * LSH index with union-find clustering: add band keys in input order; a document joins the cluster
  * of every earlier document it shares a band with. The kept member of a cluster is its first
  * document (smallest index), as datatrove's MinhashDedupCluster keeps one per cluster.
  */
@@ -138,19 +162,12 @@ export class LshClusters {
     else this.parent[ra] = rb;
   }
 
-  /** Adds document `id` (ids must be added in increasing order). */
-  add(id: number, signature: Uint32Array): void {
+  /** Adds document `id` with its band keys (see bandKeys); ids must be added in increasing order. */
+  add(id: number, keys: Float64Array): void {
     this.parent[id] = id;
     for (let band = 0; band < this.bands; band++) {
-      let h1 = 0x9747b28c ^ band;
-      let h2 = 0x2b7e1516 ^ band;
-      for (let r = 0; r < this.rows; r++) {
-        const v = signature[band * this.rows + r]!;
-        h1 = fmix32(h1 ^ v);
-        h2 = fmix32(Math.imul(h2, 31) ^ v);
-      }
-      const key = h1 * 0x200000 + (h2 >>> 11);
       const bucket = this.buckets[band]!;
+      const key = keys[band]!;
       const first = bucket.get(key);
       if (first === undefined) bucket.set(key, id);
       else this.union(first, id);
