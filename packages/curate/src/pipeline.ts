@@ -3,23 +3,28 @@
 // In memory while the kept examples fit `memoryBytes`; past that they spill to Parquet next to the
 // output and the global steps run as SQL in DuckDB (merge.ts), the path `--shard`/`--merge` take,
 // with the same bytes out. The dataset folder is written under a temporary name and renamed at the end.
-import { defaultThreadCount, gemma3TokenizerWarning, silentProgress, UserError, withAtomicDir, type Progress } from "@owntune/model";
+import { mkdir } from "node:fs/promises";
+import { join } from "node:path";
+import { defaultThreadCount, gemma3TokenizerWarning, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/model";
 import type { CurateConfig } from "./config.js";
 import { CurateCounters } from "./counters.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";
 import { lshShape } from "./dedup/minhash.js";
 import { exactDedupStep, nearDedupStep, SAMPLING_AT } from "./dedup-steps.js";
 import type { Manifest } from "./manifest.js";
-import { planPieces, type InputPiece } from "./input-plan.js";
+import { openEngine, type Engine } from "./duckdb.js";
+import { planPieces, shardPieces, type InputPiece, type ShardSpec } from "./input-plan.js";
+import { mergeParts, readParts } from "./merge.js";
+import { PART_FORMAT, PART_FORMAT_VERSION, PartWriter, type PartMeta } from "./part.js";
 import { planRows, planToRows } from "./pack.js";
 import { Processor, type ChunkResult, type ProcessorSetup, type RowChunk } from "./processor.js";
 import { detectSchemas, readStep, type ProcessedExample } from "./read-step.js";
 import { readInput } from "./readers/index.js";
 import { detectSchema, exampleText, toExample, type RowSchema } from "./records.js";
-import { splitAndWeight, type SplitPlan } from "./split.js";
+import { splitAndWeight, TRAIN_SALT, VAL_SALT, type SplitPlan } from "./split.js";
 import { loadTokenizerFor } from "./tokenizer.js";
 import { WorkerPool } from "./worker-pool.js";
-import { describeInputs, writeDataset, type SplitData } from "./write-step.js";
+import { describeInputs, writeDataset, type DatasetContent, type SplitData } from "./write-step.js";
 
 export interface CurateRunOptions {
   /** The resolved curate config (zod output). */
@@ -34,12 +39,21 @@ export interface CurateRunOptions {
   seed?: number;
   progress?: Progress;
   log?: (line: string) => void;
+  /** Bytes of kept examples held in memory before spilling to Parquet + DuckDB (default 1 GiB). */
+  memoryBytes?: number;
 }
 
 export interface CurateSummary {
   outDir: string;
   manifest: Manifest;
   /** Bytes of input read. */
+  bytesRead: number;
+  seconds: number;
+}
+
+export interface ShardSummary {
+  outDir: string;
+  rowsRead: number;
   bytesRead: number;
   seconds: number;
 }
@@ -106,6 +120,24 @@ export async function processPieces(
   }
 }
 
+/** Bytes of kept examples held in memory before a run spills them to Parquet (OWNTUNE_CURATE_MEMORY_MB overrides). */
+const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
+
+function memoryBudget(opts: CurateRunOptions): number {
+  if (opts.memoryBytes !== undefined) return opts.memoryBytes;
+  const env = Number(process.env.OWNTUNE_CURATE_MEMORY_MB);
+  return Number.isFinite(env) && env > 0 ? env * 1024 * 1024 : DEFAULT_MEMORY_BYTES;
+}
+
+/** What an example costs in memory, roughly: its arrays, its strings and the object. */
+const exampleBytes = (ex: ProcessedExample) => ex.ids.byteLength + ex.mask.byteLength + 2 * (ex.preview.length + (ex.example?.length ?? 0)) + (ex.bandKeys?.byteLength ?? 0) + 200;
+
+/** The config as manifest.json and shard.json record it: `workers` changes speed, never output. */
+const recordedConfig = (cfg: CurateConfig) => JSON.parse(JSON.stringify({ ...cfg, workers: undefined })) as Record<string, unknown>;
+
+/** DuckDB's threads: one per core, as the workers. */
+const engineThreads = (cfg: CurateConfig) => Math.max(1, cfg.workers ?? defaultThreadCount());
+
 /** Runs the whole pipeline and writes the dataset directory. */
 export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
   const t0 = performance.now();
@@ -117,52 +149,166 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
   const tokenizer = await loadTokenizerFor(opts.tokenizerDir);
   const tokenizerNote = gemma3TokenizerWarning(tokenizer);
   if (tokenizerNote) opts.log?.(`tokenizer: ${tokenizerNote}`);
-
-  // Step 1–2: read, and the per-example work in the workers.
-  const counters = new CurateCounters(cfg.inputs.length);
-  const docs: ProcessedExample[] = [];
-  const bytesRead = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, (ex) => {
-    docs.push(ex);
-  });
-
-  // Steps 3–4: exact and near dedup.
-  const kept = nearDedupStep(exactDedupStep(docs, counters), cfg, counters);
-  docs.length = 0;
-
-  // Step 5: split and weight.
-  const plan = splitAndWeight({ count: kept.length, id: (r) => kept[r]!.id, input: (r) => kept[r]!.input }, cfg, cfg.seed);
-  countSampling(counters, plan, (r) => kept[r]!.preview);
-
-  // Steps 6–7: pack and write.
   const padId = tokenizer.padId ?? 0;
-  const splitData = (ranks: Uint32Array, salt: number): SplitData => {
-    const lengths = Int32Array.from(ranks, (r) => kept[r]!.ids.length);
-    const packPlan = planRows(lengths, cfg.seq_len, cfg.packing, { shuffleSeed: cfg.seed ^ salt });
-    return {
-      plan: packPlan,
-      lengths,
-      trained: Int32Array.from(ranks, (r) => kept[r]!.trained),
-      rows: () => planToRows(packPlan, (i) => kept[ranks[i]!]!, cfg.seq_len, padId),
-    };
+  const budget = memoryBudget(opts);
+
+  // Scratch space next to the output, for Parquet runs and DuckDB's own spill files if memory runs out.
+  return withTempDir(`${opts.outDir}-spill`, async (scratch) => {
+    let engine: Engine | undefined;
+    try {
+      // Steps 1–2: read, and the per-example work in the workers; kept examples stay in memory while they fit.
+      const counters = new CurateCounters(cfg.inputs.length);
+      let docs: ProcessedExample[] = [];
+      let held = 0;
+      let spill: PartWriter | undefined;
+      const partDir = join(scratch, "part-0");
+      const bytesRead = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, async (ex) => {
+        if (spill) return spill.add(ex);
+        docs.push(ex);
+        held += exampleBytes(ex);
+        if (held <= budget) return;
+        opts.log?.(`curate: kept examples passed ${formatBytes(budget)}; spilling them to ${scratch} and merging with DuckDB`);
+        engine = await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "a curate run larger than memory");
+        await mkdir(partDir);
+        spill = await PartWriter.open(engine, partDir, 0);
+        for (const d of docs) await spill.add(d);
+        docs = [];
+      });
+      const identity = tokenizerIdentity(tokenizer.identity);
+      const inputs = await describeInputs(cfg, resolvePath);
+
+      if (spill && engine) {
+        const meta = partMeta(cfg, { index: 0, count: 1 }, identity, padId, counters, bytesRead, inputs);
+        await spill.finish(meta);
+        const eng = engine;
+        const { manifest } = await withAtomicDir(opts.outDir, async (outTmp) =>
+          mergeParts({ cfg, parts: [{ dir: partDir, meta }], engine: eng, outTmp, progress, log: opts.log }),
+        );
+        return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
+      }
+
+      // Steps 3–4: exact and near dedup.
+      const kept = nearDedupStep(exactDedupStep(docs, counters), cfg, counters);
+      docs = [];
+
+      // Step 5: split and weight.
+      const plan = splitAndWeight({ count: kept.length, id: (r) => kept[r]!.id, input: (r) => kept[r]!.input }, cfg, cfg.seed);
+      countSampling(counters, plan, (r) => kept[r]!.preview);
+
+      // Steps 6–7: pack and write.
+      const splitData = (ranks: Uint32Array, salt: number): SplitData => {
+        const lengths = Int32Array.from(ranks, (r) => kept[r]!.ids.length);
+        const packPlan = planRows(lengths, cfg.seq_len, cfg.packing, { shuffleSeed: cfg.seed ^ salt });
+        return {
+          plan: packPlan,
+          lengths,
+          trained: Int32Array.from(ranks, (r) => kept[r]!.trained),
+          rows: () => planToRows(packPlan, (i) => kept[ranks[i]!]!, cfg.seq_len, padId),
+        };
+      };
+      const manifest = await withAtomicDir(opts.outDir, async (tmp) =>
+        writeDataset(tmp, {
+          cfg,
+          seed: cfg.seed,
+          padId,
+          tokenizer: identity,
+          inputs,
+          counters,
+          examplesKept: kept.length,
+          splits: { train: splitData(plan.train, TRAIN_SALT), val: splitData(plan.val, VAL_SALT) },
+        }),
+      );
+      return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
+    } finally {
+      (engine as Engine | undefined)?.close();
+    }
+  });
+}
+
+function partMeta(
+  cfg: CurateConfig,
+  shard: ShardSpec,
+  tokenizer: Manifest["tokenizer"],
+  padId: number,
+  counters: CurateCounters,
+  bytesRead: number,
+  inputs: DatasetContent["inputs"] | undefined,
+): PartMeta {
+  return {
+    format: PART_FORMAT,
+    format_version: PART_FORMAT_VERSION,
+    shard: shard.index,
+    shards: shard.count,
+    config: recordedConfig(cfg),
+    tokenizer,
+    pad_id: padId,
+    keep_examples: false,
+    inputs,
+    counters: counters.toJSON(),
+    bytes_read: bytesRead,
   };
-  const manifest = await withAtomicDir(opts.outDir, async (tmp) =>
-    writeDataset(tmp, {
-      cfg,
-      seed: cfg.seed,
-      padId,
-      tokenizer: tokenizerIdentity(tokenizer.identity),
-      inputs: await describeInputs(cfg, resolvePath),
-      counters,
-      examplesKept: kept.length,
-      splits: { train: splitData(plan.train, TRAIN_SALT), val: splitData(plan.val, VAL_SALT) },
+}
+
+/**
+ * `owntune curate --shard i/N --out PARTS/i`: the per-document steps on this shard's 1/N of the input
+ * bytes, written as a part (Parquet + shard.json) for `curateMerge`.
+ */
+export async function curateShard(opts: CurateRunOptions & { shard: ShardSpec }): Promise<ShardSummary> {
+  const t0 = performance.now();
+  const progress = opts.progress ?? silentProgress;
+  const resolvePath = opts.resolvePath ?? ((p: string) => p);
+  const cfg = withSeed(opts.config, opts.seed);
+  checkConfig(cfg);
+  const pieces = shardPieces(await planPieces(cfg, resolvePath), opts.shard);
+  const tokenizer = await loadTokenizerFor(opts.tokenizerDir);
+  const counters = new CurateCounters(cfg.inputs.length);
+  let bytesRead = 0;
+  await withAtomicDir(opts.outDir, (partTmp) =>
+    withTempDir(`${opts.outDir}-spill`, async (scratch) => {
+      const engine = await openEngine(scratch, engineThreads(cfg), "--shard");
+      try {
+        const writer = await PartWriter.open(engine, partTmp, opts.shard.index);
+        bytesRead = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, (ex) => writer.add(ex));
+        // Shard 0 records the inputs' hashes for the manifest (whole files: no other shard reads all of them).
+        const inputs = opts.shard.index === 0 ? await describeInputs(cfg, resolvePath) : undefined;
+        await writer.finish(partMeta(cfg, opts.shard, tokenizerIdentity(tokenizer.identity), tokenizer.padId ?? 0, counters, bytesRead, inputs));
+      } finally {
+        engine.close();
+      }
     }),
   );
+  return { outDir: opts.outDir, rowsRead: counters.rowsRead, bytesRead, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * `owntune curate --merge PARTS --out DATASET`: the global steps over every shard's part, as SQL in
+ * DuckDB, writing the dataset one process would have written from the same config.
+ */
+export async function curateMerge(opts: Omit<CurateRunOptions, "tokenizerDir"> & { partsDir: string }): Promise<CurateSummary> {
+  const t0 = performance.now();
+  const progress = opts.progress ?? silentProgress;
+  const cfg = withSeed(opts.config, opts.seed);
+  checkConfig(cfg);
+  const parts = await readParts(opts.partsDir);
+  const shardJson = join(parts[0]!.dir, "shard.json");
+  if (JSON.stringify(recordedConfig(cfg)) !== JSON.stringify(parts[0]!.meta.config)) {
+    throw new UserError(`the shards were curated with another config than this merge's`, { file: shardJson, hint: "merge with the config the shards ran with" });
+  }
+  const manifest = await withAtomicDir(opts.outDir, (outTmp) =>
+    withTempDir(`${opts.outDir}-spill`, async (scratch) => {
+      const engine = await openEngine(scratch, engineThreads(cfg), "--merge");
+      try {
+        return (await mergeParts({ cfg, parts, engine, outTmp, progress, log: opts.log })).manifest;
+      } finally {
+        engine.close();
+      }
+    }),
+  );
+  const bytesRead = parts.reduce((a, p) => a + p.meta.bytes_read, 0);
   return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Salts of each split's row-order seed (seed ^ salt). */
-export const TRAIN_SALT = 0x7a11;
-export const VAL_SALT = 0x7a12;
+const formatBytes = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
 
 /** Counts the examples the weights sampled out, with the first few as samples. */
 export function countSampling(counters: CurateCounters, plan: SplitPlan, previewOf: (rank: number) => string): void {

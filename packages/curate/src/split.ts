@@ -6,6 +6,10 @@ import type { CurateConfig } from "./config.js";
 import { SAMPLES_PER_STAGE } from "./counters.js";
 import { shuffledIndices, uniform } from "./hash.js";
 
+/** Salts of each split's row-order seed (seed ^ salt) for packing. */
+export const TRAIN_SALT = 0x7a11;
+export const VAL_SALT = 0x7a12;
+
 /** What the split needs of the kept examples, by rank (position in input order among the kept). */
 export interface KeptView {
   count: number;
