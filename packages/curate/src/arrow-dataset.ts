@@ -2,7 +2,7 @@
 // columns, written in record batches through apache-arrow, and read back batch by batch.
 import { readFile } from "node:fs/promises";
 import { DataType, Field, FixedSizeList, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, tableFromIPC } from "apache-arrow";
-import { openAtomic, UserError, type AtomicFile } from "@owntune/model";
+import { openAtomic, UserError, type AtomicFile } from "@owntune/model/core";
 import { DATASET_FORMAT_VERSION } from "./manifest.js";
 import type { PackedRow } from "./pack.js";
 

@@ -2,7 +2,7 @@
 // deterministic for a seed and epoch (shards shuffled, then rows within each shard, so only one
 // shard is in memory at a time) and resumable from a position saved in a checkpoint.
 import { join } from "node:path";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/model/core";
 import { readShard, type ShardData } from "./arrow-dataset.js";
 import { fmix32, shuffledIndices } from "./hash.js";
 import { readManifest, type Manifest } from "./manifest.js";

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/model/core";
 
 /** Bumped whenever the shard layout or the meaning of a column changes. */
 export const DATASET_FORMAT_VERSION = 1;

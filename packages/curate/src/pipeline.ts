@@ -5,7 +5,7 @@
 // with the same bytes out. The dataset folder is written under a temporary name and renamed at the end.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { defaultThreadCount, gemma3TokenizerWarning, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/model";
+import { defaultThreadCount, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/model/core";
 import type { CurateConfig } from "./config.js";
 import { CurateCounters } from "./counters.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";
@@ -22,7 +22,7 @@ import { detectSchemas, readStep, type ProcessedExample } from "./read-step.js";
 import { readInput } from "./readers/index.js";
 import { detectSchema, exampleText, toExample, type RowSchema } from "./records.js";
 import { splitAndWeight, TRAIN_SALT, VAL_SALT, type SplitPlan } from "./split.js";
-import { loadTokenizerFor } from "./tokenizer.js";
+import { loadTokenizerFor, tokenizerInfo, type TokenizerInfo } from "./tokenizer.js";
 import { WorkerPool } from "./worker-pool.js";
 import { describeInputs, writeDataset, type DatasetContent, type SplitData } from "./write-step.js";
 
@@ -90,7 +90,10 @@ export async function contaminationIndex(cfg: CurateConfig, resolvePath: (p: str
   return Float64Array.from(buildContaminationIndex(texts, cfg.decontaminate.ngram));
 }
 
-/** The per-document work of a run: every piece read and processed, each kept example passed to `keep`. */
+/**
+ * The per-document work of a run: every piece read and processed, each kept example passed to `keep`.
+ * Returns the bytes read and the tokenizer's identity (from a worker: the main thread loads none).
+ */
 export async function processPieces(
   cfg: CurateConfig,
   pieces: readonly InputPiece[],
@@ -99,22 +102,28 @@ export async function processPieces(
   counters: CurateCounters,
   progress: Progress,
   keep: (ex: ProcessedExample) => void | Promise<void>,
-  setupExtra: Pick<ProcessorSetup, "keepExamples"> = {},
-): Promise<number> {
+  log?: (line: string) => void,
+): Promise<{ bytesRead: number; tokenizer: TokenizerInfo }> {
   const schemas = await detectSchemas(cfg, resolvePath);
-  const setup: ProcessorSetup = { config: cfg, contamination: await contaminationIndex(cfg, resolvePath), ...setupExtra };
+  const setup: ProcessorSetup = { config: cfg, contamination: await contaminationIndex(cfg, resolvePath) };
   const workerCount = cfg.workers ?? defaultThreadCount();
   let pool: WorkerPool | undefined;
   try {
     let runChunk: (c: RowChunk) => Promise<ChunkResult>;
+    let info: Promise<TokenizerInfo>;
     if (workerCount > 0) {
       const p = (pool = new WorkerPool(workerCount, setup, tokenizerDir));
-      runChunk = (c) => p.run(c, c.kind === "jsonl" ? [c.bytes.buffer as ArrayBuffer] : []);
+      runChunk = (c) => p.process(c);
+      info = p.tokenizerInfo();
     } else {
-      const local = await Processor.create(setup, await loadTokenizerFor(tokenizerDir));
+      const tok = await loadTokenizerFor(tokenizerDir);
+      const local = await Processor.create(setup, tok);
       runChunk = async (c) => local.processChunk(c);
+      info = Promise.resolve(tokenizerInfo(tok));
     }
-    return await readStep({ cfg, pieces, schemas, runChunk, maxInflight: Math.max(2, workerCount * 3), counters, progress }, keep);
+    info.then((i) => i.note && log?.(`tokenizer: ${i.note}`), () => undefined);
+    const bytesRead = await readStep({ cfg, pieces, schemas, runChunk, maxInflight: Math.max(2, workerCount * 3), counters, progress }, keep);
+    return { bytesRead, tokenizer: await info };
   } finally {
     await pool?.close();
   }
@@ -146,10 +155,6 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
   const cfg = withSeed(opts.config, opts.seed);
   checkConfig(cfg);
   const pieces = await planPieces(cfg, resolvePath);
-  const tokenizer = await loadTokenizerFor(opts.tokenizerDir);
-  const tokenizerNote = gemma3TokenizerWarning(tokenizer);
-  if (tokenizerNote) opts.log?.(`tokenizer: ${tokenizerNote}`);
-  const padId = tokenizer.padId ?? 0;
   const budget = memoryBudget(opts);
 
   // Scratch space next to the output, for Parquet runs and DuckDB's own spill files if memory runs out.
@@ -162,7 +167,7 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
       let held = 0;
       let spill: PartWriter | undefined;
       const partDir = join(scratch, "part-0");
-      const bytesRead = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, async (ex) => {
+      const { bytesRead, tokenizer } = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, async (ex) => {
         if (spill) return spill.add(ex);
         docs.push(ex);
         held += exampleBytes(ex);
@@ -173,8 +178,8 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
         spill = await PartWriter.open(engine, partDir, 0);
         for (const d of docs) await spill.add(d);
         docs = [];
-      });
-      const identity = tokenizerIdentity(tokenizer.identity);
+      }, opts.log);
+      const { identity, padId } = tokenizer;
       const inputs = await describeInputs(cfg, resolvePath);
 
       if (spill && engine) {
@@ -260,7 +265,6 @@ export async function curateShard(opts: CurateRunOptions & { shard: ShardSpec })
   const cfg = withSeed(opts.config, opts.seed);
   checkConfig(cfg);
   const pieces = shardPieces(await planPieces(cfg, resolvePath), opts.shard);
-  const tokenizer = await loadTokenizerFor(opts.tokenizerDir);
   const counters = new CurateCounters(cfg.inputs.length);
   let bytesRead = 0;
   await withAtomicDir(opts.outDir, (partTmp) =>
@@ -268,10 +272,11 @@ export async function curateShard(opts: CurateRunOptions & { shard: ShardSpec })
       const engine = await openEngine(scratch, engineThreads(cfg), "--shard");
       try {
         const writer = await PartWriter.open(engine, partTmp, opts.shard.index);
-        bytesRead = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, (ex) => writer.add(ex));
+        const done = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, (ex) => writer.add(ex), opts.log);
+        bytesRead = done.bytesRead;
         // Shard 0 records the inputs' hashes for the manifest (whole files: no other shard reads all of them).
         const inputs = opts.shard.index === 0 ? await describeInputs(cfg, resolvePath) : undefined;
-        await writer.finish(partMeta(cfg, opts.shard, tokenizerIdentity(tokenizer.identity), tokenizer.padId ?? 0, counters, bytesRead, inputs));
+        await writer.finish(partMeta(cfg, opts.shard, done.tokenizer.identity, done.tokenizer.padId, counters, bytesRead, inputs));
       } finally {
         engine.close();
       }
@@ -314,9 +319,4 @@ const formatBytes = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
 export function countSampling(counters: CurateCounters, plan: SplitPlan, previewOf: (rank: number) => string): void {
   counters.dropMany("sampling", "weight_below_1", plan.sampledOut, SAMPLING_AT);
   for (const r of plan.sampledOutFirst) counters.sample("sampling", { reason: "weight_below_1", text: previewOf(r) });
-}
-
-/** The tokenizer as manifest.json records it. */
-export function tokenizerIdentity(id: { source: string; sha256: string; configSha256: string | null; vocabSize: number }): Manifest["tokenizer"] {
-  return { source: id.source, sha256: id.sha256, config_sha256: id.configSha256, vocab_size: id.vocabSize };
 }

@@ -2,7 +2,7 @@
 // (Leskovec, Rajaraman & Ullman, "Mining of Massive Datasets" §3.4). Shingles are word or character
 // n-grams of simplified text, as in datatrove's MinhashDedupSignature; bands×rows follow datasketch.
 import { fmix32, hashString32 } from "../hash.js";
-import { isSymbolWord, splitWords } from "../filters/filter.js";
+import { splitWords } from "../filters/filter.js";
 
 /** datatrove's simplify_text in spirit: lowercase, punctuation out, whitespace collapsed. */
 export function simplifyText(text: string): string {
@@ -13,13 +13,30 @@ export function simplifyText(text: string): string {
     .trim();
 }
 
-/** Unique hashed shingles of `text`: word or character n-grams of its simplified form. */
+/** FNV-1a over `s` from state `h` (hashString32 before its finalizer). */
+function fnvFrom(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h;
+}
+
+/**
+ * Unique hashed shingles of `text`: word or character n-grams of its simplified form. A word shingle's
+ * hash is hashString32 of its words joined by spaces, computed word by word without building the string.
+ */
 export function shingleHashes(text: string, unit: "word" | "char", n: number): Uint32Array {
   const set = new Set<number>();
   if (unit === "word") {
-    const words = splitWords(simplifyText(text)).filter((w) => !isSymbolWord(w));
+    // Simplified text has no punctuation or symbols left, so no word is a symbol word (isSymbolWord).
+    const words = splitWords(simplifyText(text));
     if (words.length > 0 && words.length < n) set.add(hashString32(words.join(" ")));
-    for (let i = 0; i + n <= words.length; i++) set.add(hashString32(words.slice(i, i + n).join(" ")));
+    for (let i = 0; i + n <= words.length; i++) {
+      let h = fnvFrom(0x811c9dc5, words[i]!);
+      for (let k = 1; k < n; k++) h = fnvFrom(Math.imul(h ^ 0x20, 0x01000193), words[i + k]!);
+      set.add(fmix32(h));
+    }
   } else {
     const s = simplifyText(text);
     if (s.length > 0 && s.length < n) set.add(hashString32(s));

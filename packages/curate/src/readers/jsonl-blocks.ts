@@ -3,7 +3,7 @@
 // tile a file take every line exactly once (how `--shard i/N` splits one big file).
 import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/model/core";
 
 export interface JsonlBlock {
   /** Whole lines (the file's last may lack its "\n"), in a buffer of their own. */
