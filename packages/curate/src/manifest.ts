@@ -57,6 +57,8 @@ export const manifestSchema = z.object({
   counts: z.record(z.string(), z.number()),
   drops: z.record(z.string(), z.record(z.string(), z.number())),
   pii: z.record(z.string(), z.number()),
+  /** With `--format hf-parquet`: the Hugging Face Parquet files of each split (data/…). */
+  hf_parquet: z.object({ train: z.array(z.string()), validation: z.array(z.string()) }).optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

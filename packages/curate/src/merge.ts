@@ -11,6 +11,7 @@ import { NEAR_DEDUP_AT } from "./dedup-steps.js";
 import { runSql, sqlError, sqlString, type Engine } from "./duckdb.js";
 import type { Manifest } from "./manifest.js";
 import { buildRow, planRows, type PackedRow, type PackItem } from "./pack.js";
+import { HfParquetWriter, type HfSplit } from "./hf-export.js";
 import { readPartMeta, type PartMeta } from "./part.js";
 import { splitAndWeight, TRAIN_SALT, VAL_SALT } from "./split.js";
 import type { CurateConfig } from "./config.js";
@@ -114,6 +115,8 @@ export interface MergeOptions {
   outTmp: string;
   progress: Progress;
   log?: (line: string) => void;
+  /** Also write the Hugging Face Parquet export (the parts must hold the example texts). */
+  hfParquet?: boolean;
 }
 
 /** Runs the global steps over the parts and writes the dataset into `outTmp`. */
@@ -214,8 +217,35 @@ export async function mergeParts(o: MergeOptions): Promise<{ manifest: Manifest;
     counters,
     examplesKept: kept.count,
     splits: { train: splitData("train", 0), val: splitData("val", 1) },
+    hfExport: o.hfParquet ? (dir) => exportHf(engine, dir, plan.train, plan.val) : undefined,
   });
   return { manifest, kept };
+}
+
+/** The examples of each split, in split order, from the parts into Hugging Face Parquet files. */
+async function exportHf(engine: Engine, dir: string, train: Uint32Array, val: Uint32Array): Promise<Record<HfSplit, string[]>> {
+  await runSql(engine, "CREATE TABLE hf_order (split_index INTEGER, pos BIGINT, rnk BIGINT);", "the Parquet export");
+  const a = await engine.db.createAppender("hf_order");
+  [train, val].forEach((ranks, s) =>
+    ranks.forEach((r, pos) => {
+      a.appendInteger(s);
+      a.appendBigInt(BigInt(pos));
+      a.appendBigInt(BigInt(r));
+      a.endRow();
+    }),
+  );
+  a.closeSync();
+  const w = await HfParquetWriter.open(engine, dir, { train: train.length, validation: val.length });
+  const sql = `SELECT o.split_index, e.example, e.ids, e.mask FROM hf_order o JOIN kept k ON k.rnk = o.rnk
+               JOIN examples e ON e.shard = k.shard AND e.local_id = k.local_id ORDER BY o.split_index, o.pos`;
+  for await (const chunk of queryChunks(engine, sql, "the Parquet export")) {
+    const [split, example, ids, mask] = [0, 1, 2, 3].map((c) => chunk.getColumnValues(c));
+    for (let j = 0; j < chunk.rowCount; j++) {
+      const idBytes = (ids![j] as DuckDBBlobValue).bytes;
+      await w.add(num(split![j]) === 0 ? "train" : "validation", String(example![j]), new Int32Array(idBytes.buffer.slice(idBytes.byteOffset, idBytes.byteOffset + idBytes.byteLength)), (mask![j] as DuckDBBlobValue).bytes);
+    }
+  }
+  return w.finish();
 }
 
 /** The kept examples by rank: row index, input, tokens, trained tokens (18 bytes each). */

@@ -15,6 +15,7 @@ import type { Manifest } from "./manifest.js";
 import { openEngine, type Engine } from "./duckdb.js";
 import { planPieces, shardPieces, type InputPiece, type ShardSpec } from "./input-plan.js";
 import { mergeParts, readParts } from "./merge.js";
+import { HfParquetWriter } from "./hf-export.js";
 import { PART_FORMAT, PART_FORMAT_VERSION, PartWriter, type PartMeta } from "./part.js";
 import { planRows, planToRows } from "./pack.js";
 import { Processor, type ChunkResult, type ProcessorSetup, type RowChunk } from "./processor.js";
@@ -41,7 +42,11 @@ export interface CurateRunOptions {
   log?: (line: string) => void;
   /** Bytes of kept examples held in memory before spilling to Parquet + DuckDB (default 1 GiB). */
   memoryBytes?: number;
+  /** "hf-parquet" adds the examples as Hugging Face datasets Parquet (data/*.parquet) to the dataset. */
+  format?: OutputFormat;
 }
+
+export type OutputFormat = "arrow" | "hf-parquet";
 
 export interface CurateSummary {
   outDir: string;
@@ -103,9 +108,10 @@ export async function processPieces(
   progress: Progress,
   keep: (ex: ProcessedExample) => void | Promise<void>,
   log?: (line: string) => void,
+  keepExamples = false,
 ): Promise<{ bytesRead: number; tokenizer: TokenizerInfo }> {
   const schemas = await detectSchemas(cfg, resolvePath);
-  const setup: ProcessorSetup = { config: cfg, contamination: await contaminationIndex(cfg, resolvePath) };
+  const setup: ProcessorSetup = { config: cfg, contamination: await contaminationIndex(cfg, resolvePath), keepExamples };
   const workerCount = cfg.workers ?? defaultThreadCount();
   let pool: WorkerPool | undefined;
   try {
@@ -156,6 +162,7 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
   checkConfig(cfg);
   const pieces = await planPieces(cfg, resolvePath);
   const budget = memoryBudget(opts);
+  const hf = opts.format === "hf-parquet";
 
   // Scratch space next to the output, for Parquet runs and DuckDB's own spill files if memory runs out.
   return withTempDir(`${opts.outDir}-spill`, async (scratch) => {
@@ -178,16 +185,16 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
         spill = await PartWriter.open(engine, partDir, 0);
         for (const d of docs) await spill.add(d);
         docs = [];
-      }, opts.log);
+      }, opts.log, hf);
       const { identity, padId } = tokenizer;
       const inputs = await describeInputs(cfg, resolvePath);
 
       if (spill && engine) {
-        const meta = partMeta(cfg, { index: 0, count: 1 }, identity, padId, counters, bytesRead, inputs);
+        const meta = partMeta(cfg, { index: 0, count: 1 }, identity, padId, counters, bytesRead, inputs, hf);
         await spill.finish(meta);
         const eng = engine;
         const { manifest } = await withAtomicDir(opts.outDir, async (outTmp) =>
-          mergeParts({ cfg, parts: [{ dir: partDir, meta }], engine: eng, outTmp, progress, log: opts.log }),
+          mergeParts({ cfg, parts: [{ dir: partDir, meta }], engine: eng, outTmp, progress, log: opts.log, hfParquet: hf }),
         );
         return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
       }
@@ -221,6 +228,16 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
           counters,
           examplesKept: kept.length,
           splits: { train: splitData(plan.train, TRAIN_SALT), val: splitData(plan.val, VAL_SALT) },
+          hfExport: hf
+            ? async (dir) => {
+                engine ??= await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "--format hf-parquet");
+                const w = await HfParquetWriter.open(engine, dir, { train: plan.train.length, validation: plan.val.length });
+                for (const [split, ranks] of [["train", plan.train], ["validation", plan.val]] as const) {
+                  for (const r of ranks) await w.add(split, kept[r]!.example!, kept[r]!.ids, kept[r]!.mask);
+                }
+                return w.finish();
+              }
+            : undefined,
         }),
       );
       return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
@@ -238,6 +255,7 @@ function partMeta(
   counters: CurateCounters,
   bytesRead: number,
   inputs: DatasetContent["inputs"] | undefined,
+  keepExamples: boolean,
 ): PartMeta {
   return {
     format: PART_FORMAT,
@@ -247,7 +265,7 @@ function partMeta(
     config: recordedConfig(cfg),
     tokenizer,
     pad_id: padId,
-    keep_examples: false,
+    keep_examples: keepExamples,
     inputs,
     counters: counters.toJSON(),
     bytes_read: bytesRead,
@@ -272,11 +290,12 @@ export async function curateShard(opts: CurateRunOptions & { shard: ShardSpec })
       const engine = await openEngine(scratch, engineThreads(cfg), "--shard");
       try {
         const writer = await PartWriter.open(engine, partTmp, opts.shard.index);
-        const done = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, (ex) => writer.add(ex), opts.log);
+        const hf = opts.format === "hf-parquet";
+        const done = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, (ex) => writer.add(ex), opts.log, hf);
         bytesRead = done.bytesRead;
         // Shard 0 records the inputs' hashes for the manifest (whole files: no other shard reads all of them).
         const inputs = opts.shard.index === 0 ? await describeInputs(cfg, resolvePath) : undefined;
-        await writer.finish(partMeta(cfg, opts.shard, done.tokenizer.identity, done.tokenizer.padId, counters, bytesRead, inputs));
+        await writer.finish(partMeta(cfg, opts.shard, done.tokenizer.identity, done.tokenizer.padId, counters, bytesRead, inputs, hf));
       } finally {
         engine.close();
       }
@@ -299,11 +318,15 @@ export async function curateMerge(opts: Omit<CurateRunOptions, "tokenizerDir"> &
   if (JSON.stringify(recordedConfig(cfg)) !== JSON.stringify(parts[0]!.meta.config)) {
     throw new UserError(`the shards were curated with another config than this merge's`, { file: shardJson, hint: "merge with the config the shards ran with" });
   }
+  const hf = opts.format === "hf-parquet";
+  if (hf && !parts[0]!.meta.keep_examples) {
+    throw new UserError("the shards were run without --format hf-parquet, so they hold no example texts to export", { file: shardJson, hint: "run the shards with --format hf-parquet too" });
+  }
   const manifest = await withAtomicDir(opts.outDir, (outTmp) =>
     withTempDir(`${opts.outDir}-spill`, async (scratch) => {
       const engine = await openEngine(scratch, engineThreads(cfg), "--merge");
       try {
-        return (await mergeParts({ cfg, parts, engine, outTmp, progress, log: opts.log })).manifest;
+        return (await mergeParts({ cfg, parts, engine, outTmp, progress, log: opts.log, hfParquet: hf })).manifest;
       } finally {
         engine.close();
       }

@@ -4,6 +4,8 @@ import { createHash } from "node:crypto";
 import { mkdtemp, readdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
+import { compressors } from "hyparquet-compressors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { curateSchema, type CurateConfigInput } from "./config.js";
 import { setDuckDBImporter } from "./duckdb.js";
@@ -15,7 +17,9 @@ const WORDS = "river town bridge market season harvest record council canal stor
 
 async function hashes(d: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const f of (await readdir(d)).sort()) out[f] = createHash("sha256").update(await readFile(join(d, f))).digest("hex");
+  for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
+    if (e.isFile()) out[e.name] = createHash("sha256").update(await readFile(join(d, e.name))).digest("hex");
+  }
   return out;
 }
 
@@ -30,8 +34,15 @@ const config: CurateConfigInput = {
   rows_per_shard: 16,
   workers: 0,
 };
-const run = (out: string, extra: Partial<CurateConfigInput> = {}, memoryBytes?: number): Promise<CurateSummary> =>
-  curate({ config: curateSchema.parse({ ...config, ...extra }), outDir: join(dir, out), resolvePath: (p) => join(dir, p), memoryBytes });
+const run = (out: string, extra: Partial<CurateConfigInput> = {}, memoryBytes?: number, format?: "hf-parquet"): Promise<CurateSummary> =>
+  curate({ config: curateSchema.parse({ ...config, ...extra }), outDir: join(dir, out), resolvePath: (p) => join(dir, p), memoryBytes, format });
+
+/** Every row of a split's Hugging Face Parquet files, read with hyparquet (not the writer, DuckDB). */
+async function hfRows(s: CurateSummary, split: "train" | "validation"): Promise<Array<Record<string, unknown>>> {
+  const rows: Array<Record<string, unknown>> = [];
+  for (const f of s.manifest.hf_parquet![split]) rows.push(...(await parquetReadObjects({ file: await asyncBufferFromFile(join(s.outDir, f)), compressors })));
+  return rows;
+}
 
 let inMemory: CurateSummary;
 
@@ -86,6 +97,31 @@ describe("curation beyond memory", () => {
     expect(rows).toBe(inMemory.manifest.counts.rows_read);
     const merged = await curateMerge({ config: cfg, partsDir: parts, outDir: join(dir, `merged-${n}`) });
     expect(await hashes(merged.outDir)).toEqual(await hashes(inMemory.outDir));
+  }, 60_000);
+
+  it("exports Hugging Face Parquet that carries each example, its tokens and its loss mask, in memory or merged", async () => {
+    const inMem = await run("hf", {}, undefined, "hf-parquet");
+    expect(await hashes(inMem.outDir)).toMatchObject(Object.fromEntries(Object.entries(await hashes(inMemory.outDir)).filter(([f]) => f.endsWith(".arrow"))));
+    const train = await hfRows(inMem, "train");
+    const m = inMem.manifest;
+    expect(train.length).toBe(m.counts.train_examples);
+    expect((await hfRows(inMem, "validation")).length).toBe(m.counts.val_examples);
+    let tokens = 0;
+    let trained = 0;
+    for (const r of train) {
+      const ids = r.input_ids as number[];
+      const mask = r.completion_mask as number[];
+      expect(mask.length).toBe(ids.length);
+      expect(r.labels).toEqual(ids.map((id, t) => (mask[t] ? id : -100)));
+      expect(r.text == null).toBe(r.messages != null);
+      tokens += ids.length;
+      trained += mask.reduce((a, b) => a + b, 0);
+    }
+    expect([tokens, trained]).toEqual([m.splits.train.tokens, m.splits.train.trained_tokens]);
+    const chat = train.find((r) => r.messages != null)!;
+    expect((chat.messages as Array<{ role: string }>).map((x) => x.role)).toEqual(["user", "assistant"]);
+    const spilled = await run("hf-spilled", {}, 1, "hf-parquet");
+    expect(await hfRows(spilled, "train")).toEqual(train);
   }, 60_000);
 
   it("says clearly when DuckDB cannot be loaded", async () => {

@@ -8,6 +8,7 @@ import type { CurateConfig } from "./config.js";
 import type { CurateCounters } from "./counters.js";
 import { hashInput } from "./input-hash.js";
 import { DATASET_COLUMNS, DATASET_FORMAT, DATASET_FORMAT_VERSION, type Manifest, type SplitSummary } from "./manifest.js";
+import type { HfSplit } from "./hf-export.js";
 import type { PackedRow, RowPlan } from "./pack.js";
 import { renderReport } from "./report.js";
 
@@ -37,6 +38,8 @@ export interface DatasetContent {
   /** Examples left after dedup (before split and weights). */
   examplesKept: number;
   splits: Record<SplitName, SplitData>;
+  /** Writes the Hugging Face Parquet export into the folder (with `--format hf-parquet`); returns its files. */
+  hfExport?: (dir: string) => Promise<Record<HfSplit, string[]>>;
 }
 
 /** Rows per shard: the config's, else about SHARD_BYTES of int32 columns. */
@@ -96,6 +99,7 @@ export async function writeDataset(dir: string, d: DatasetContent): Promise<Mani
   const splits = {} as Record<SplitName, SplitSummary>;
   for (const name of ["train", "val"] as const) splits[name] = await writeSplit(dir, name, d.splits[name], cfg);
   for (const name of ["train", "val"] as const) for (const len of d.splits[name].lengths) counters.lengthsAfter.add(len);
+  const hf = d.hfExport ? await d.hfExport(dir) : undefined;
   const manifest: Manifest = {
     format: DATASET_FORMAT,
     format_version: DATASET_FORMAT_VERSION,
@@ -120,6 +124,7 @@ export async function writeDataset(dir: string, d: DatasetContent): Promise<Mani
     },
     drops: counters.orderedDrops(),
     pii: counters.pii,
+    ...(hf ? { hf_parquet: hf } : {}),
   };
   const report = { manifest, samples: counters.orderedSamples(), badRows: counters.badRows, lengthsBefore: counters.lengthsBefore, lengthsAfter: counters.lengthsAfter };
   await writeFileAtomic(join(dir, "report.html"), renderReport(report));

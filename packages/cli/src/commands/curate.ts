@@ -4,7 +4,7 @@
 // 1/N of the input; `--merge PARTS --out DIR` runs the global steps over the shards' parts.
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { curate, curateMerge, curateSchema, curateShard, parseShardSpec, type CurateConfigInput, type CurateSummary } from "@owntune/curate";
+import { curate, curateMerge, curateSchema, curateShard, parseShardSpec, type CurateConfigInput, type CurateSummary, type OutputFormat } from "@owntune/curate";
 import { parseConfig, UserError } from "@owntune/model";
 import type { Command } from "commander";
 import { z } from "zod";
@@ -28,6 +28,7 @@ interface CurateFlags {
   shard?: string;
   merge?: string;
   memoryMb?: string;
+  format?: string;
 }
 
 export function registerCurate(program: Command): void {
@@ -46,6 +47,7 @@ export function registerCurate(program: Command): void {
     .option("--workers <n>", "worker threads (default: one per core; 0 = main thread)")
     .option("--shard <i/N>", "per-document steps only, on shard i of N of the input; --out is this shard's part folder (PARTS/i)")
     .option("--merge <parts>", "global steps only, over the part folders the --shard runs wrote under PARTS")
+    .option("--format <f>", "arrow (default), or hf-parquet: also write the examples as Hugging Face datasets Parquet (data/*.parquet) for TRL/Axolotl")
     .option("--memory-mb <n>", "kept examples held in memory before spilling to Parquet + DuckDB (default 1024)")
     .action(async (flags: CurateFlags, cmd: Command) => {
       const io = commandIO(cmd);
@@ -92,6 +94,9 @@ export function registerCurate(program: Command): void {
       const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
       if (flags.shard !== undefined && flags.merge !== undefined) throw new UserError("give --shard or --merge, not both", { field: "--merge" });
       const memoryMb = intFlag("--memory-mb", flags.memoryMb, 1);
+      if (flags.format !== undefined && flags.format !== "arrow" && flags.format !== "hf-parquet") {
+        throw new UserError(`expected arrow or hf-parquet, got "${flags.format}"`, { field: "--format" });
+      }
       const run = {
         config,
         outDir: resolve(outFlag),
@@ -100,6 +105,7 @@ export function registerCurate(program: Command): void {
         progress: io.progress,
         log: io.log,
         memoryBytes: memoryMb === undefined ? undefined : memoryMb * 1024 * 1024,
+        format: flags.format as OutputFormat | undefined,
       };
       if (flags.shard !== undefined) {
         const s = await curateShard({ ...run, shard: parseShardSpec(flags.shard) });
