@@ -3,7 +3,8 @@
 // × 4 + `--merge` on one machine; the packing-window rule's cost. The same stages everywhere: length
 // filter, PII, exact + MinHash near dedup, chat/text formatting, BFD packing at 2048 — plus, beside
 // them in the same run, `bench curate`'s whole-pipeline config on its synthetic prose (the reference).
-// OWNTUNE_BENCH_SCALE_SIZES (MB, default "20,200,2000") picks the generated sizes; results are checked
+// OWNTUNE_BENCH_SCALE_SIZES (MB, default "20,200,2000") picks the generated sizes, and
+// OWNTUNE_BENCH_SCALE_BIG_WORKERS (default "1,2") the worker counts from 1000 MB up; results are checked
 // (rows read = lines written, dedup drops found, spill = in-memory where both run) before they count.
 import { execFile } from "node:child_process";
 import { mkdtemp, rm, stat, writeFile } from "node:fs/promises";
@@ -21,6 +22,7 @@ const root = join(here, "..");
 interface ChildResult {
   bytesRead: number;
   seconds: number;
+  cpuSeconds: number;
   maxRssMiB: number;
   counts?: Record<string, number>;
   efficiency?: number;
@@ -47,7 +49,9 @@ const stages = (path: string, workers: number) => ({
 const loadAvg = async () => (await import("node:os")).loadavg().map((x) => x.toFixed(1)).join(" ");
 
 function line(label: string, mb: number, r: ChildResult, extra = ""): void {
-  console.log(`${label.padEnd(44)} ${(mb / r.seconds).toFixed(2).padStart(6)} MB/s  ${r.seconds.toFixed(1).padStart(7)} s  peak RSS ${r.maxRssMiB.toFixed(0).padStart(5)} MiB${extra}`);
+  console.log(
+    `${label.padEnd(44)} ${(mb / r.seconds).toFixed(2).padStart(6)} MB/s  ${r.seconds.toFixed(1).padStart(7)} s  ${(mb / r.cpuSeconds).toFixed(2).padStart(6)} MB/CPU-s  peak RSS ${r.maxRssMiB.toFixed(0).padStart(5)} MiB${extra}`,
+  );
 }
 
 export default async function bench(): Promise<void> {
@@ -85,7 +89,8 @@ export default async function bench(): Promise<void> {
     for (const size of sizes) {
       const file = join(dir, `gen-${size}.jsonl`);
       const bytes = await writeSyntheticJsonl(file, size * 1e6, 7);
-      for (const workers of [1, 2]) {
+      const workerCounts = size >= 1000 ? (process.env.OWNTUNE_BENCH_SCALE_BIG_WORKERS ?? "1,2").split(",").map(Number) : [1, 2];
+      for (const workers of workerCounts) {
         const r = await child({ config: stages(file, workers), outDir: join(dir, `gen-${size}-${workers}`) });
         if (!(r.counts!.rows_read! > 0 && r.counts!.examples_kept! > 0)) throw new Error(`generated ${size} MB: no rows kept`);
         line(`generated ${size} MB, ${workers} worker(s)`, bytes / 1e6, r, `   packing ${(100 * r.efficiency!).toFixed(2)}%`);

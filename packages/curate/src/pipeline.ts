@@ -40,7 +40,7 @@ export interface CurateRunOptions {
   seed?: number;
   progress?: Progress;
   log?: (line: string) => void;
-  /** Bytes of kept examples held in memory before spilling to Parquet + DuckDB (default 1 GiB). */
+  /** Bytes of kept examples held in memory before spilling to Parquet + DuckDB (default 512 MiB). */
   memoryBytes?: number;
   /** "hf-parquet" adds the examples as Hugging Face datasets Parquet (data/*.parquet) to the dataset. */
   format?: OutputFormat;
@@ -136,7 +136,7 @@ export async function processPieces(
 }
 
 /** Bytes of kept examples held in memory before a run spills them to Parquet (OWNTUNE_CURATE_MEMORY_MB overrides). */
-const DEFAULT_MEMORY_BYTES = 1024 * 1024 * 1024;
+const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
 
 function memoryBudget(opts: CurateRunOptions): number {
   if (opts.memoryBytes !== undefined) return opts.memoryBytes;

@@ -48,7 +48,7 @@ export function registerCurate(program: Command): void {
     .option("--shard <i/N>", "per-document steps only, on shard i of N of the input; --out is this shard's part folder (PARTS/i)")
     .option("--merge <parts>", "global steps only, over the part folders the --shard runs wrote under PARTS")
     .option("--format <f>", "arrow (default), or hf-parquet: also write the examples as Hugging Face datasets Parquet (data/*.parquet) for TRL/Axolotl")
-    .option("--memory-mb <n>", "kept examples held in memory before spilling to Parquet + DuckDB (default 1024)")
+    .option("--memory-mb <n>", "kept examples held in memory before spilling to Parquet + DuckDB (default 512)")
     .action(async (flags: CurateFlags, cmd: Command) => {
       const io = commandIO(cmd);
       let input: CurateConfigInput & { out?: string };
