@@ -94,6 +94,8 @@ export default async function bench(): Promise<void> {
         const r = await child({ config: stages(file, workers), outDir: join(dir, `gen-${size}-${workers}`) });
         if (!(r.counts!.rows_read! > 0 && r.counts!.examples_kept! > 0)) throw new Error(`generated ${size} MB: no rows kept`);
         line(`generated ${size} MB, ${workers} worker(s)`, bytes / 1e6, r, `   packing ${(100 * r.efficiency!).toFixed(2)}%`);
+        // The flat-memory goal: an input 4× the 512 MiB memory budget and more stays under 2 GiB.
+        if (size >= 2000 && r.maxRssMiB > 2048) throw new Error(`peak RSS ${r.maxRssMiB.toFixed(0)} MiB at ${size} MB of input: over the 2 GiB bound`);
         await rm(join(dir, `gen-${size}-${workers}`), { recursive: true, force: true });
       }
       // --shard i/4 × 4 one after another on this machine, then --merge (200 MB only).
