@@ -199,51 +199,54 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
         return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
       }
 
-      // Steps 3–4: exact and near dedup.
-      const kept = nearDedupStep(exactDedupStep(docs, counters), cfg, counters);
-      docs = [];
-
-      // Step 5: split and weight.
-      const plan = splitAndWeight({ count: kept.length, id: (r) => kept[r]!.id, input: (r) => kept[r]!.input }, cfg, cfg.seed);
-      countSampling(counters, plan, (r) => kept[r]!.preview);
-
-      // Steps 6–7: pack and write.
-      const splitData = (ranks: Uint32Array, salt: number): SplitData => {
-        const lengths = Int32Array.from(ranks, (r) => kept[r]!.ids.length);
-        const packPlan = planRows(lengths, cfg.seq_len, cfg.packing, { shuffleSeed: cfg.seed ^ salt });
-        return {
-          plan: packPlan,
-          lengths,
-          trained: Int32Array.from(ranks, (r) => kept[r]!.trained),
-          rows: () => planToRows(packPlan, (i) => kept[ranks[i]!]!, cfg.seq_len, padId),
-        };
-      };
-      const manifest = await withAtomicDir(opts.outDir, async (tmp) =>
-        writeDataset(tmp, {
-          cfg,
-          seed: cfg.seed,
-          padId,
-          tokenizer: identity,
-          inputs,
-          counters,
-          examplesKept: kept.length,
-          splits: { train: splitData(plan.train, TRAIN_SALT), val: splitData(plan.val, VAL_SALT) },
-          hfExport: hf
-            ? async (dir) => {
-                engine ??= await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "--format hf-parquet");
-                const w = await HfParquetWriter.open(engine, dir, { train: plan.train.length, validation: plan.val.length });
-                for (const [split, ranks] of [["train", plan.train], ["validation", plan.val]] as const) {
-                  for (const r of ranks) await w.add(split, kept[r]!.example!, kept[r]!.ids, kept[r]!.mask);
-                }
-                return w.finish();
-              }
-            : undefined,
-        }),
+      // Steps 3–7 in memory: exact dedup, near dedup, split/weight, pack, write.
+      const openHfEngine = async () => (engine ??= await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "--format hf-parquet"));
+      const manifest = await withAtomicDir(opts.outDir, (tmp) =>
+        inMemorySteps(tmp, docs.splice(0), { cfg, padId, tokenizer: identity, inputs, counters, hfEngine: hf ? openHfEngine : undefined }),
       );
       return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
     } finally {
       (engine as Engine | undefined)?.close();
     }
+  });
+}
+
+/** Steps 3–7 on examples held in memory (input order), writing the dataset into `dir`. */
+async function inMemorySteps(
+  dir: string,
+  docs: ProcessedExample[],
+  o: Pick<DatasetContent, "inputs" | "counters" | "tokenizer" | "padId"> & { cfg: CurateConfig & { seed: number }; hfEngine?: () => Promise<Engine> },
+): Promise<Manifest> {
+  const { cfg, counters, padId } = o;
+  const kept = nearDedupStep(exactDedupStep(docs, counters), cfg, counters);
+  docs.length = 0;
+  const plan = splitAndWeight({ count: kept.length, id: (r) => kept[r]!.id, input: (r) => kept[r]!.input }, cfg, cfg.seed);
+  countSampling(counters, plan, (r) => kept[r]!.preview);
+  const splitData = (ranks: Uint32Array, salt: number): SplitData => {
+    const lengths = Int32Array.from(ranks, (r) => kept[r]!.ids.length);
+    const packPlan = planRows(lengths, cfg.seq_len, cfg.packing, { shuffleSeed: cfg.seed ^ salt });
+    return {
+      plan: packPlan,
+      lengths,
+      trained: Int32Array.from(ranks, (r) => kept[r]!.trained),
+      rows: () => planToRows(packPlan, (i) => kept[ranks[i]!]!, cfg.seq_len, padId),
+    };
+  };
+  const hfEngine = o.hfEngine;
+  return writeDataset(dir, {
+    ...o,
+    seed: cfg.seed,
+    examplesKept: kept.length,
+    splits: { train: splitData(plan.train, TRAIN_SALT), val: splitData(plan.val, VAL_SALT) },
+    hfExport: hfEngine
+      ? async (out) => {
+          const w = await HfParquetWriter.open(await hfEngine(), out, { train: plan.train.length, validation: plan.val.length });
+          for (const [split, ranks] of [["train", plan.train], ["validation", plan.val]] as const) {
+            for (const r of ranks) await w.add(split, kept[r]!.example!, kept[r]!.ids, kept[r]!.mask);
+          }
+          return w.finish();
+        }
+      : undefined,
   });
 }
 
