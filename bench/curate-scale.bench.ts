@@ -3,7 +3,8 @@
 // × 4 + `--merge` on one machine; the packing-window rule's cost. The same stages everywhere: length
 // filter, PII, exact + MinHash near dedup, chat/text formatting, BFD packing at 2048 — plus, beside
 // them in the same run, `bench curate`'s whole-pipeline config on its synthetic prose (the reference).
-// OWNTUNE_BENCH_SCALE_SIZES (MB, default "20,200,2000") picks the generated sizes, and
+// OWNTUNE_BENCH_SCALE_PARTS (default "real,generated,packing,imports") picks the parts,
+// OWNTUNE_BENCH_SCALE_SIZES (MB, default "20,200,2000") the generated sizes, and
 // OWNTUNE_BENCH_SCALE_BIG_WORKERS (default "1,2") the worker counts from 1000 MB up; results are checked
 // (rows read = lines written, dedup drops found, spill = in-memory where both run) before they count.
 import { execFile } from "node:child_process";
@@ -58,6 +59,7 @@ export default async function bench(): Promise<void> {
   const dir = await mkdtemp(join(tmpdir(), "owntune-bench-scale-"));
   try {
     console.log(`load average before: ${await loadAvg()}`);
+    const only = (part: string) => (process.env.OWNTUNE_BENCH_SCALE_PARTS ?? "real,generated,packing,imports").split(",").includes(part);
     // Real mixed text, and bench curate's synthetic prose of the same size as the reference beside it.
     const real = realTextJsonl(20e6);
     const realFile = join(dir, "real.jsonl");
@@ -74,7 +76,7 @@ export default async function bench(): Promise<void> {
       dedup: { exact: true, near: {} },
       workers,
     });
-    for (const workers of [1, 2]) {
+    for (const workers of only("real") ? [1, 2] : []) {
       const r = await child({ config: stages(realFile, workers), outDir: join(dir, `real-${workers}`) });
       if (r.counts!.rows_read !== real.lines.length || !(r.counts!.examples_kept! > 0)) throw new Error("real text: rows lost");
       const p = await child({ config: stages(proseFile, workers), outDir: join(dir, `prose-${workers}`) });
@@ -85,7 +87,7 @@ export default async function bench(): Promise<void> {
     }
 
     // Generated chats at growing sizes: memory stays flat once the kept examples spill (past 1 GiB).
-    const sizes = (process.env.OWNTUNE_BENCH_SCALE_SIZES ?? "20,200,2000").split(",").map(Number);
+    const sizes = only("generated") ? (process.env.OWNTUNE_BENCH_SCALE_SIZES ?? "20,200,2000").split(",").map(Number) : [];
     for (const size of sizes) {
       const file = join(dir, `gen-${size}.jsonl`);
       const bytes = await writeSyntheticJsonl(file, size * 1e6, 7);
@@ -117,23 +119,43 @@ export default async function bench(): Promise<void> {
       await rm(file, { force: true });
     }
 
-    // The packing-window rule: BFD over windows of PACK_WINDOW_ITEMS examples vs one window, on 2.5 M
-    // lengths drawn from the token lengths of generated chats.
-    const tok = await loadDefaultTokenizer();
-    const sample = makeDocs(4e6, 3).map((d) => Math.min(2048, tok.encode(d).length + 8));
-    const rand = mulberry32(9);
-    const lengths = Int32Array.from({ length: 2_500_000 }, () => sample[Math.floor(rand() * sample.length)]!);
-    const total = lengths.reduce((a, b) => a + b, 0);
-    const eff = (window: number) => {
-      const t = performance.now();
-      const rows = planRows(lengths, 2048, true, { window }).rowStart.length - 1;
-      return { e: total / (rows * 2048), s: (performance.now() - t) / 1000 };
-    };
-    const w = eff(PACK_WINDOW_ITEMS);
-    const one = eff(lengths.length);
-    console.log(`packing 2.5 M examples: windows of ${PACK_WINDOW_ITEMS} ${(100 * w.e).toFixed(3)}% (${w.s.toFixed(1)} s), one window ${(100 * one.e).toFixed(3)}% (${one.s.toFixed(1)} s): loss ${(100 * (one.e - w.e)).toFixed(3)} points`);
+    if (only("packing")) await packingWindows();
+    if (only("imports")) await workerImports();
     console.log(`load average after: ${await loadAvg()}`);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The packing-window rule: BFD over windows of PACK_WINDOW_ITEMS examples vs one window, on 2.5 M lengths drawn from generated chats. */
+async function packingWindows(): Promise<void> {
+  const tok = await loadDefaultTokenizer();
+  const sample = makeDocs(4e6, 3).map((d) => Math.min(2048, tok.encode(d).length + 8));
+  const rand = mulberry32(9);
+  const lengths = Int32Array.from({ length: 2_500_000 }, () => sample[Math.floor(rand() * sample.length)]!);
+  const total = lengths.reduce((a, b) => a + b, 0);
+  const eff = (window: number) => {
+    const t = performance.now();
+    const rows = planRows(lengths, 2048, true, { window }).rowStart.length - 1;
+    return { e: total / (rows * 2048), s: (performance.now() - t) / 1000 };
+  };
+  const w = eff(PACK_WINDOW_ITEMS);
+  const one = eff(lengths.length);
+  console.log(`packing 2.5 M examples: windows of ${PACK_WINDOW_ITEMS} ${(100 * w.e).toFixed(3)}% (${w.s.toFixed(1)} s), one window ${(100 * one.e).toFixed(3)}% (${one.s.toFixed(1)} s): loss ${(100 * (one.e - w.e)).toFixed(3)} points`);
+}
+
+/**
+ * What a curate worker thread loads: the whole model package (TensorFlow.js included), as before, or
+ * the TensorFlow.js-free entry it imports now; three fresh processes each, best figure.
+ */
+async function workerImports(): Promise<void> {
+  for (const entry of ["@owntune/model", "@owntune/model/core"]) {
+    const runs: Array<{ importSeconds: number; tokenizerSeconds: number; rssMiB: number }> = [];
+    for (let i = 0; i < 3; i++) {
+      const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=@owntune/source", "--import", "tsx", join(here, "import-child.ts"), entry], { cwd: root });
+      runs.push(JSON.parse(stdout.trim().split("\n").pop()!));
+    }
+    const best = (k: "importSeconds" | "tokenizerSeconds" | "rssMiB") => Math.min(...runs.map((r) => r[k]));
+    console.log(`worker imports ${entry.padEnd(20)} ${best("importSeconds").toFixed(2)} s, tokenizer load + first encode ${best("tokenizerSeconds").toFixed(2)} s, RSS ${best("rssMiB").toFixed(0)} MiB`);
   }
 }
