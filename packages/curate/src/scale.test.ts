@@ -124,6 +124,17 @@ describe("curation beyond memory", () => {
     expect(await hfRows(spilled, "train")).toEqual(train);
   }, 60_000);
 
+  it("names the step and the file when DuckDB fails on a damaged part", async () => {
+    const cfg = curateSchema.parse(config);
+    const parts = join(dir, "parts-damaged");
+    await curateShard({ config: cfg, outDir: join(parts, "0"), resolvePath: (p) => join(dir, p), shard: { index: 0, count: 1 } });
+    await writeFile(join(parts, "0", "examples-00000.parquet"), "not parquet at all");
+    const err = await curateMerge({ config: cfg, partsDir: parts, outDir: join(dir, "merged-damaged") }).catch((e: Error) => e);
+    expect(err).toMatchObject({ name: "RunFailure" });
+    expect((err as Error).message).toMatch(/^DuckDB failed in reading the parts: .*examples-00000\.parquet/);
+    expect((await readdir(dir)).filter((n) => n.includes("merged-damaged"))).toEqual([]);
+  }, 60_000);
+
   it("says clearly when DuckDB cannot be loaded", async () => {
     setDuckDBImporter(() => Promise.reject(new Error("Cannot find module '@duckdb/node-bindings-linux-x64/duckdb.node'")));
     const err = await run("no-duckdb", {}, 1).catch((e: Error) => e);
