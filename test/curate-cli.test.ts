@@ -2,7 +2,8 @@
 // exit 2 with one located line for a malformed row, and nothing left under the output name.
 import { execFile } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdtemp, writeFile } from "node:fs/promises";
+import { createHash } from "node:crypto";
+import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
@@ -37,4 +38,27 @@ describe("owntune curate", () => {
     expect(r.stderr).toMatch(new RegExp(`^error: ${join(dir, "bad.jsonl").replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}:2: malformed JSON .*--skip-bad-rows`, "m"));
     expect(existsSync(join(dir, "out"))).toBe(false);
   }, 60_000);
+});
+
+describe("owntune curate --shard / --merge", () => {
+  it("merges two shards into the bytes one process writes", async () => {
+    const dir = await mkdtemp(join(tmpdir(), "owntune-cli-"));
+    try {
+      const common = ["--input", "datasets/tiny-chat/data.jsonl", "--seq-len", "256", "--workers", "0", "--json"];
+      for (const i of [0, 1]) expect((await owntune(["curate", ...common, "--shard", `${i}/2`, "--out", join(dir, "parts", String(i))])).code).toBe(0);
+      const merged = await owntune(["curate", ...common, "--merge", join(dir, "parts"), "--out", join(dir, "merged")]);
+      expect(merged.code).toBe(0);
+      const single = await owntune(["curate", ...common, "--out", join(dir, "single")]);
+      expect(single.code).toBe(0);
+      for (const f of ["manifest.json", "report.html", "train-00000.arrow", "val-00000.arrow"]) {
+        expect(createHash("sha256").update(await readFile(join(dir, "merged", f))).digest("hex"), f).toBe(
+          createHash("sha256").update(await readFile(join(dir, "single", f))).digest("hex"),
+        );
+      }
+      const bad = await owntune(["curate", ...common, "--merge", join(dir, "parts", "0"), "--out", join(dir, "bad")]);
+      expect(bad.code).toBe(2);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
 });

@@ -2,7 +2,7 @@
 // columns, written in record batches through apache-arrow, and read back batch by batch.
 import { readFile } from "node:fs/promises";
 import { DataType, Field, FixedSizeList, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, tableFromIPC } from "apache-arrow";
-import { UserError, withAtomicFile } from "@owntune/model";
+import { openAtomic, UserError, type AtomicFile } from "@owntune/model/core";
 import { DATASET_FORMAT_VERSION } from "./manifest.js";
 import type { PackedRow } from "./pack.js";
 
@@ -36,22 +36,79 @@ function batchOf(rows: readonly PackedRow[], seqLen: number, schema: Schema): Re
   return new RecordBatch(schema, data);
 }
 
+function emptyBatch(seqLen: number, schema: Schema): RecordBatch {
+  const children = COLUMN_NAMES.map(() => makeData({ type: listType(seqLen), length: 0, nullCount: 0, child: makeData({ type: new Int32(), data: new Int32Array(0) }) }));
+  return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 0, nullCount: 0, children }));
+}
+
+/**
+ * One shard being written row by row, in record batches of ROWS_PER_RECORD_BATCH rows, under a
+ * temporary name until `close` (so at most one batch of rows is held). `abort` removes it.
+ */
+export class ShardWriter {
+  private readonly schema: Schema;
+  private readonly writer = new RecordBatchFileWriter();
+  private readonly pending: PackedRow[] = [];
+  private readonly drained: Promise<void>;
+  private rowCount = 0;
+
+  private constructor(
+    private readonly file: AtomicFile,
+    private readonly seqLen: number,
+  ) {
+    this.schema = shardSchema(seqLen);
+    this.drained = (async () => {
+      for await (const chunk of this.writer) await file.write(chunk);
+    })();
+    this.drained.catch(() => undefined); // awaited in close
+  }
+
+  static async open(path: string, seqLen: number): Promise<ShardWriter> {
+    return new ShardWriter(await openAtomic(path), seqLen);
+  }
+
+  get rows(): number {
+    return this.rowCount;
+  }
+
+  add(row: PackedRow): void {
+    this.pending.push(row);
+    this.rowCount++;
+    if (this.pending.length === ROWS_PER_RECORD_BATCH) this.flush();
+  }
+
+  private flush(): void {
+    this.writer.write(batchOf(this.pending, this.seqLen, this.schema));
+    this.pending.length = 0;
+  }
+
+  /** Finishes the file and renames it into place; returns its size in bytes. */
+  async close(): Promise<number> {
+    try {
+      if (this.rowCount === 0) this.writer.write(emptyBatch(this.seqLen, this.schema));
+      if (this.pending.length > 0) this.flush();
+      this.writer.finish();
+      await this.drained;
+      await this.file.commit();
+      return this.file.bytesWritten;
+    } catch (e) {
+      await this.file.abort();
+      throw e;
+    }
+  }
+
+  async abort(): Promise<void> {
+    this.writer.abort();
+    await this.drained.catch(() => undefined);
+    await this.file.abort();
+  }
+}
+
 /** Writes `rows` as one Arrow IPC file (atomically: nothing under `path` unless it completes). */
 export async function writeShard(path: string, rows: readonly PackedRow[], seqLen: number): Promise<number> {
-  const schema = shardSchema(seqLen);
-  return withAtomicFile(path, async (file) => {
-    const writer = new RecordBatchFileWriter();
-    const drained = (async () => {
-      for await (const chunk of writer) await file.write(chunk);
-    })();
-    if (rows.length === 0) writer.write(new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 0, nullCount: 0, children: COLUMN_NAMES.map(() => makeData({ type: listType(seqLen), length: 0, nullCount: 0, child: makeData({ type: new Int32(), data: new Int32Array(0) }) })) })));
-    for (let i = 0; i < rows.length; i += ROWS_PER_RECORD_BATCH) {
-      writer.write(batchOf(rows.slice(i, i + ROWS_PER_RECORD_BATCH), seqLen, schema));
-    }
-    writer.finish();
-    await drained;
-    return file.bytesWritten;
-  });
+  const w = await ShardWriter.open(path, seqLen);
+  for (const r of rows) w.add(r);
+  return w.close();
 }
 
 /** A shard in memory: flat [rows × seq_len] int32 columns. */

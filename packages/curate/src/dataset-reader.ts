@@ -2,9 +2,9 @@
 // deterministic for a seed and epoch (shards shuffled, then rows within each shard, so only one
 // shard is in memory at a time) and resumable from a position saved in a checkpoint.
 import { join } from "node:path";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/model/core";
 import { readShard, type ShardData } from "./arrow-dataset.js";
-import { mulberry32, fmix32 } from "./hash.js";
+import { fmix32, shuffledIndices } from "./hash.js";
 import { readManifest, type Manifest } from "./manifest.js";
 
 export type SplitName = "train" | "val";
@@ -41,19 +41,6 @@ export interface BatchOptions {
   epochs?: number;
   /** Skip an epoch's last batch when smaller than batchSize (default false). */
   dropLast?: boolean;
-}
-
-function permutation(n: number, seed: number): Uint32Array {
-  const p = new Uint32Array(n);
-  for (let i = 0; i < n; i++) p[i] = i;
-  const rand = mulberry32(seed);
-  for (let i = n - 1; i > 0; i--) {
-    const j = Math.floor(rand() * (i + 1));
-    const t = p[i]!;
-    p[i] = p[j]!;
-    p[j] = t;
-  }
-  return p;
 }
 
 function identity(n: number): Uint32Array {
@@ -113,7 +100,7 @@ export class CuratedDataset {
     if (total === 0) return;
     for (; epoch < epochs; epoch++, offset = 0) {
       const epochSeed = fmix32((seed ^ fmix32(epoch + 1)) >>> 0);
-      const shardOrder = shuffle ? permutation(shards.length, epochSeed) : identity(shards.length);
+      const shardOrder = shuffle ? shuffledIndices(shards.length, epochSeed) : identity(shards.length);
       // Rows of the epoch in order: shard by shard, rows permuted within each shard. `starts[k]` is
       // the epoch index of the first row of the k-th shard in that order.
       const starts: number[] = [0];
@@ -125,7 +112,7 @@ export class CuratedDataset {
         if (!loaded || loaded.k !== k) {
           const shardIndex = shardOrder[k]!;
           const data = await this.readShard(split, shardIndex);
-          const order = shuffle ? permutation(data.rows, fmix32(epochSeed ^ (shardIndex + 1))) : identity(data.rows);
+          const order = shuffle ? shuffledIndices(data.rows, fmix32(epochSeed ^ (shardIndex + 1))) : identity(data.rows);
           loaded = { k, data, order };
         }
         return { data: loaded.data, row: loaded.order[target - starts[k]!]! };

@@ -47,14 +47,19 @@ export function mulberry32(seed: number): () => number {
   };
 }
 
-/** Fisher–Yates shuffle in place with a seeded PRNG. */
-export function shuffleInPlace<T>(items: T[], seed: number): T[] {
+/**
+ * A seeded Fisher–Yates permutation of 0..n−1 (mulberry32 draws, last position first): position i of a
+ * shuffled list holds item `p[i]`. Four bytes per item, whatever the items are.
+ */
+export function shuffledIndices(n: number, seed: number): Uint32Array {
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
   const rand = mulberry32(seed);
-  for (let i = items.length - 1; i > 0; i--) {
+  for (let i = n - 1; i > 0; i--) {
     const j = Math.floor(rand() * (i + 1));
-    const t = items[i]!;
-    items[i] = items[j]!;
-    items[j] = t;
+    const t = p[i]!;
+    p[i] = p[j]!;
+    p[j] = t;
   }
-  return items;
+  return p;
 }

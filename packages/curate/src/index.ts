@@ -18,3 +18,6 @@ export { identifyLanguage, loadLanguageModel } from "./filters/language.js";
 export * from "./dedup/minhash.js";
 export * from "./dedup/decontaminate.js";
 export { exactKey } from "./dedup/exact.js";
+export { parseShardSpec, type ShardSpec } from "./input-plan.js";
+export { CurateCounters, LengthTally } from "./counters.js";
+export { setDuckDBImporter } from "./duckdb.js";

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/model/core";
 
 /** Bumped whenever the shard layout or the meaning of a column changes. */
 export const DATASET_FORMAT_VERSION = 1;
@@ -57,6 +57,8 @@ export const manifestSchema = z.object({
   counts: z.record(z.string(), z.number()),
   drops: z.record(z.string(), z.record(z.string(), z.number())),
   pii: z.record(z.string(), z.number()),
+  /** With `--format hf-parquet`: the Hugging Face Parquet files of each split (data/…). */
+  hf_parquet: z.object({ train: z.array(z.string()), validation: z.array(z.string()) }).optional(),
 });
 export type Manifest = z.infer<typeof manifestSchema>;
 

@@ -2,6 +2,8 @@
 // the "BFD" of Ding et al. 2024, "Fewer Truncations Improve Language Modeling"), position_ids
 // restarting at each document, segment_ids numbering documents within a row (0 = padding).
 // The no-packing mode puts one example per row. Every row is padded to exactly seq_len.
+// Large splits are packed in windows of PACK_WINDOW_ITEMS consecutive examples (see planRows).
+import { shuffledIndices } from "./hash.js";
 
 /** One example's tokens, as packing sees them. */
 export interface PackItem {
@@ -107,14 +109,83 @@ export function buildRow(items: readonly PackItem[], seqLen: number, padId: numb
   return { input_ids, loss_mask, position_ids, segment_ids, tokens: at, documents: items.length };
 }
 
+/**
+ * Examples packed together at most: best-fit-decreasing runs over consecutive windows of this many
+ * examples (of a split already shuffled), so packing memory stays bounded whatever the input size.
+ * A split of up to this many examples is packed as one window. Measured cost: BENCHMARKS.md §curate.
+ */
+export const PACK_WINDOW_ITEMS = 1 << 20;
+
+/** Which items fill each row, rows in output order: row r holds items[rowStart[r] … rowStart[r+1]). */
+export interface RowPlan {
+  rowStart: Uint32Array;
+  items: Uint32Array;
+}
+
+export interface PlanOptions {
+  /** Shuffles the rows (seeded Fisher–Yates over the bins); rows stay in packing order without it. */
+  shuffleSeed?: number;
+  /** Examples per packing window (default PACK_WINDOW_ITEMS). */
+  window?: number;
+}
+
+/**
+ * Plans a split's rows from its examples' token lengths: best-fit-decreasing per window (or one
+ * example per row without packing), then, with `shuffleSeed`, the rows in a seeded order.
+ */
+export function planRows(lengths: ArrayLike<number>, seqLen: number, packing: boolean, options: PlanOptions = {}): RowPlan {
+  const n = lengths.length;
+  const window = options.window ?? PACK_WINDOW_ITEMS;
+  // Bins in packing order, as CSR: bin b holds binItems[binStart[b] … binStart[b+1]).
+  const binItems = new Uint32Array(n);
+  const binStarts: number[] = [0];
+  let at = 0;
+  if (!packing) {
+    for (let i = 0; i < n; i++) {
+      binItems[at++] = i;
+      binStarts.push(at);
+    }
+  } else {
+    for (let w0 = 0; w0 < n; w0 += window) {
+      const w1 = Math.min(n, w0 + window);
+      const part = Array.from({ length: w1 - w0 }, (_, i) => lengths[w0 + i]!);
+      for (const bin of bestFitDecreasing(part, seqLen)) {
+        for (const i of bin) binItems[at++] = w0 + i;
+        binStarts.push(at);
+      }
+    }
+  }
+  const bins = binStarts.length - 1;
+  const order = options.shuffleSeed === undefined ? undefined : shuffledIndices(bins, options.shuffleSeed);
+  const rowStart = new Uint32Array(bins + 1);
+  const items = new Uint32Array(n);
+  let k = 0;
+  for (let r = 0; r < bins; r++) {
+    const b = order ? order[r]! : r;
+    for (let j = binStarts[b]!; j < binStarts[b + 1]!; j++) items[k++] = binItems[j]!;
+    rowStart[r + 1] = k;
+  }
+  return { rowStart, items };
+}
+
+/** The rows of a plan, built from each item's tokens. */
+export function* planToRows(plan: RowPlan, item: (i: number) => PackItem, seqLen: number, padId: number): Generator<PackedRow> {
+  for (let r = 0; r + 1 < plan.rowStart.length; r++) {
+    const its: PackItem[] = [];
+    for (let j = plan.rowStart[r]!; j < plan.rowStart[r + 1]!; j++) its.push(item(plan.items[j]!));
+    yield buildRow(its, seqLen, padId);
+  }
+}
+
 /** Packs (or, with `packing` false, pads one per row) the items into rows, in a deterministic order. */
-export function packRows(items: readonly PackItem[], seqLen: number, padId: number, packing: boolean): PackedRow[] {
-  if (!packing) return items.map((it) => buildRow([it], seqLen, padId));
-  const bins = bestFitDecreasing(
+export function packRows(items: readonly PackItem[], seqLen: number, padId: number, packing: boolean, options: PlanOptions = {}): PackedRow[] {
+  const plan = planRows(
     items.map((it) => it.ids.length),
     seqLen,
+    packing,
+    options,
   );
-  return bins.map((b) => buildRow(b.map((i) => items[i]!), seqLen, padId));
+  return [...planToRows(plan, (i) => items[i]!, seqLen, padId)];
 }
 
 /** Real tokens over row capacity: 1.0 means no padding at all. */

@@ -1,35 +1,31 @@
-// The curate pipeline: read inputs → (workers) normalize, filter, redact, decontaminate, format,
-// token limits → (in order) exact and near dedup → split, weight, pack → Arrow shards, manifest.json
-// and report.html, written into the output folder atomically.
-import { stat } from "node:fs/promises";
+// The curate pipeline, as named steps (datatrove-style), with one counter object for drops and samples:
+//   read → per-example work (worker threads) → exact dedup → near dedup → split/weight → pack → write
+// In memory while the kept examples fit `memoryBytes`; past that they spill to Parquet next to the
+// output and the global steps run as SQL in DuckDB (merge.ts), the path `--shard`/`--merge` take,
+// with the same bytes out. The dataset folder is written under a temporary name and renamed at the end.
+import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { defaultThreadCount, gemma3TokenizerWarning, silentProgress, UserError, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/model";
-import { writeShard } from "./arrow-dataset.js";
+import { defaultThreadCount, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/model/core";
 import type { CurateConfig } from "./config.js";
+import { CurateCounters } from "./counters.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";
-import { LshClusters, lshParams } from "./dedup/minhash.js";
-import { FILTER_ORDER } from "./filters/index.js";
-import { shuffleInPlace, uniform } from "./hash.js";
-import { hashInput } from "./input-hash.js";
-import { DATASET_COLUMNS, DATASET_FORMAT, DATASET_FORMAT_VERSION, type Manifest, type SplitSummary } from "./manifest.js";
-import { bestFitDecreasing, buildRow, type PackItem } from "./pack.js";
+import { lshShape } from "./dedup/minhash.js";
+import { exactDedupStep, nearDedupStep, SAMPLING_AT } from "./dedup-steps.js";
+import type { Manifest } from "./manifest.js";
+import { openEngine, type Engine } from "./duckdb.js";
+import { planPieces, shardPieces, type InputPiece, type ShardSpec } from "./input-plan.js";
+import { mergeParts, readParts } from "./merge.js";
+import { HfParquetWriter } from "./hf-export.js";
+import { PART_FORMAT, PART_FORMAT_VERSION, PartWriter, type PartMeta } from "./part.js";
+import { planRows, planToRows } from "./pack.js";
 import { Processor, type ChunkResult, type ProcessorSetup, type RowChunk } from "./processor.js";
+import { detectSchemas, readStep, type ProcessedExample } from "./read-step.js";
 import { readInput } from "./readers/index.js";
 import { detectSchema, exampleText, toExample, type RowSchema } from "./records.js";
-import { renderReport, type DroppedSample, type ReportData } from "./report.js";
-import { loadTokenizerFor } from "./tokenizer.js";
+import { splitAndWeight, TRAIN_SALT, VAL_SALT, type SplitPlan } from "./split.js";
+import { loadTokenizerFor, tokenizerInfo, type TokenizerInfo } from "./tokenizer.js";
 import { WorkerPool } from "./worker-pool.js";
-
-/** Rows per chunk sent to a worker: big enough to amortize messaging, small enough to balance. */
-const CHUNK_ROWS = 64;
-/** Bytes per chunk at most (long documents make smaller chunks). */
-const CHUNK_BYTES = 256 * 1024;
-/** Target shard size: shards are read whole by the dataset reader. */
-const SHARD_BYTES = 128 * 1024 * 1024;
-/** Dropped examples shown per filter in the report. */
-const SAMPLES_PER_STAGE = 3;
-/** Bad rows listed in the report. */
-const BAD_ROW_SAMPLES = 20;
+import { describeInputs, writeDataset, type DatasetContent, type SplitData } from "./write-step.js";
 
 export interface CurateRunOptions {
   /** The resolved curate config (zod output). */
@@ -44,7 +40,13 @@ export interface CurateRunOptions {
   seed?: number;
   progress?: Progress;
   log?: (line: string) => void;
+  /** Bytes of kept examples held in memory before spilling to Parquet + DuckDB (default 512 MiB). */
+  memoryBytes?: number;
+  /** "hf-parquet" adds the examples as Hugging Face datasets Parquet (data/*.parquet) to the dataset. */
+  format?: OutputFormat;
 }
+
+export type OutputFormat = "arrow" | "hf-parquet";
 
 export interface CurateSummary {
   outDir: string;
@@ -54,284 +56,293 @@ export interface CurateSummary {
   seconds: number;
 }
 
-interface Doc {
-  id: number;
-  input: number;
-  ids: Int32Array;
-  mask: Uint8Array;
-  preview: string;
+export interface ShardSummary {
+  outDir: string;
+  rowsRead: number;
+  bytesRead: number;
+  seconds: number;
 }
+
+/** The config with its seed resolved. */
+export function withSeed(config: CurateConfig, fallback: number | undefined): CurateConfig & { seed: number } {
+  return { ...config, seed: config.seed ?? fallback ?? 0 };
+}
+
+/** Checks what the schema cannot: the LSH shape fits the permutations. */
+export function checkConfig(cfg: CurateConfig): void {
+  const near = cfg.dedup.near;
+  if (!near) return;
+  const { bands, rows } = lshShape(near);
+  if (bands * rows > near.num_perm) throw new UserError(`bands × rows = ${bands * rows} exceeds num_perm ${near.num_perm}`, { field: "dedup.near" });
+}
+
+/** Evaluation n-grams for decontamination, read through the same readers as the inputs. */
+export async function contaminationIndex(cfg: CurateConfig, resolvePath: (p: string) => string): Promise<Float64Array> {
+  if (!cfg.decontaminate) return new Float64Array(0);
+  const texts: string[] = [];
+  for (const f of cfg.decontaminate.files) {
+    let schema: RowSchema | undefined;
+    for await (const row of readInput(resolvePath(f), "auto", f)) {
+      if (!row.value) throw new UserError(row.error ?? "unreadable row", { file: row.file, line: row.line });
+      schema ??= detectSchema(row.value, cfg.inputs[0]!.fields) ?? "text";
+      try {
+        texts.push(exampleText(toExample(row.value, schema, cfg.inputs[0]!.fields)));
+      } catch {
+        texts.push(Object.values(row.value).filter((v) => typeof v === "string").join("\n"));
+      }
+    }
+  }
+  return Float64Array.from(buildContaminationIndex(texts, cfg.decontaminate.ngram));
+}
+
+/**
+ * The per-document work of a run: every piece read and processed, each kept example passed to `keep`.
+ * Returns the bytes read and the tokenizer's identity (from a worker: the main thread loads none).
+ */
+export async function processPieces(
+  cfg: CurateConfig,
+  pieces: readonly InputPiece[],
+  resolvePath: (p: string) => string,
+  tokenizerDir: string | undefined,
+  counters: CurateCounters,
+  progress: Progress,
+  keep: (ex: ProcessedExample) => void | Promise<void>,
+  log?: (line: string) => void,
+  keepExamples = false,
+): Promise<{ bytesRead: number; tokenizer: TokenizerInfo }> {
+  const schemas = await detectSchemas(cfg, resolvePath);
+  const setup: ProcessorSetup = { config: cfg, contamination: await contaminationIndex(cfg, resolvePath), keepExamples };
+  const workerCount = cfg.workers ?? defaultThreadCount();
+  let pool: WorkerPool | undefined;
+  try {
+    let runChunk: (c: RowChunk) => Promise<ChunkResult>;
+    let info: Promise<TokenizerInfo>;
+    if (workerCount > 0) {
+      const p = (pool = new WorkerPool(workerCount, setup, tokenizerDir));
+      runChunk = (c) => p.process(c);
+      info = p.tokenizerInfo();
+    } else {
+      const tok = await loadTokenizerFor(tokenizerDir);
+      const local = await Processor.create(setup, tok);
+      runChunk = async (c) => local.processChunk(c);
+      info = Promise.resolve(tokenizerInfo(tok));
+    }
+    info.then((i) => i.note && log?.(`tokenizer: ${i.note}`), () => undefined);
+    const bytesRead = await readStep({ cfg, pieces, schemas, runChunk, maxInflight: Math.max(2, workerCount * 3), counters, progress }, keep);
+    return { bytesRead, tokenizer: await info };
+  } finally {
+    await pool?.close();
+  }
+}
+
+/** Bytes of kept examples held in memory before a run spills them to Parquet (OWNTUNE_CURATE_MEMORY_MB overrides). */
+const DEFAULT_MEMORY_BYTES = 512 * 1024 * 1024;
+
+function memoryBudget(opts: CurateRunOptions): number {
+  if (opts.memoryBytes !== undefined) return opts.memoryBytes;
+  const env = Number(process.env.OWNTUNE_CURATE_MEMORY_MB);
+  return Number.isFinite(env) && env > 0 ? env * 1024 * 1024 : DEFAULT_MEMORY_BYTES;
+}
+
+/** What an example costs in memory, roughly: its arrays, its strings and the object. */
+const exampleBytes = (ex: ProcessedExample) => ex.ids.byteLength + ex.mask.byteLength + 2 * (ex.preview.length + (ex.example?.length ?? 0)) + (ex.bandKeys?.byteLength ?? 0) + 200;
+
+/** The config as manifest.json and shard.json record it: `workers` changes speed, never output. */
+const recordedConfig = (cfg: CurateConfig) => JSON.parse(JSON.stringify({ ...cfg, workers: undefined })) as Record<string, unknown>;
+
+/** DuckDB's threads: one per core, as the workers. */
+const engineThreads = (cfg: CurateConfig) => Math.max(1, cfg.workers ?? defaultThreadCount());
 
 /** Runs the whole pipeline and writes the dataset directory. */
 export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
   const t0 = performance.now();
   const progress = opts.progress ?? silentProgress;
   const resolvePath = opts.resolvePath ?? ((p: string) => p);
-  const cfg: CurateConfig = { ...opts.config, seed: opts.config.seed ?? opts.seed ?? 0 };
-  const seed = cfg.seed!;
-  const tokenizer = await loadTokenizerFor(opts.tokenizerDir);
-  const tokenizerNote = gemma3TokenizerWarning(tokenizer);
-  if (tokenizerNote) opts.log?.(`tokenizer: ${tokenizerNote}`);
+  const cfg = withSeed(opts.config, opts.seed);
+  checkConfig(cfg);
+  const pieces = await planPieces(cfg, resolvePath);
+  const budget = memoryBudget(opts);
+  const hf = opts.format === "hf-parquet";
 
-  // Evaluation n-grams for decontamination, read through the same readers.
-  let contamination = new Float64Array(0);
-  if (cfg.decontaminate) {
-    const texts: string[] = [];
-    for (const f of cfg.decontaminate.files) {
-      let schema: RowSchema | undefined;
-      for await (const row of readInput(resolvePath(f), "auto", f)) {
-        if (!row.value) throw new UserError(row.error ?? "unreadable row", { file: row.file, line: row.line });
-        schema ??= detectSchema(row.value, cfg.inputs[0]!.fields) ?? "text";
-        try {
-          texts.push(exampleText(toExample(row.value, schema, cfg.inputs[0]!.fields)));
-        } catch {
-          texts.push(Object.values(row.value).filter((v) => typeof v === "string").join("\n"));
-        }
+  // Scratch space next to the output, for Parquet runs and DuckDB's own spill files if memory runs out.
+  return withTempDir(`${opts.outDir}-spill`, async (scratch) => {
+    let engine: Engine | undefined;
+    try {
+      // Steps 1–2: read, and the per-example work in the workers; kept examples stay in memory while they fit.
+      const counters = new CurateCounters(cfg.inputs.length);
+      let docs: ProcessedExample[] = [];
+      let held = 0;
+      let spill: PartWriter | undefined;
+      const partDir = join(scratch, "part-0");
+      const { bytesRead, tokenizer } = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, async (ex) => {
+        if (spill) return spill.add(ex);
+        docs.push(ex);
+        held += exampleBytes(ex);
+        if (held <= budget) return;
+        opts.log?.(`curate: kept examples passed ${formatBytes(budget)}; spilling them to ${scratch} and merging with DuckDB`);
+        engine = await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "a curate run larger than memory");
+        await mkdir(partDir);
+        spill = await PartWriter.open(engine, partDir, 0);
+        for (const d of docs) await spill.add(d);
+        docs = [];
+      }, opts.log, hf);
+      const { identity, padId } = tokenizer;
+      const inputs = await describeInputs(cfg, resolvePath);
+
+      if (spill && engine) {
+        const meta = partMeta(cfg, { index: 0, count: 1 }, identity, padId, counters, bytesRead, inputs, hf);
+        await spill.finish(meta);
+        const eng = engine;
+        const { manifest } = await withAtomicDir(opts.outDir, async (outTmp) =>
+          mergeParts({ cfg, parts: [{ dir: partDir, meta }], engine: eng, outTmp, progress, log: opts.log, hfParquet: hf }),
+        );
+        return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
       }
+
+      // Steps 3–7 in memory: exact dedup, near dedup, split/weight, pack, write.
+      const openHfEngine = async () => (engine ??= await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "--format hf-parquet"));
+      const manifest = await withAtomicDir(opts.outDir, (tmp) =>
+        inMemorySteps(tmp, docs.splice(0), { cfg, padId, tokenizer: identity, inputs, counters, hfEngine: hf ? openHfEngine : undefined }),
+      );
+      return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
+    } finally {
+      (engine as Engine | undefined)?.close();
     }
-    contamination = Float64Array.from(buildContaminationIndex(texts, cfg.decontaminate.ngram));
-  }
-
-  const setup: ProcessorSetup = { config: cfg, contamination };
-  const workerCount = cfg.workers ?? defaultThreadCount();
-  const pool = workerCount > 0 ? new WorkerPool(workerCount, setup, opts.tokenizerDir) : undefined;
-  const local = pool ? undefined : await Processor.create(setup, tokenizer);
-  const runChunk = (c: RowChunk): Promise<ChunkResult> => (pool ? pool.run(c) : Promise.resolve(local!.processChunk(c)));
-
-  // Central, in-order state.
-  const drops: Record<string, Record<string, number>> = {};
-  const samples: Record<string, DroppedSample[]> = {};
-  const badRows: Array<{ file: string; line: number; field?: string; message: string }> = [];
-  const pii: Record<string, number> = {};
-  const exactSeen = new Set<string>();
-  const near = cfg.dedup.near;
-  const lshShape = near ? (near.bands && near.rows ? { bands: near.bands, rows: near.rows } : lshParams(near.threshold, near.num_perm)) : undefined;
-  if (lshShape && lshShape.bands * lshShape.rows > (near?.num_perm ?? 0)) {
-    throw new UserError(`bands × rows = ${lshShape.bands * lshShape.rows} exceeds num_perm ${near?.num_perm}`, { field: "dedup.near" });
-  }
-  const lsh = lshShape ? new LshClusters(lshShape.bands, lshShape.rows) : undefined;
-  const docs: Doc[] = [];
-  const lengthsBefore: number[] = [];
-  let rowsRead = 0;
-  let truncated = 0;
-  let boundaryMerges = 0;
-  const inputRows: number[] = cfg.inputs.map(() => 0);
-
-  const countDrop = (stage: string, reason: string, sample?: string, where?: string) => {
-    const s = (drops[stage] ??= {});
-    s[reason] = (s[reason] ?? 0) + 1;
-    const list = (samples[stage] ??= []);
-    if (sample !== undefined && list.length < SAMPLES_PER_STAGE) list.push({ reason, text: sample, where });
-  };
-
-  const consume = (chunk: RowChunk, res: ChunkResult) => {
-    for (const [k, v] of Object.entries(res.pii)) pii[k] = (pii[k] ?? 0) + (v ?? 0);
-    res.results.forEach((r, i) => {
-      const id = res.firstId + i;
-      const row = chunk.rows[i]!;
-      const where = `${row.file}:${row.line}`;
-      if (r.status === "bad") {
-        if (!cfg.skip_bad_rows) {
-          throw new UserError(r.message, { file: r.file, line: r.line, field: r.field, hint: "fix the row, or pass --skip-bad-rows to skip such rows" });
-        }
-        countDrop("bad_rows", r.field ? `bad_field:${r.field.replace(/\[\d+\]/g, "[]")}` : "malformed");
-        if (badRows.length < BAD_ROW_SAMPLES) badRows.push({ file: r.file, line: r.line, field: r.field, message: r.message });
-        return;
-      }
-      if (r.status === "dropped") {
-        if (r.tokens !== undefined) lengthsBefore.push(r.tokens);
-        countDrop(r.stage, r.reason, r.sample, where);
-        return;
-      }
-      lengthsBefore.push(r.fullTokens);
-      if (r.exactKey !== undefined) {
-        if (exactSeen.has(r.exactKey)) return countDrop("dedup_exact", "exact_duplicate", r.preview, where);
-        exactSeen.add(r.exactKey);
-      }
-      if (r.truncated) truncated++;
-      boundaryMerges += r.boundaryMerges;
-      if (lsh && r.signature) lsh.add(id, r.signature);
-      docs.push({ id, input: chunk.input, ids: r.ids, mask: r.mask, preview: r.preview });
-    });
-  };
-
-  // Read every input in order, in chunks; keep a bounded number of chunks in flight.
-  const totalBytes = (await Promise.all(cfg.inputs.map((i) => hashInput(resolvePath(i.path))))).reduce((a, h) => a + h.bytes, 0);
-  progress.start(totalBytes, "curate", "B");
-  let bytesRead = 0;
-  const inflight: Array<{ chunk: RowChunk; result: Promise<ChunkResult> }> = [];
-  const maxInflight = Math.max(2, workerCount * 3);
-  const drainOne = async () => {
-    const job = inflight.shift()!;
-    consume(job.chunk, await job.result);
-    progress.update(bytesRead);
-  };
-  try {
-    let nextId = 0;
-    for (let k = 0; k < cfg.inputs.length; k++) {
-      const input = cfg.inputs[k]!;
-      let schema: RowSchema | undefined = input.schema === "auto" ? undefined : input.schema;
-      let chunk: RowChunk | undefined;
-      let chunkBytes = 0;
-      const flush = async () => {
-        if (!chunk || chunk.rows.length === 0) return;
-        inflight.push({ chunk, result: runChunk(chunk) });
-        // Mark rejections as handled now; they are rethrown in order by drainOne.
-        inflight[inflight.length - 1]!.result.catch(() => undefined);
-        chunk = undefined;
-        chunkBytes = 0;
-        while (inflight.length >= maxInflight) await drainOne();
-      };
-      for await (const row of readInput(resolvePath(input.path), input.format, input.path)) {
-        rowsRead++;
-        inputRows[k]!++;
-        bytesRead += row.bytes;
-        if (schema === undefined && row.value) {
-          schema = detectSchema(row.value, input.fields);
-          if (schema === undefined) {
-            throw new UserError(
-              `cannot tell the row layout from its fields (${Object.keys(row.value).slice(0, 8).join(", ")})`,
-              { file: row.file, line: row.line, hint: `set "schema" (text, prompt_completion, alpaca, sharegpt, messages) and "fields" for this input` },
-            );
-          }
-        }
-        chunk ??= { firstId: nextId, input: k, schema: schema ?? "text", fields: input.fields, rows: [] };
-        if (schema !== undefined) chunk.schema = schema;
-        chunk.rows.push(row);
-        nextId++;
-        chunkBytes += row.bytes;
-        if (chunk.rows.length >= CHUNK_ROWS || chunkBytes >= CHUNK_BYTES) await flush();
-      }
-      await flush();
-    }
-    while (inflight.length > 0) await drainOne();
-  } finally {
-    progress.stop();
-    await pool?.close();
-  }
-
-  // Near-dedup decisions: the first member of each LSH cluster stays.
-  let kept = docs;
-  if (lsh) {
-    const byId = new Map(docs.map((d) => [d.id, d]));
-    kept = [];
-    for (const d of docs) {
-      if (lsh.isKept(d.id)) kept.push(d);
-      else {
-        const rep = byId.get(lsh.representative(d.id));
-        countDrop("dedup_near", "near_duplicate", d.preview, rep ? `near-duplicate of: ${rep.preview.slice(0, 120)}` : undefined);
-      }
-    }
-  }
-
-  // Split (seeded), then weights: floor(w) copies plus one more with probability frac(w).
-  const order = shuffleInPlace(kept.slice(), seed);
-  const nVal = cfg.val_fraction > 0 && order.length >= 2 ? Math.min(order.length - 1, Math.max(1, Math.round(cfg.val_fraction * order.length))) : 0;
-  const copiesOf = (d: Doc) => {
-    const w = cfg.inputs[d.input]!.weight;
-    const whole = Math.floor(w);
-    return whole + (uniform(seed, d.id, 0x5eed) < w - whole ? 1 : 0);
-  };
-  const val: Doc[] = [];
-  const train: Doc[] = [];
-  order.forEach((d, i) => {
-    const c = copiesOf(d);
-    if (c === 0) return countDrop("sampling", "weight_below_1", d.preview);
-    if (i < nVal) val.push(d);
-    else for (let j = 0; j < c; j++) train.push(d);
   });
-
-  const padId = tokenizer.padId ?? 0;
-  const rowsPerShard = cfg.rows_per_shard ?? Math.max(1, Math.floor(SHARD_BYTES / (cfg.seq_len * 4 * 4)));
-  const lengthsAfter = [...train, ...val].map((d) => d.ids.length);
-
-  const outcome = await withAtomicDir(opts.outDir, async (tmp) => {
-    const splits = {} as Record<"train" | "val", SplitSummary>;
-    for (const [name, items] of [["train", train], ["val", val]] as const) {
-      splits[name] = await writeSplit(tmp, name, items, cfg, padId, rowsPerShard, seed);
-    }
-    const inputs = await Promise.all(
-      cfg.inputs.map(async (input, k) => {
-        const h = await hashInput(resolvePath(input.path));
-        const fmt = input.format === "auto" ? ((await stat(resolvePath(input.path))).isDirectory() ? "folder" : "auto") : input.format;
-        return { path: input.path, format: fmt, schema: input.schema, weight: input.weight, sha256: h.sha256, bytes: h.bytes, rows: inputRows[k]! };
-      }),
-    );
-    const orderedDrops: Record<string, Record<string, number>> = {};
-    for (const stage of ["bad_rows", ...FILTER_ORDER, "decontaminate", "tokens", "dedup_exact", "dedup_near", "sampling"]) {
-      if (drops[stage]) orderedDrops[stage] = drops[stage]!;
-    }
-    const manifest: Manifest = {
-      format: DATASET_FORMAT,
-      format_version: DATASET_FORMAT_VERSION,
-      seq_len: cfg.seq_len,
-      packing: cfg.packing,
-      pad_id: padId,
-      columns: { ...DATASET_COLUMNS },
-      seed,
-      tokenizer: {
-        source: tokenizer.identity.source,
-        sha256: tokenizer.identity.sha256,
-        config_sha256: tokenizer.identity.configSha256,
-        vocab_size: tokenizer.identity.vocabSize,
-      },
-      inputs,
-      // `workers` changes speed, never output: it stays out, so manifests match across machines.
-      config: JSON.parse(JSON.stringify({ ...cfg, workers: undefined })) as Record<string, unknown>,
-      splits,
-      counts: {
-        rows_read: rowsRead,
-        bad_rows: Object.values(drops.bad_rows ?? {}).reduce((a, b) => a + b, 0),
-        examples_kept: kept.length,
-        train_examples: train.length,
-        val_examples: val.length,
-        truncated,
-        template_boundary_merges: boundaryMerges,
-      },
-      drops: orderedDrops,
-      pii,
-    };
-    const report: ReportData = { manifest, samples, badRows, lengthsBefore, lengthsAfter };
-    await writeFileAtomic(join(tmp, "report.html"), renderReport(report));
-    await writeFileAtomic(join(tmp, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
-    return manifest;
-  });
-  return { outDir: opts.outDir, manifest: outcome, bytesRead, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** Packs one split's examples, shuffles the rows (seeded) and writes its shards. */
-async function writeSplit(
+/** Steps 3–7 on examples held in memory (input order), writing the dataset into `dir`. */
+async function inMemorySteps(
   dir: string,
-  name: "train" | "val",
-  items: readonly Doc[],
-  cfg: CurateConfig,
-  padId: number,
-  rowsPerShard: number,
-  seed: number,
-): Promise<SplitSummary> {
-  const packItems: PackItem[] = items.map((d) => ({ ids: d.ids, mask: d.mask }));
-  const bins = cfg.packing ? bestFitDecreasing(packItems.map((p) => p.ids.length), cfg.seq_len) : packItems.map((_, i) => [i]);
-  shuffleInPlace(bins, seed ^ (name === "train" ? 0x7a11 : 0x7a12));
-  let tokens = 0;
-  let trained = 0;
-  for (const p of packItems) {
-    tokens += p.ids.length;
-    for (const m of p.mask) trained += m;
-  }
-  const shards: SplitSummary["shards"] = [];
-  const nShards = Math.max(1, Math.ceil(bins.length / rowsPerShard));
-  for (let s = 0; s < nShards; s++) {
-    const file = `${name}-${String(s).padStart(5, "0")}.arrow`;
-    const rows = bins.slice(s * rowsPerShard, (s + 1) * rowsPerShard).map((b) => buildRow(b.map((i) => packItems[i]!), cfg.seq_len, padId));
-    const bytes = await writeShard(join(dir, file), rows, cfg.seq_len);
-    shards.push({ file, rows: rows.length, bytes });
-  }
-  return {
-    shards,
-    rows: bins.length,
-    examples: items.length,
-    tokens,
-    trained_tokens: trained,
-    packing_efficiency: bins.length === 0 ? 0 : tokens / (bins.length * cfg.seq_len),
+  docs: ProcessedExample[],
+  o: Pick<DatasetContent, "inputs" | "counters" | "tokenizer" | "padId"> & { cfg: CurateConfig & { seed: number }; hfEngine?: () => Promise<Engine> },
+): Promise<Manifest> {
+  const { cfg, counters, padId } = o;
+  const kept = nearDedupStep(exactDedupStep(docs, counters), cfg, counters);
+  docs.length = 0;
+  const plan = splitAndWeight({ count: kept.length, id: (r) => kept[r]!.id, input: (r) => kept[r]!.input }, cfg, cfg.seed);
+  countSampling(counters, plan, (r) => kept[r]!.preview);
+  const splitData = (ranks: Uint32Array, salt: number): SplitData => {
+    const lengths = Int32Array.from(ranks, (r) => kept[r]!.ids.length);
+    const packPlan = planRows(lengths, cfg.seq_len, cfg.packing, { shuffleSeed: cfg.seed ^ salt });
+    return {
+      plan: packPlan,
+      lengths,
+      trained: Int32Array.from(ranks, (r) => kept[r]!.trained),
+      rows: () => planToRows(packPlan, (i) => kept[ranks[i]!]!, cfg.seq_len, padId),
+    };
   };
+  const hfEngine = o.hfEngine;
+  return writeDataset(dir, {
+    ...o,
+    seed: cfg.seed,
+    examplesKept: kept.length,
+    splits: { train: splitData(plan.train, TRAIN_SALT), val: splitData(plan.val, VAL_SALT) },
+    hfExport: hfEngine
+      ? async (out) => {
+          const w = await HfParquetWriter.open(await hfEngine(), out, { train: plan.train.length, validation: plan.val.length });
+          for (const [split, ranks] of [["train", plan.train], ["validation", plan.val]] as const) {
+            for (const r of ranks) await w.add(split, kept[r]!.example!, kept[r]!.ids, kept[r]!.mask);
+          }
+          return w.finish();
+        }
+      : undefined,
+  });
+}
+
+function partMeta(
+  cfg: CurateConfig,
+  shard: ShardSpec,
+  tokenizer: Manifest["tokenizer"],
+  padId: number,
+  counters: CurateCounters,
+  bytesRead: number,
+  inputs: DatasetContent["inputs"] | undefined,
+  keepExamples: boolean,
+): PartMeta {
+  return {
+    format: PART_FORMAT,
+    format_version: PART_FORMAT_VERSION,
+    shard: shard.index,
+    shards: shard.count,
+    config: recordedConfig(cfg),
+    tokenizer,
+    pad_id: padId,
+    keep_examples: keepExamples,
+    inputs,
+    counters: counters.toJSON(),
+    bytes_read: bytesRead,
+  };
+}
+
+/**
+ * `owntune curate --shard i/N --out PARTS/i`: the per-document steps on this shard's 1/N of the input
+ * bytes, written as a part (Parquet + shard.json) for `curateMerge`.
+ */
+export async function curateShard(opts: CurateRunOptions & { shard: ShardSpec }): Promise<ShardSummary> {
+  const t0 = performance.now();
+  const progress = opts.progress ?? silentProgress;
+  const resolvePath = opts.resolvePath ?? ((p: string) => p);
+  const cfg = withSeed(opts.config, opts.seed);
+  checkConfig(cfg);
+  const pieces = shardPieces(await planPieces(cfg, resolvePath), opts.shard);
+  const counters = new CurateCounters(cfg.inputs.length);
+  let bytesRead = 0;
+  await withAtomicDir(opts.outDir, (partTmp) =>
+    withTempDir(`${opts.outDir}-spill`, async (scratch) => {
+      const engine = await openEngine(scratch, engineThreads(cfg), "--shard");
+      try {
+        const writer = await PartWriter.open(engine, partTmp, opts.shard.index);
+        const hf = opts.format === "hf-parquet";
+        const done = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, (ex) => writer.add(ex), opts.log, hf);
+        bytesRead = done.bytesRead;
+        // Shard 0 records the inputs' hashes for the manifest (whole files: no other shard reads all of them).
+        const inputs = opts.shard.index === 0 ? await describeInputs(cfg, resolvePath) : undefined;
+        await writer.finish(partMeta(cfg, opts.shard, done.tokenizer.identity, done.tokenizer.padId, counters, bytesRead, inputs, hf));
+      } finally {
+        engine.close();
+      }
+    }),
+  );
+  return { outDir: opts.outDir, rowsRead: counters.rowsRead, bytesRead, seconds: (performance.now() - t0) / 1000 };
+}
+
+/**
+ * `owntune curate --merge PARTS --out DATASET`: the global steps over every shard's part, as SQL in
+ * DuckDB, writing the dataset one process would have written from the same config.
+ */
+export async function curateMerge(opts: Omit<CurateRunOptions, "tokenizerDir"> & { partsDir: string }): Promise<CurateSummary> {
+  const t0 = performance.now();
+  const progress = opts.progress ?? silentProgress;
+  const cfg = withSeed(opts.config, opts.seed);
+  checkConfig(cfg);
+  const parts = await readParts(opts.partsDir);
+  const shardJson = join(parts[0]!.dir, "shard.json");
+  if (JSON.stringify(recordedConfig(cfg)) !== JSON.stringify(parts[0]!.meta.config)) {
+    throw new UserError(`the shards were curated with another config than this merge's`, { file: shardJson, hint: "merge with the config the shards ran with" });
+  }
+  const hf = opts.format === "hf-parquet";
+  if (hf && !parts[0]!.meta.keep_examples) {
+    throw new UserError("the shards were run without --format hf-parquet, so they hold no example texts to export", { file: shardJson, hint: "run the shards with --format hf-parquet too" });
+  }
+  const manifest = await withAtomicDir(opts.outDir, (outTmp) =>
+    withTempDir(`${opts.outDir}-spill`, async (scratch) => {
+      const engine = await openEngine(scratch, engineThreads(cfg), "--merge");
+      try {
+        return (await mergeParts({ cfg, parts, engine, outTmp, progress, log: opts.log, hfParquet: hf })).manifest;
+      } finally {
+        engine.close();
+      }
+    }),
+  );
+  const bytesRead = parts.reduce((a, p) => a + p.meta.bytes_read, 0);
+  return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
+}
+
+const formatBytes = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
+
+/** Counts the examples the weights sampled out, with the first few as samples. */
+export function countSampling(counters: CurateCounters, plan: SplitPlan, previewOf: (rank: number) => string): void {
+  counters.dropMany("sampling", "weight_below_1", plan.sampledOut, SAMPLING_AT);
+  for (const r of plan.sampledOutFirst) counters.sample("sampling", { reason: "weight_below_1", text: previewOf(r) });
 }

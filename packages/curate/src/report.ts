@@ -1,6 +1,7 @@
 // report.html of a curated dataset: one self-contained page (inline CSS and SVG, no scripts, no
 // network) with the drop funnel per filter, token-length histograms before and after, packing
 // efficiency, PII counts, and a few dropped examples per filter (HTML-escaped).
+import type { LengthTally } from "./counters.js";
 import type { Manifest } from "./manifest.js";
 
 export interface DroppedSample {
@@ -14,9 +15,9 @@ export interface ReportData {
   samples: Record<string, DroppedSample[]>;
   badRows: Array<{ file: string; line: number; field?: string; message: string }>;
   /** Token counts of every formatted example, before token limits, truncation and dedup. */
-  lengthsBefore: readonly number[];
+  lengthsBefore: LengthTally;
   /** Token counts of the examples in the dataset (train copies included). */
-  lengthsAfter: readonly number[];
+  lengthsAfter: LengthTally;
 }
 
 /** Escapes text for HTML element content and attribute values. */
@@ -68,13 +69,14 @@ function bar(fraction: number): string {
 }
 
 /** Side-by-side histogram of two length distributions over shared bins. */
-function histogram(before: readonly number[], after: readonly number[], seqLen: number): string {
-  const maxLen = before.reduce((a, x) => Math.max(a, x), Math.max(seqLen, 1));
+function histogram(before: LengthTally, after: LengthTally, seqLen: number): string {
+  let maxLen = Math.max(seqLen, 1);
+  for (const x of before.counts.keys()) maxLen = Math.max(maxLen, x);
   const bins = 24;
   const width = Math.ceil(maxLen / bins);
-  const count = (xs: readonly number[]) => {
+  const count = (xs: LengthTally) => {
     const c = new Array<number>(bins).fill(0);
-    for (const x of xs) c[Math.min(bins - 1, Math.floor(x / width))]!++;
+    for (const [x, n] of xs.counts) c[Math.min(bins - 1, Math.floor(x / width))]! += n;
     return c;
   };
   const a = count(before);
@@ -97,7 +99,7 @@ function histogram(before: readonly number[], after: readonly number[], seqLen: 
   parts.push(`<line x1="${seqX.toFixed(1)}" x2="${seqX.toFixed(1)}" y1="10" y2="${H - 20}" stroke="#e45756" stroke-dasharray="4 3"/><text x="${(seqX + 3).toFixed(1)}" y="20" font-size="10" fill="#e45756">seq_len ${seqLen}</text>`);
   parts.push(`<text x="0" y="20" font-size="10">${fmt(top)}</text><text x="0" y="${H - 20}" font-size="10">0</text>`);
   return `<svg width="${W}" height="${H}" role="img" aria-label="token length histogram">${parts.join("")}</svg>
-<p class="legend"><span style="background:#bbb"></span> before (${fmt(before.length)} formatted examples) <span style="background:#4c78a8"></span> after (${fmt(after.length)} in the dataset)</p>`;
+<p class="legend"><span style="background:#bbb"></span> before (${fmt(before.total)} formatted examples) <span style="background:#4c78a8"></span> after (${fmt(after.total)} in the dataset)</p>`;
 }
 
 function samplesSection(samples: Record<string, DroppedSample[]>): string {

@@ -1,12 +1,19 @@
 // Worker thread entry: loads the tokenizer and builds a Processor from the setup it is started with,
-// then answers each chunk of rows with its results (token buffers transferred, not copied).
+// then answers each chunk of rows with its results (token buffers transferred, not copied), and an
+// "info" job with what the main thread needs to know of the tokenizer.
 import { workerData } from "node:worker_threads";
-import { serveJobs } from "@owntune/model";
-import { loadTokenizerFor } from "./tokenizer.js";
-import { Processor, transferList, type ChunkResult, type RowChunk } from "./processor.js";
-import type { WorkerInit } from "./worker-pool.js";
+import { serveJobs } from "@owntune/model/core";
+import { Processor, transferList, type ChunkResult } from "./processor.js";
+import { loadTokenizerFor, tokenizerInfo, type TokenizerInfo } from "./tokenizer.js";
+import type { WorkerInit, WorkerJob } from "./worker-pool.js";
 
 const init = workerData as WorkerInit;
-const ready = (async () => Processor.create(init.setup, await loadTokenizerFor(init.tokenizerDir)))();
+const ready = (async () => {
+  const tok = await loadTokenizerFor(init.tokenizerDir);
+  return { processor: await Processor.create(init.setup, tok), info: tokenizerInfo(tok) };
+})();
 
-serveJobs<RowChunk, ChunkResult>(async (chunk) => (await ready).processChunk(chunk), transferList);
+serveJobs<WorkerJob, ChunkResult | TokenizerInfo>(
+  async (job) => (job.kind === "info" ? (await ready).info : (await ready).processor.processChunk(job)),
+  (r) => ("results" in r ? transferList(r) : []),
+);

@@ -174,6 +174,24 @@ export async function writeFileAtomic(finalPath: string, data: Uint8Array | stri
 }
 
 /**
+ * Runs `fn` with a scratch folder beside `near` (a temporary name in the same folder), removed when
+ * `fn` ends, whether it resolves or throws, and on exit or Ctrl-C like every pending temporary.
+ */
+export async function withTempDir<T>(near: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  installExitHook();
+  await fsp.mkdir(dirname(near), { recursive: true });
+  const dir = tempPathFor(near);
+  pending.set(dir, undefined);
+  await fsp.mkdir(dir);
+  try {
+    return await fn(dir);
+  } finally {
+    await fsp.rm(dir, { recursive: true, force: true });
+    pending.delete(dir);
+  }
+}
+
+/**
  * Builds a directory under a temporary name and renames it to `finalDir` when `fn` resolves.
  * An existing `finalDir` is replaced only then (it is moved aside first and removed after), so a
  * failed run leaves the previous output, or nothing, under the final name.

@@ -1,9 +1,10 @@
 // `owntune curate --config C.yaml` or `owntune curate --input F... --out DIR [flags]`: one curate stage.
 // The config file holds the same fields as a recipe's `curate:` section (plus `out`); its relative
-// paths resolve against its own folder.
+// paths resolve against its own folder. `--shard i/N --out PARTS/i` runs the per-document steps on
+// 1/N of the input; `--merge PARTS --out DIR` runs the global steps over the shards' parts.
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { curate, curateSchema, type CurateConfigInput } from "@owntune/curate";
+import { curate, curateMerge, curateSchema, curateShard, parseShardSpec, type CurateConfigInput, type CurateSummary, type OutputFormat } from "@owntune/curate";
 import { parseConfig, UserError } from "@owntune/model";
 import type { Command } from "commander";
 import { z } from "zod";
@@ -24,6 +25,10 @@ interface CurateFlags {
   valFraction?: string;
   skipBadRows?: boolean;
   workers?: string;
+  shard?: string;
+  merge?: string;
+  memoryMb?: string;
+  format?: string;
 }
 
 export function registerCurate(program: Command): void {
@@ -40,6 +45,10 @@ export function registerCurate(program: Command): void {
     .option("--val-fraction <x>", "share of examples held out for validation (default 0.05)")
     .option("--skip-bad-rows", "skip malformed rows (counted in the report) instead of stopping")
     .option("--workers <n>", "worker threads (default: one per core; 0 = main thread)")
+    .option("--shard <i/N>", "per-document steps only, on shard i of N of the input; --out is this shard's part folder (PARTS/i)")
+    .option("--merge <parts>", "global steps only, over the part folders the --shard runs wrote under PARTS")
+    .option("--format <f>", "arrow (default), or hf-parquet: also write the examples as Hugging Face datasets Parquet (data/*.parquet) for TRL/Axolotl")
+    .option("--memory-mb <n>", "kept examples held in memory before spilling to Parquet + DuckDB (default 512)")
     .action(async (flags: CurateFlags, cmd: Command) => {
       const io = commandIO(cmd);
       let input: CurateConfigInput & { out?: string };
@@ -83,14 +92,30 @@ export function registerCurate(program: Command): void {
       const outFlag = flags.out ?? (out !== undefined ? (isAbsolute(out) ? out : resolve(base, out)) : undefined);
       if (outFlag === undefined) throw new UserError("no output folder: pass --out DIR (or set out in the config)", { field: "--out" });
       const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-      const summary = await curate({
+      if (flags.shard !== undefined && flags.merge !== undefined) throw new UserError("give --shard or --merge, not both", { field: "--merge" });
+      const memoryMb = intFlag("--memory-mb", flags.memoryMb, 1);
+      if (flags.format !== undefined && flags.format !== "arrow" && flags.format !== "hf-parquet") {
+        throw new UserError(`expected arrow or hf-parquet, got "${flags.format}"`, { field: "--format" });
+      }
+      const run = {
         config,
         outDir: resolve(outFlag),
         resolvePath: at,
         tokenizerDir: flags.model !== undefined ? resolve(flags.model) : config.tokenizer !== undefined ? at(config.tokenizer) : undefined,
         progress: io.progress,
         log: io.log,
-      });
+        memoryBytes: memoryMb === undefined ? undefined : memoryMb * 1024 * 1024,
+        format: flags.format as OutputFormat | undefined,
+      };
+      if (flags.shard !== undefined) {
+        const s = await curateShard({ ...run, shard: parseShardSpec(flags.shard) });
+        io.result(
+          { outDir: s.outDir, seconds: s.seconds, bytesRead: s.bytesRead, rowsRead: s.rowsRead },
+          `wrote shard ${flags.shard} to ${s.outDir}: ${s.rowsRead} rows read in ${s.seconds.toFixed(1)} s (${(s.bytesRead / 1e6 / s.seconds).toFixed(2)} MB/s); merge with --merge`,
+        );
+        return;
+      }
+      const summary: CurateSummary = flags.merge !== undefined ? await curateMerge({ ...run, partsDir: resolve(flags.merge) }) : await curate(run);
       const m = summary.manifest;
       const t = m.splits.train;
       io.result(

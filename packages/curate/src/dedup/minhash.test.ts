@@ -6,6 +6,7 @@ import { mulberry32 } from "../hash.js";
 import { buildContaminationIndex, isContaminated } from "./decontaminate.js";
 import { exactKey } from "./exact.js";
 import {
+  bandKeys,
   candidateProbability,
   estimateJaccard,
   exactJaccard,
@@ -120,7 +121,7 @@ describe("near-duplicate clustering", () => {
     }
     const lsh = new LshClusters(bands, rows);
     const shingles = docs.map((d) => shingleHashes(d.words.join(" "), "word", 5));
-    docs.forEach((_, i) => lsh.add(i, minhashSignature(shingles[i]!, seeds)));
+    docs.forEach((_, i) => lsh.add(i, bandKeys(minhashSignature(shingles[i]!, seeds), bands, rows)));
     let tp = 0;
     let fp = 0;
     let fn = 0;

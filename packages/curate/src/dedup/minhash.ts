@@ -2,7 +2,7 @@
 // (Leskovec, Rajaraman & Ullman, "Mining of Massive Datasets" §3.4). Shingles are word or character
 // n-grams of simplified text, as in datatrove's MinhashDedupSignature; bands×rows follow datasketch.
 import { fmix32, hashString32 } from "../hash.js";
-import { isSymbolWord, splitWords } from "../filters/filter.js";
+import { splitWords } from "../filters/filter.js";
 
 /** datatrove's simplify_text in spirit: lowercase, punctuation out, whitespace collapsed. */
 export function simplifyText(text: string): string {
@@ -13,13 +13,30 @@ export function simplifyText(text: string): string {
     .trim();
 }
 
-/** Unique hashed shingles of `text`: word or character n-grams of its simplified form. */
+/** FNV-1a over `s` from state `h` (hashString32 before its finalizer). */
+function fnvFrom(h: number, s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    h ^= s.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h;
+}
+
+/**
+ * Unique hashed shingles of `text`: word or character n-grams of its simplified form. A word shingle's
+ * hash is hashString32 of its words joined by spaces, computed word by word without building the string.
+ */
 export function shingleHashes(text: string, unit: "word" | "char", n: number): Uint32Array {
   const set = new Set<number>();
   if (unit === "word") {
-    const words = splitWords(simplifyText(text)).filter((w) => !isSymbolWord(w));
+    // Simplified text has no punctuation or symbols left, so no word is a symbol word (isSymbolWord).
+    const words = splitWords(simplifyText(text));
     if (words.length > 0 && words.length < n) set.add(hashString32(words.join(" ")));
-    for (let i = 0; i + n <= words.length; i++) set.add(hashString32(words.slice(i, i + n).join(" ")));
+    for (let i = 0; i + n <= words.length; i++) {
+      let h = fnvFrom(0x811c9dc5, words[i]!);
+      for (let k = 1; k < n; k++) h = fnvFrom(Math.imul(h ^ 0x20, 0x01000193), words[i + k]!);
+      set.add(fmix32(h));
+    }
   } else {
     const s = simplifyText(text);
     if (s.length > 0 && s.length < n) set.add(hashString32(s));
@@ -102,8 +119,32 @@ export function lshParams(threshold: number, numPerm: number): { bands: number; 
   return { bands: best.bands, rows: best.rows };
 }
 
+/** The LSH shape of a near-dedup config: its bands × rows, or the ones its threshold implies. */
+export function lshShape(near: { num_perm: number; bands?: number; rows?: number; threshold: number }): { bands: number; rows: number } {
+  return near.bands && near.rows ? { bands: near.bands, rows: near.rows } : lshParams(near.threshold, near.num_perm);
+}
+
 /**
- * LSH index with union-find clustering: add signatures in input order; a document joins the cluster
+ * One 53-bit key per band of a MinHash signature (two independent 32-bit hashes of the band's rows):
+ * documents sharing a key in some band are candidate near-duplicates.
+ */
+export function bandKeys(signature: Uint32Array, bands: number, rows: number): Float64Array {
+  const keys = new Float64Array(bands);
+  for (let band = 0; band < bands; band++) {
+    let h1 = 0x9747b28c ^ band;
+    let h2 = 0x2b7e1516 ^ band;
+    for (let r = 0; r < rows; r++) {
+      const v = signature[band * rows + r]!;
+      h1 = fmix32(h1 ^ v);
+      h2 = fmix32(Math.imul(h2, 31) ^ v);
+    }
+    keys[band] = h1 * 0x200000 + (h2 >>> 11);
+  }
+  return keys;
+}
+
+/**
+ * LSH index with union-find clustering: add band keys in input order; a document joins the cluster
  * of every earlier document it shares a band with. The kept member of a cluster is its first
  * document (smallest index), as datatrove's MinhashDedupCluster keeps one per cluster.
  */
@@ -138,19 +179,12 @@ export class LshClusters {
     else this.parent[ra] = rb;
   }
 
-  /** Adds document `id` (ids must be added in increasing order). */
-  add(id: number, signature: Uint32Array): void {
+  /** Adds document `id` with its band keys (see bandKeys); ids must be added in increasing order. */
+  add(id: number, keys: Float64Array): void {
     this.parent[id] = id;
     for (let band = 0; band < this.bands; band++) {
-      let h1 = 0x9747b28c ^ band;
-      let h2 = 0x2b7e1516 ^ band;
-      for (let r = 0; r < this.rows; r++) {
-        const v = signature[band * this.rows + r]!;
-        h1 = fmix32(h1 ^ v);
-        h2 = fmix32(Math.imul(h2, 31) ^ v);
-      }
-      const key = h1 * 0x200000 + (h2 >>> 11);
       const bucket = this.buckets[band]!;
+      const key = keys[band]!;
       const first = bucket.get(key);
       if (first === undefined) bucket.set(key, id);
       else this.union(first, id);

@@ -24,7 +24,8 @@ export function splitLines(text: string): string[] {
 
 // A word: letters/digits/marks joined by inner apostrophes, hyphens or dots ("don't", "e.g", "3.14");
 // else a run of dots (NLTK keeps "..." whole) or any single other non-space character.
-const WORD = /[\p{L}\p{M}\p{N}_]+(?:['’.\-][\p{L}\p{M}\p{N}_]+)*|\.+|…|[^\s\p{L}\p{M}\p{N}_]/gu;
+export const WORD_PATTERN = /[\p{L}\p{M}\p{N}_]+(?:['’.\-][\p{L}\p{M}\p{N}_]+)*|\.+|…|[^\s\p{L}\p{M}\p{N}_]/u.source;
+const WORD = new RegExp(WORD_PATTERN, "gu");
 
 /**
  * Word tokens in the manner of NLTK's word_tokenize (which datatrove's English filters use):

@@ -3,7 +3,7 @@
 // Record batches are read one at a time.
 import { createReadStream } from "node:fs";
 import { RecordBatchReader } from "apache-arrow";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/model/core";
 import { toPlain, type SourceRow } from "./source-row.js";
 import { invalidUtf8Error, invalidUtf8Rows } from "./utf8-check.js";
 

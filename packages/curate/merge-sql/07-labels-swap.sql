@@ -1,0 +1,3 @@
+-- The next round starts from the labels just computed.
+DROP TABLE labels;
+ALTER TABLE labels_next RENAME TO labels;
