@@ -55,6 +55,8 @@ export interface LoadedRecipe {
   file: string;
   /** Its folder, absolute: relative paths in the recipe resolve against it. */
   dir: string;
+  /** Where a field of the recipe was given, for errors: the file and line, or `--set`. Absent for recipes built in code. */
+  locate?(field: ReadonlyArray<string | number>): { file: string; line?: number; field: string };
 }
 
 /** JSON Schema of recipes (input side: fields with defaults are optional), for editor completion. */
@@ -143,15 +145,25 @@ function applyOverride(root: Record<string, unknown>, o: SetOverride): void {
  * overridden field are reported against `--set field`.
  */
 export function parseRecipe(text: string, file: string, sets: readonly string[] = []): Recipe {
+  return parseRecipeLocated(text, file, sets).recipe;
+}
+
+/** A validated recipe and where each of its fields came from (a line of the file, or --set). */
+function parseRecipeLocated(text: string, file: string, sets: readonly string[]): { recipe: Recipe; locate: LoadedRecipe["locate"] } {
   const source = parseLocated(text, file);
   const overrides = parseSets(sets);
-  if (overrides.length === 0) return validateLocated(recipeSchema, source, file);
+  const overridden = new Set(overrides.map((o) => o.path.join(".")));
+  const locate = (field: ReadonlyArray<string | number>) => {
+    const name = field.map(String).join(".");
+    const bySet = [...overridden].find((o) => name === o || name.startsWith(o + "."));
+    return bySet !== undefined ? { file: "--set", field: name } : { file, line: source.lineOf(field), field: name };
+  };
+  if (overrides.length === 0) return { recipe: validateLocated(recipeSchema, source, file), locate };
   const root = (source.value && typeof source.value === "object" ? source.value : {}) as Record<string, unknown>;
   for (const o of overrides) applyOverride(root, o);
-  const overridden = new Set(overrides.map((o) => o.path.join(".")));
   const located: LocatedSource = { ...source, value: root };
   try {
-    return validateLocated(recipeSchema, located, file);
+    return { recipe: validateLocated(recipeSchema, located, file), locate };
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     // Name `--set` as the source of problems in fields the user overrode.
@@ -174,5 +186,6 @@ export async function loadRecipe(file: string, sets: readonly string[] = []): Pr
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(code === "ENOENT" ? "no such file" : `cannot read recipe (${code})`, { file });
   }
-  return { recipe: parseRecipe(text, file, sets), file, dir: dirname(resolve(file)) };
+  const { recipe, locate } = parseRecipeLocated(text, file, sets);
+  return { recipe, file, dir: dirname(resolve(file)), locate };
 }

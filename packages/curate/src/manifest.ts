@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { z } from "zod";
 import { UserError } from "@owntune/model";
 
-/** Bumped whenever the shard layout or the meaning of a column changes. */
-export const DATASET_FORMAT_VERSION = 1;
+/** Bumped whenever the shard layout, the manifest or the meaning of a column changes (2: a sha256 per shard). */
+export const DATASET_FORMAT_VERSION = 2;
 export const DATASET_FORMAT = "owntune-dataset";
 
 /** The columns every shard has: FixedSizeList<int32>[seq_len] each. */
@@ -18,7 +18,15 @@ export const DATASET_COLUMNS = {
 } as const;
 
 const splitSchema = z.object({
-  shards: z.array(z.object({ file: z.string(), rows: z.number().int().min(0), bytes: z.number().int().min(0) })),
+  shards: z.array(
+    z.object({
+      // A plain name inside the dataset folder: the manifest must not send readers elsewhere.
+      file: z.string().regex(/^[\w.-]+\.arrow$/, "a .arrow file name inside the dataset folder"),
+      rows: z.number().int().min(0),
+      bytes: z.number().int().min(0),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 hex digits"),
+    }),
+  ),
   rows: z.number().int().min(0),
   examples: z.number().int().min(0),
   tokens: z.number().int().min(0),

@@ -10,7 +10,7 @@ import { buildContaminationIndex } from "./dedup/decontaminate.js";
 import { LshClusters, lshParams } from "./dedup/minhash.js";
 import { FILTER_ORDER } from "./filters/index.js";
 import { shuffleInPlace, uniform } from "./hash.js";
-import { hashInput } from "./input-hash.js";
+import { checkInputExists, hashInput } from "./input-hash.js";
 import { DATASET_COLUMNS, DATASET_FORMAT, DATASET_FORMAT_VERSION, type Manifest, type SplitSummary } from "./manifest.js";
 import { bestFitDecreasing, buildRow, type PackItem } from "./pack.js";
 import { Processor, type ChunkResult, type ProcessorSetup, type RowChunk } from "./processor.js";
@@ -69,6 +69,8 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
   const resolvePath = opts.resolvePath ?? ((p: string) => p);
   const cfg: CurateConfig = { ...opts.config, seed: opts.config.seed ?? opts.seed ?? 0 };
   const seed = cfg.seed!;
+  // Every input named, checked before any work: a missing one is reported at once, not after minutes.
+  for (const p of [...cfg.inputs.map((i) => i.path), ...(cfg.decontaminate?.files ?? [])]) await checkInputExists(resolvePath(p), p);
   const tokenizer = await loadTokenizerFor(opts.tokenizerDir);
   const tokenizerNote = gemma3TokenizerWarning(tokenizer);
   if (tokenizerNote) opts.log?.(`tokenizer: ${tokenizerNote}`);
@@ -94,9 +96,6 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
 
   const setup: ProcessorSetup = { config: cfg, contamination };
   const workerCount = cfg.workers ?? defaultThreadCount();
-  const pool = workerCount > 0 ? new WorkerPool(workerCount, setup, opts.tokenizerDir) : undefined;
-  const local = pool ? undefined : await Processor.create(setup, tokenizer);
-  const runChunk = (c: RowChunk): Promise<ChunkResult> => (pool ? pool.run(c) : Promise.resolve(local!.processChunk(c)));
 
   // Central, in-order state.
   const drops: Record<string, Record<string, number>> = {};
@@ -157,6 +156,10 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
 
   // Read every input in order, in chunks; keep a bounded number of chunks in flight.
   const totalBytes = (await Promise.all(cfg.inputs.map((i) => hashInput(resolvePath(i.path))))).reduce((a, h) => a + h.bytes, 0);
+  // The pool's threads keep the process alive: from here on, every way out closes it (the finally below).
+  const pool = workerCount > 0 ? new WorkerPool(workerCount, setup, opts.tokenizerDir) : undefined;
+  let local: Processor | undefined;
+  const runChunk = async (c: RowChunk): Promise<ChunkResult> => (pool ? pool.run(c) : (local ??= await Processor.create(setup, tokenizer)).processChunk(c));
   progress.start(totalBytes, "curate", "B");
   let bytesRead = 0;
   const inflight: Array<{ chunk: RowChunk; result: Promise<ChunkResult> }> = [];
@@ -241,6 +244,8 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
     else for (let j = 0; j < c; j++) train.push(d);
   });
 
+  if (train.length === 0) throw emptyDatasetError(rowsRead, drops);
+
   const padId = tokenizer.padId ?? 0;
   const rowsPerShard = cfg.rows_per_shard ?? Math.max(1, Math.floor(SHARD_BYTES / (cfg.seq_len * 4 * 4)));
   const lengthsAfter = [...train, ...val].map((d) => d.ids.length);
@@ -323,8 +328,8 @@ async function writeSplit(
   for (let s = 0; s < nShards; s++) {
     const file = `${name}-${String(s).padStart(5, "0")}.arrow`;
     const rows = bins.slice(s * rowsPerShard, (s + 1) * rowsPerShard).map((b) => buildRow(b.map((i) => packItems[i]!), cfg.seq_len, padId));
-    const bytes = await writeShard(join(dir, file), rows, cfg.seq_len);
-    shards.push({ file, rows: rows.length, bytes });
+    const { bytes, sha256 } = await writeShard(join(dir, file), rows, cfg.seq_len);
+    shards.push({ file, rows: rows.length, bytes, sha256 });
   }
   return {
     shards,
@@ -334,4 +339,18 @@ async function writeSplit(
     trained_tokens: trained,
     packing_efficiency: bins.length === 0 ? 0 : tokens / (bins.length * cfg.seq_len),
   };
+}
+
+/** No training example survived: say where they went (which stage dropped the most), not just "0 rows". */
+function emptyDatasetError(rowsRead: number, drops: Record<string, Record<string, number>>): UserError {
+  const byStage = Object.entries(drops)
+    .map(([stage, reasons]) => ({ stage, n: Object.values(reasons).reduce((a, b) => a + b, 0), reasons }))
+    .filter((d) => d.n > 0)
+    .sort((a, b) => b.n - a.n);
+  const list = byStage.map((d) => `${d.stage} ${d.n} (${Object.entries(d.reasons).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([r, n]) => `${r} ${n}`).join(", ")})`).join("; ");
+  const top = byStage[0];
+  return new UserError(`no training examples: all ${rowsRead} row(s) read were dropped${top ? ` — ${list}` : ""}`, {
+    field: top && (FILTER_ORDER as readonly string[]).includes(top.stage) ? `filters.${top.stage}` : undefined,
+    hint: top ? `most went to ${top.stage}: loosen it, or check the input` : "check the input",
+  });
 }

@@ -1,7 +1,7 @@
 // One export stage: a model folder (and optionally a PEFT adapter) → an export folder holding
 // `model-<QUANT>.gguf`, `adapter.gguf`, `merged/`, `Modelfile` and `verify.json` (design.md "Files").
-import { join, relative } from "node:path";
-import { loadModelDir, silentProgress, writeFileAtomic, type AdapterWeights, type Progress } from "@owntune/model";
+import { basename, join, relative } from "node:path";
+import { loadModelDir, silentProgress, withAtomicDir, writeFileAtomic, type AdapterWeights, type Progress } from "@owntune/model";
 import { readPeftAdapter } from "@owntune/lora";
 import { exportAdapterGguf } from "./adapter-gguf.js";
 import { assertLlamaCppCanRun, exportGguf } from "./export-gguf.js";
@@ -48,7 +48,7 @@ export interface ExportDirResult {
   warnings: string[];
 }
 
-/** Runs the whole export into `outDir` (files are written atomically one by one). */
+/** Runs the whole export into `outDir`, which appears (or replaces an earlier one) only when all of it is written. */
 export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
@@ -65,64 +65,68 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
       pad: model.config.pad_token_id,
     });
     const merge = adapter !== undefined && !o.noMerge;
-    const gguf = join(o.outDir, `model-${o.quant}.gguf`);
-    log(`writing ${gguf}${merge ? " (adapter merged)" : ""}`);
-    const written = await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: gguf, adapter: merge ? adapter : undefined, progress, threads: o.threads });
-    let adapterGguf: string | undefined;
-    if (adapter && (o.noMerge || o.adapterGguf)) {
-      adapterGguf = join(o.outDir, "adapter.gguf");
-      log(`writing ${adapterGguf}`);
-      await exportAdapterGguf({ config: model.config, adapter, out: adapterGguf, progress });
-    }
-    let merged: string | undefined;
-    if (o.merged) {
-      merged = join(o.outDir, "merged");
-      log(`writing ${merged}/`);
-      await exportMerged({ baseDir: o.modelDir, config: model.config, source: model.checkpoint, adapter, outDir: merged, dtype: o.mergedDtype, progress });
-    }
-    const modelfile = join(o.outDir, "Modelfile");
-    const template = model.tokenizer.chatTemplate
-      ? goChatTemplate(chatFormat((messages, gen) => model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: gen }), tokenizer.tokens[tokenizer.specialIds.bos ?? -1]))
-      : undefined;
-    const stops = endOfGenerationIds(tokenizer).map((id) => tokenizer.tokens[id]!);
-    await writeFileAtomic(
-      modelfile,
-      modelfileText({
-        from: `./${relative(o.outDir, gguf)}`,
-        adapter: adapterGguf && !merge ? `./${relative(o.outDir, adapterGguf)}` : undefined,
-        template,
-        stops,
-      }),
-    );
-    let verify: VerifyReport | undefined;
-    if (o.verify) {
-      if (!o.score) throw new Error("verify needs a score function");
-      log("verifying against llama.cpp");
-      verify = await verifyGguf({
+    // Built in a temporary folder renamed into place at the end: the export appears complete or not at all.
+    return await withAtomicDir(o.outDir, async (tmp) => {
+      const gguf = join(o.outDir, `model-${o.quant}.gguf`);
+      log(`writing ${gguf}${merge ? " (adapter merged)" : ""}`);
+      const written = await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: join(tmp, basename(gguf)), adapter: merge ? adapter : undefined, progress, threads: o.threads });
+      let adapterGguf: string | undefined;
+      if (adapter && (o.noMerge || o.adapterGguf)) {
+        adapterGguf = join(o.outDir, "adapter.gguf");
+        log(`writing ${adapterGguf}`);
+        await exportAdapterGguf({ config: model.config, adapter, out: join(tmp, "adapter.gguf"), progress });
+      }
+      let merged: string | undefined;
+      if (o.merged) {
+        merged = join(o.outDir, "merged");
+        log(`writing ${merged}/`);
+        await exportMerged({ baseDir: o.modelDir, config: model.config, source: model.checkpoint, adapter, outDir: join(tmp, "merged"), dtype: o.mergedDtype, progress });
+      }
+      const modelfile = join(o.outDir, "Modelfile");
+      const template = model.tokenizer.chatTemplate
+        ? goChatTemplate(chatFormat((messages, gen) => model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: gen }), tokenizer.tokens[tokenizer.specialIds.bos ?? -1]))
+        : undefined;
+      const stops = endOfGenerationIds(tokenizer).map((id) => tokenizer.tokens[id]!);
+      await writeFileAtomic(
+        join(tmp, "Modelfile"),
+        modelfileText({
+          from: `./${relative(o.outDir, gguf)}`,
+          adapter: adapterGguf && !merge ? `./${relative(o.outDir, adapterGguf)}` : undefined,
+          template,
+          stops,
+        }),
+      );
+      let verify: VerifyReport | undefined;
+      if (o.verify) {
+        if (!o.score) throw new Error("verify needs a score function");
+        log("verifying against llama.cpp");
+        verify = await verifyGguf({
+          gguf: join(tmp, basename(gguf)),
+          config: model.config,
+          encode: (text) => model.tokenizer.encode(text),
+          score: o.score,
+          source: model.checkpoint,
+          adapter: merge ? undefined : adapter,
+          adapterGguf: merge || !adapterGguf ? undefined : join(tmp, "adapter.gguf"),
+          mergedAdapter: merge ? adapter : undefined,
+          probes: o.probes,
+          out: join(tmp, "verify.json"),
+          reportAs: { gguf, adapterGguf: merge ? undefined : adapterGguf },
+        });
+      }
+      return {
+        outDir: o.outDir,
         gguf,
-        config: model.config,
-        encode: (text) => model.tokenizer.encode(text),
-        score: o.score,
-        source: model.checkpoint,
-        adapter: merge ? undefined : adapter,
-        adapterGguf: merge ? undefined : adapterGguf,
-        mergedAdapter: merge ? adapter : undefined,
-        probes: o.probes,
-        out: join(o.outDir, "verify.json"),
-      });
-    }
-    return {
-      outDir: o.outDir,
-      gguf,
-      adapterGguf,
-      merged,
-      modelfile,
-      bytes: written.bytes,
-      sourceBytes: written.sourceBytes,
-      seconds: (performance.now() - t0) / 1000,
-      verify,
-      warnings: model.warnings,
-    };
+        adapterGguf,
+        merged,
+        modelfile,
+        bytes: written.bytes,
+        sourceBytes: written.sourceBytes,
+        seconds: (performance.now() - t0) / 1000,
+        verify,
+        warnings: model.warnings,
+      };
+    });
   } finally {
     await model.checkpoint.close();
   }

@@ -1,13 +1,14 @@
 // `owntune curate --config C.yaml` or `owntune curate --input F... --out DIR [flags]`: one curate stage.
 // The config file holds the same fields as a recipe's `curate:` section (plus `out`); its relative
 // paths resolve against its own folder.
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { curate, curateSchema, type CurateConfigInput } from "@owntune/curate";
-import { parseConfig, UserError } from "@owntune/model";
+import { claimOutputDir, isUserError, parseLocated, UserError, validateLocated, type LocatedSource } from "@owntune/model";
 import type { Command } from "commander";
 import { z } from "zod";
-import { commandIO, intFlag } from "../cli-io.js";
+import { commandIO, intFlag, numberFlag } from "../cli-io.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -24,6 +25,7 @@ interface CurateFlags {
   valFraction?: string;
   skipBadRows?: boolean;
   workers?: string;
+  force?: boolean;
 }
 
 export function registerCurate(program: Command): void {
@@ -40,10 +42,12 @@ export function registerCurate(program: Command): void {
     .option("--val-fraction <x>", "share of examples held out for validation (default 0.05)")
     .option("--skip-bad-rows", "skip malformed rows (counted in the report) instead of stopping")
     .option("--workers <n>", "worker threads (default: one per core; 0 = main thread)")
+    .option("--force", "replace a dataset an earlier curate wrote there (never anything else)")
     .action(async (flags: CurateFlags, cmd: Command) => {
       const io = commandIO(cmd);
       let input: CurateConfigInput & { out?: string };
       let base = process.cwd();
+      let located: LocatedSource | undefined;
       if (flags.config !== undefined) {
         if (flags.input.length > 0) throw new UserError("give either --config or --input, not both", { field: "--input" });
         let text: string;
@@ -52,7 +56,8 @@ export function registerCurate(program: Command): void {
         } catch {
           throw new UserError("no such file", { file: flags.config });
         }
-        input = parseConfig(fileSchema, text, flags.config);
+        located = parseLocated(text, flags.config);
+        input = validateLocated(fileSchema, located, flags.config);
         base = dirname(resolve(flags.config));
       } else {
         if (flags.input.length === 0) throw new UserError("give --config C.yaml or at least one --input", { field: "--input" });
@@ -61,10 +66,7 @@ export function registerCurate(program: Command): void {
       const seqLen = intFlag("--seq-len", flags.seqLen, 1);
       const seed = intFlag("--seed", flags.seed, 0);
       const workers = intFlag("--workers", flags.workers, 0);
-      const valFraction = flags.valFraction === undefined ? undefined : Number(flags.valFraction);
-      if (valFraction !== undefined && !(valFraction >= 0 && valFraction <= 1)) {
-        throw new UserError(`expected a number in [0, 1], got "${flags.valFraction}"`, { field: "--val-fraction" });
-      }
+      const valFraction = flags.valFraction === undefined ? undefined : numberFlag(flags.valFraction, "--val-fraction", (x) => x >= 0 && x <= 1, "a number in [0, 1]");
       const merged = {
         ...input,
         ...(seqLen !== undefined ? { seq_len: seqLen } : {}),
@@ -83,14 +85,25 @@ export function registerCurate(program: Command): void {
       const outFlag = flags.out ?? (out !== undefined ? (isAbsolute(out) ? out : resolve(base, out)) : undefined);
       if (outFlag === undefined) throw new UserError("no output folder: pass --out DIR (or set out in the config)", { field: "--out" });
       const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-      const summary = await curate({
-        config,
-        outDir: resolve(outFlag),
-        resolvePath: at,
-        tokenizerDir: flags.model !== undefined ? resolve(flags.model) : config.tokenizer !== undefined ? at(config.tokenizer) : undefined,
-        progress: io.progress,
-        log: io.log,
-      });
+      if (flags.model !== undefined && !existsSync(flags.model)) throw new UserError("no such folder", { file: flags.model, field: "--model" });
+      await claimOutputDir(outFlag, "dataset", { force: flags.force, field: flags.out !== undefined ? "--out" : "out", log: io.log });
+      let summary;
+      try {
+        summary = await curate({
+          config,
+          outDir: resolve(outFlag),
+          resolvePath: at,
+          tokenizerDir: flags.model !== undefined ? resolve(flags.model) : config.tokenizer !== undefined ? at(config.tokenizer) : undefined,
+          progress: io.progress,
+          log: io.log,
+        });
+      } catch (e) {
+        // A problem with a config field is reported at its line in the config file.
+        if (located && isUserError(e) && e.file === undefined && e.field !== undefined) {
+          throw new UserError(e.message, { file: flags.config, line: located.lineOf(e.field.split(".")), field: e.field, hint: e.hint });
+        }
+        throw e;
+      }
       const m = summary.manifest;
       const t = m.splits.train;
       io.result(

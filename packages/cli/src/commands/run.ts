@@ -13,10 +13,11 @@ export function registerRun(program: Command): void {
     .argument("<recipe>", "recipe YAML file")
     .option("--stage <stage>", "run only this stage; earlier stages' outputs are read from disk")
     .option("--set <field=value>", "override a recipe field, e.g. --set train.lr=1e-4 (repeatable)", collect, [])
-    .action(async (recipeFile: string, opts: { stage?: string; set: string[] }, cmd: Command) => {
+    .option("--force", "replace the outputs an earlier run of this recipe wrote (never anything else)")
+    .action(async (recipeFile: string, opts: { stage?: string; set: string[]; force?: boolean }, cmd: Command) => {
       const io = commandIO(cmd);
       const loaded = await loadRecipe(recipeFile, opts.set);
-      const report = await runRecipe(loaded, { stage: opts.stage, ...io });
+      const report = await runRecipe(loaded, { stage: opts.stage, force: opts.force, ...io });
       const human = report.stages
         .map((s) => `${s.stage}: ${s.outDir}${Object.keys(s.summary).length ? `  ${JSON.stringify(s.summary)}` : ""}`)
         .join("\n");

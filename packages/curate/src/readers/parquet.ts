@@ -1,7 +1,7 @@
 // Parquet reader (the format of Hugging Face Hub datasets) through hyparquet: reads one row group at a
 // time from a file-backed buffer, so memory holds one row group, not the file. Snappy is built in;
 // hyparquet-compressors adds gzip, zstd, brotli and lz4.
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema, type FileMetaData } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { UserError } from "@owntune/model";
 import { toPlain, type SourceRow } from "./source-row.js";
@@ -16,6 +16,10 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
   } catch (e) {
     throw new UserError(`not a readable Parquet file (${(e as Error).message})`, { file: displayName });
   }
+  // hyparquet starts reading some columns before it finds a chunk whose path is not in the schema,
+  // and the rejections of those reads escape it (the process would die of an unhandled rejection).
+  const missing = chunkOutsideSchema(metadata);
+  if (missing) throw new UserError(`not a readable Parquet file (corrupt metadata: column chunk ${missing} is not in the schema)`, { file: displayName });
   // Strings are decoded strictly: invalid UTF-8 becomes a marker, and its row an error row.
   const strings = strictStringParsers();
   let rowStart = 0;
@@ -33,4 +37,26 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
     }
     rowStart += n;
   }
+}
+
+/** The path of a row group's column chunk that the schema does not have, or undefined. */
+function chunkOutsideSchema(metadata: FileMetaData): string | undefined {
+  let tree;
+  try {
+    tree = parquetSchema(metadata);
+  } catch {
+    return "(schema unreadable)";
+  }
+  for (const group of metadata.row_groups) {
+    for (const chunk of group.columns) {
+      const path = chunk.meta_data?.path_in_schema ?? [];
+      let node = tree;
+      for (const part of path) {
+        const child = node.children.find((c) => c.element.name === part);
+        if (!child) return path.join(".");
+        node = child;
+      }
+    }
+  }
+  return undefined;
 }
