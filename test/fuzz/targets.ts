@@ -10,32 +10,13 @@ import { parseAdapterConfig, randomAdapter, readPeftAdapter, writePeftAdapter } 
 import { parseGemma4Config, readGemma4Config, UserError, withSafetensors, writeSafetensors, type Gemma4Config } from "@owntune/model";
 import { parseRecipe } from "@owntune/cli";
 import type { FuzzTarget } from "./harness.js";
-import { repoRoot } from "../owntune.js";
+import { repoRoot, TOY_MODEL_CONFIG } from "../owntune.js";
 
 const fixtures = join(repoRoot, "test/fuzz/fixtures");
 const utf8 = (b: Uint8Array) => Buffer.from(b).toString("utf8");
 
-/** A config with every dense Gemma 4 feature on a 48-token vocabulary: weights of a few kB. */
-export const FUZZ_CONFIG = {
-  model_type: "gemma4_text",
-  vocab_size: 48,
-  hidden_size: 16,
-  intermediate_size: 32,
-  num_hidden_layers: 4,
-  num_attention_heads: 2,
-  num_key_value_heads: 1,
-  num_global_key_value_heads: 1,
-  head_dim: 8,
-  global_head_dim: 16,
-  attention_k_eq_v: true,
-  layer_types: ["sliding_attention", "full_attention", "sliding_attention", "full_attention"],
-  sliding_window: 4,
-  num_kv_shared_layers: 2,
-  hidden_size_per_layer_input: 4,
-  use_double_wide_mlp: true,
-  final_logit_softcapping: 30,
-};
-const config: Gemma4Config = parseGemma4Config(FUZZ_CONFIG);
+/** The toy model of the CLI tests (2 layers, hidden 16): adapters for it are a few kB. */
+const config: Gemma4Config = parseGemma4Config(TOY_MODEL_CONFIG);
 
 /** Writes `bytes` to a file of this case, runs `read` on it, removes it. */
 async function asFile<T>(dir: string, name: string, bytes: Uint8Array, read: (path: string) => Promise<T>): Promise<T> {
@@ -111,7 +92,7 @@ export const ggufTarget: FuzzTarget = {
 
 export const configJsonTarget: FuzzTarget = {
   name: "config.json",
-  setup: async () => Buffer.from(JSON.stringify(FUZZ_CONFIG, null, 2)),
+  setup: async () => Buffer.from(JSON.stringify(TOY_MODEL_CONFIG, null, 2)),
   parse: async (bytes, dir, i) => {
     const sub = join(dir, `m${i}`);
     await mkdir(sub);
@@ -124,7 +105,7 @@ export const configJsonTarget: FuzzTarget = {
   },
 };
 
-/** A PEFT adapter folder for FUZZ_CONFIG; `adapterTarget` mutates its weights file, `adapterConfigTarget` its config. */
+/** A PEFT adapter folder for the toy model; `adapterTarget` mutates its weights file, `adapterConfigTarget` its config. */
 async function writeAdapter(dir: string): Promise<string> {
   const base = join(dir, "adapter");
   await writePeftAdapter(base, randomAdapter(config, { rank: 2, targets: ["q_proj", "down_proj"] }), { dtype: "BF16" });

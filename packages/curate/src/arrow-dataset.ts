@@ -73,6 +73,11 @@ export interface ShardRecord {
   sha256: string;
 }
 
+/** A shard whose size is not the manifest's: truncated, or replaced. */
+export function shardSizeError(path: string, size: number, recorded: number): UserError {
+  return new UserError(`is ${size} bytes, manifest.json says ${recorded}: the shard was truncated or changed after curate wrote it`, { file: path, hint: 're-run "owntune curate"' });
+}
+
 /**
  * Reads a shard and checks it: size and sha256 against `expected` (the manifest's record, so a flipped
  * byte is caught before it can train), then its schema (column names, types, seq_len, format version).
@@ -86,9 +91,7 @@ export async function readShard(path: string, seqLen: number, expected?: ShardRe
     throw new UserError(code === "ENOENT" ? "shard listed in manifest.json is missing" : `cannot read (${code})`, { file: path, hint: 're-run "owntune curate"' });
   }
   if (expected) {
-    if (bytes.length !== expected.bytes) {
-      throw new UserError(`is ${bytes.length} bytes, manifest.json says ${expected.bytes}: the shard was truncated or changed after curate wrote it`, { file: path, hint: 're-run "owntune curate"' });
-    }
+    if (bytes.length !== expected.bytes) throw shardSizeError(path, bytes.length, expected.bytes);
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     if (sha256 !== expected.sha256) {
       throw new UserError(`sha256 ${sha256.slice(0, 16)}… differs from manifest.json's ${expected.sha256.slice(0, 16)}…: the shard's bytes changed after curate wrote it`, {

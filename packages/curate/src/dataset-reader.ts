@@ -4,7 +4,7 @@
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "@owntune/model";
-import { readShard, type ShardData } from "./arrow-dataset.js";
+import { readShard, shardSizeError, type ShardData } from "./arrow-dataset.js";
 import { mulberry32, fmix32 } from "./hash.js";
 import { readManifest, type Manifest } from "./manifest.js";
 
@@ -81,9 +81,7 @@ export class CuratedDataset {
         const path = join(dir, shard.file);
         const size = await stat(path).then((s) => s.size, () => undefined);
         if (size === undefined) throw new UserError("shard listed in manifest.json is missing", { file: path, hint: 're-run "owntune curate"' });
-        if (size !== shard.bytes) {
-          throw new UserError(`is ${size} bytes, manifest.json says ${shard.bytes}: the shard was truncated or changed after curate wrote it`, { file: path, hint: 're-run "owntune curate"' });
-        }
+        if (size !== shard.bytes) throw shardSizeError(path, size, shard.bytes);
       }
     }
     return new CuratedDataset(dir, manifest);
