@@ -1,11 +1,13 @@
 // Seeded in-process fuzzing of the parsers we own or front: each case is a valid file mutated (bit
 // flips, truncation, spliced or deleted runs, huge little-endian integers, numbers in text replaced by
 // extreme ones), parsed in full. Every outcome must be success or a UserError within a time bound:
-// never a hang, another exception (a bug), or an allocation sized by a field nobody checked.
+// never a hang, another exception (a bug), or an allocation sized by a field nobody checked. Cases run
+// in a worker thread that is ended when one takes too long, so even a synchronous loop is caught.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { isUserError } from "@owntune/model";
+import { startModuleWorker } from "@owntune/model/worker-thread";
 
 /** A parser under test: a valid input, and how one (mutated) input is parsed in full. */
 export interface FuzzTarget {
@@ -18,6 +20,8 @@ export interface FuzzTarget {
 
 /** One parse may take this long: the inputs are kilobytes, so seconds mean a loop on a corrupt field. */
 export const CASE_TIME_BOUND_MS = 5_000;
+/** Building a target's valid input (a small curate run at most). */
+const SETUP_TIME_BOUND_MS = 120_000;
 /** Array-buffer memory a case may leave allocated: inputs are kilobytes, so more is sized by a bad field. */
 export const CASE_MEMORY_BOUND_BYTES = 256 << 20;
 
@@ -122,58 +126,108 @@ function concat(...parts: Uint8Array[]): Uint8Array {
   return out;
 }
 
-/** Runs `cases` mutations of the target's valid input (case 0 is the input itself, which must parse). */
+/** What the worker (fuzz/worker.ts) reports: a case starting, a case's outcome, or the end. */
+export type WorkerMessage =
+  | { kind: "start"; index: number; mutation: string }
+  | { kind: "case"; index: number; mutation: string; outcome: "accepted" | "refused" | "failed"; message?: string; ms: number; grown: number }
+  | { kind: "done" };
+
+/** Case `index`: the valid input itself for 0, else a mutation of it. */
+export function caseInput(base: Uint8Array, seed: number, index: number): { bytes: Uint8Array; mutation: string } {
+  return index === 0 ? { bytes: base, mutation: "none (the valid input)" } : mutate(base, seed, index);
+}
+
+/** One case, run where it is called: its outcome, time and the array-buffer memory it left allocated. */
+export async function runCase(target: FuzzTarget, input: { bytes: Uint8Array; mutation: string }, dir: string, index: number): Promise<Extract<WorkerMessage, { kind: "case" }>> {
+  const { bytes, mutation } = input;
+  const before = process.memoryUsage().arrayBuffers;
+  const start = performance.now();
+  let outcome: "accepted" | "refused" | "failed" = "accepted";
+  let message: string | undefined;
+  try {
+    await target.parse(bytes, dir, index);
+  } catch (e) {
+    if (isUserError(e)) {
+      outcome = "refused";
+      message = e.format().split("\n")[0]!.replace(dir, "<dir>");
+    } else {
+      const err = e as Error;
+      outcome = "failed";
+      message = `${err?.name ?? typeof e}: ${err?.message ?? String(e)}${err?.stack ? `\n${err.stack.split("\n").slice(1, 4).join("\n")}` : ""}`;
+    }
+  }
+  return { kind: "case", index, mutation, outcome, message, ms: performance.now() - start, grown: process.memoryUsage().arrayBuffers - before };
+}
+
+/**
+ * Runs `cases` mutations of the target's valid input (case 0 is the input itself, which must parse)
+ * in a worker thread watched from here: a case that does not answer within the time bound (even a
+ * synchronous endless loop) is a failure, its thread is ended, and the rest go on in a new one.
+ */
 export async function runFuzz(target: FuzzTarget, options: { cases: number; seed: number }): Promise<FuzzReport> {
-  const dir = await mkdtemp(join(tmpdir(), `owntune-fuzz-${target.name.replace(/\W+/g, "-")}-`));
   const report: FuzzReport = { target: target.name, cases: 0, accepted: 0, refused: 0, failures: [], seconds: 0, slowestMs: 0, messages: [] };
   const seen = new Set<string>();
-  const t0 = performance.now();
-  try {
-    const base = await target.setup(dir);
-    for (let index = 0; index < options.cases; index++) {
-      const { bytes, mutation } = index === 0 ? { bytes: base, mutation: "none (the valid input)" } : mutate(base, options.seed, index);
-      const before = process.memoryUsage().arrayBuffers;
-      const start = performance.now();
-      let timer: NodeJS.Timeout | undefined;
-      const outcome = await Promise.race([
-        target.parse(bytes, dir, index).then(
-          () => ({ ok: true as const }),
-          (e: unknown) => ({ ok: false as const, error: e }),
-        ),
-        new Promise<{ ok: false; error: "timeout" }>((resolve) => {
-          timer = setTimeout(() => resolve({ ok: false, error: "timeout" }), CASE_TIME_BOUND_MS);
-        }),
-      ]);
-      clearTimeout(timer);
-      const ms = performance.now() - start;
-      report.slowestMs = Math.max(report.slowestMs, ms);
-      report.cases++;
-      const grown = process.memoryUsage().arrayBuffers - before;
-      const fail = (problem: string) => report.failures.push({ index, mutation, problem });
-      const timedOut = !outcome.ok && outcome.error === "timeout";
-      if (outcome.ok) report.accepted++;
-      else if (timedOut) fail(`did not finish within ${CASE_TIME_BOUND_MS} ms`);
-      else if (isUserError(outcome.error)) {
-        report.refused++;
-        const message = outcome.error.format();
-        const key = message.replace(/\d+/g, "#").slice(0, 60);
-        if (!seen.has(key) && report.messages.length < 40) {
-          seen.add(key);
-          report.messages.push(message.split("\n")[0]!.replace(dir, "<dir>"));
-        }
-      } else {
-        const e = outcome.error as Error;
-        fail(`${e?.name ?? typeof e}: ${e?.message ?? String(e)}${e?.stack ? `\n${e.stack.split("\n").slice(1, 4).join("\n")}` : ""}`);
+  const record = (m: Extract<WorkerMessage, { kind: "case" }>) => {
+    report.cases++;
+    report.slowestMs = Math.max(report.slowestMs, m.ms);
+    const fail = (problem: string) => report.failures.push({ index: m.index, mutation: m.mutation, problem });
+    if (m.outcome === "accepted") report.accepted++;
+    else if (m.outcome === "refused") {
+      report.refused++;
+      const key = m.message!.replace(/\d+/g, "#").slice(0, 60);
+      if (!seen.has(key) && report.messages.length < 40) {
+        seen.add(key);
+        report.messages.push(m.message!);
       }
-      // A synchronous loop cannot be interrupted by the timer: it shows as a late answer.
-      if (!timedOut && ms > CASE_TIME_BOUND_MS) fail(`took ${ms.toFixed(0)} ms`);
-      if (grown > CASE_MEMORY_BOUND_BYTES) fail(`left ${(grown / 2 ** 20).toFixed(0)} MiB of array buffers allocated`);
-      if (index === 0 && !outcome.ok) fail("the valid input itself was refused");
+    } else fail(m.message!);
+    if (m.ms > CASE_TIME_BOUND_MS) fail(`took ${m.ms.toFixed(0)} ms`);
+    if (m.grown > CASE_MEMORY_BOUND_BYTES) fail(`left ${(m.grown / 2 ** 20).toFixed(0)} MiB of array buffers allocated`);
+    if (m.index === 0 && m.outcome !== "accepted") fail("the valid input itself was refused");
+  };
+  const t0 = performance.now();
+  let next = 0;
+  while (next < options.cases) {
+    const from = next;
+    const dir = await mkdtemp(join(tmpdir(), `owntune-fuzz-${target.name.replace(/\W+/g, "-")}-`));
+    let current: { index: number; mutation: string } | undefined;
+    try {
+      const finished = await new Promise<boolean>((resolve, reject) => {
+        const worker = startModuleWorker(import.meta.url, "worker", { target: target.name, seed: options.seed, from, to: options.cases, dir });
+        let timer: NodeJS.Timeout | undefined;
+        // The setup (a small curate run) may take seconds; each case, milliseconds.
+        const watch = (ms: number) => {
+          clearTimeout(timer);
+          timer = setTimeout(() => void worker.terminate().then(() => resolve(false)), ms);
+        };
+        watch(SETUP_TIME_BOUND_MS);
+        worker.on("error", (e) => {
+          clearTimeout(timer);
+          reject(e);
+        });
+        worker.on("message", (m: WorkerMessage) => {
+          if (m.kind === "start") {
+            current = m;
+            watch(CASE_TIME_BOUND_MS);
+          } else if (m.kind === "done") {
+            clearTimeout(timer);
+            void worker.terminate().then(() => resolve(true));
+          } else {
+            current = undefined;
+            next = m.index + 1;
+            record(m);
+          }
+        });
+      });
+      if (finished) break;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
     }
-  } finally {
-    report.seconds = (performance.now() - t0) / 1000;
-    await rm(dir, { recursive: true, force: true });
+    if (!current) throw new Error(`${target.name}: the setup did not finish within ${SETUP_TIME_BOUND_MS} ms`);
+    report.cases++;
+    report.failures.push({ index: current.index, mutation: current.mutation, problem: `did not finish within ${CASE_TIME_BOUND_MS} ms (its thread was ended)` });
+    next = current.index + 1;
   }
+  report.seconds = (performance.now() - t0) / 1000;
   return report;
 }
 

@@ -83,8 +83,11 @@ class Corrupt extends Error {}
 /** A verified flatbuffer: field positions of a table, read only after their bounds were checked. */
 class Flat {
   private readonly view: DataView;
+  /** Tables left to visit: distinct tables take at least 4 bytes each, so more visits mean offsets that loop back. */
+  private budget: number;
   constructor(readonly buf: Uint8Array) {
     this.view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+    this.budget = buf.length / 4 + 64;
   }
   need(pos: number, n: number, what: string): void {
     if (!(pos >= 0 && n >= 0 && pos + n <= this.buf.length)) throw new Corrupt(`${what} lies outside the metadata`);
@@ -116,6 +119,7 @@ class Flat {
 
   verify(table: number, spec: TableSpec, depth: number): void {
     if (depth > MAX_DEPTH) throw new Corrupt(`tables nested more than ${MAX_DEPTH} deep`);
+    if (--this.budget < 0) throw new Corrupt("the metadata's tables refer to each other in a loop");
     for (const [key, f] of Object.entries(spec)) {
       const pos = this.fieldPos(table, Number(key));
       if (pos === undefined) continue;
@@ -165,12 +169,18 @@ interface MessageInfo {
   bodyLength: number;
 }
 
-function checkMessage(meta: Uint8Array): MessageInfo {
+/** MessageHeader union values apache-arrow reads: Schema, DictionaryBatch, RecordBatch (Tensor and SparseTensor are not data). */
+const HEADER_NAMES: Record<number, string> = { 1: "Schema", 2: "DictionaryBatch", 3: "RecordBatch" };
+
+function checkMessage(meta: Uint8Array, expected?: number): MessageInfo {
   const fb = new Flat(meta);
   const root = fb.root();
   fb.verify(root, message, 0);
   const typePos = fb.fieldPos(root, 1);
   const headerType = typePos === undefined ? 0 : fb.u8(typePos);
+  if (!(headerType in HEADER_NAMES)) throw new Corrupt(`a message of unknown type ${headerType}`);
+  if (expected !== undefined && headerType !== expected) throw new Corrupt(`a footer block points to a ${HEADER_NAMES[headerType]} message, not a ${HEADER_NAMES[expected]}`);
+  if (fb.fieldPos(root, 2) === undefined) throw new Corrupt(`a ${HEADER_NAMES[headerType]} message without its header`);
   const bodyPos = fb.fieldPos(root, 3);
   const bodyLength = bodyPos === undefined ? 0 : fb.i64(bodyPos);
   if (!(bodyLength >= 0) || !Number.isSafeInteger(bodyLength)) throw new Corrupt(`body length ${bodyLength}`);
@@ -246,7 +256,8 @@ async function checkAll(src: ByteSource): Promise<void> {
     const fb = new Flat(await src.read(footerStart, footerLength));
     const root = fb.root();
     fb.verify(root, footer, 0);
-    for (const field of [2, 3]) {
+    // The reader goes to the messages through these blocks, not in file order: each is checked where it points.
+    for (const [field, type] of [[2, 2], [3, 3]] as const) {
       const p = fb.fieldPos(root, field);
       if (p === undefined) continue;
       const t = fb.target(p);
@@ -255,26 +266,39 @@ async function checkAll(src: ByteSource): Promise<void> {
         const metaLength = fb.i32(t + 4 + 24 * k + 8);
         const bodyLength = fb.i64(t + 4 + 24 * k + 16);
         if (!(offset >= 8 && metaLength > 0 && bodyLength >= 0 && offset + metaLength + bodyLength <= footerStart)) throw new Corrupt("a footer block points outside the file");
+        const block = await readMessage(src, offset, offset + metaLength, type);
+        if (block === undefined || block.bodyLength !== bodyLength) throw new Corrupt("a footer block does not match the message it points to");
       }
     }
     pos = 8;
     end = footerStart;
   }
   while (pos + 4 <= end) {
-    const prefix = await src.read(pos, Math.min(8, end - pos));
-    const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
-    let length = view.getInt32(0, true);
-    let at = pos + 4;
-    if (length === -1) {
-      // Continuation marker, then the length (the format since Arrow 0.15).
-      if (prefix.length < 8) throw new Corrupt("a message is cut short");
-      length = view.getInt32(4, true);
-      at = pos + 8;
-    }
-    if (length === 0) return; // end of stream
-    if (!(length > 0 && at + length <= end)) throw new Corrupt(`message metadata of ${length} bytes runs past the end (truncated?)`);
-    const info = checkMessage(await src.read(at, length));
-    if (at + length + info.bodyLength > end) throw new Corrupt(`a message body of ${info.bodyLength} bytes runs past the end (truncated?)`);
-    pos = at + length + info.bodyLength;
+    const info = await readMessage(src, pos, end);
+    if (info === undefined) return; // end of stream
+    pos = info.next;
   }
+}
+
+/**
+ * The message at `pos` (continuation marker, metadata length, flatbuffer, body), checked to lie
+ * before `end`; undefined at the end-of-stream marker.
+ */
+async function readMessage(src: ByteSource, pos: number, end: number, expected?: number): Promise<(MessageInfo & { next: number }) | undefined> {
+  const prefix = await src.read(pos, Math.min(8, end - pos));
+  if (prefix.length < 4) throw new Corrupt("a message is cut short");
+  const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
+  let length = view.getInt32(0, true);
+  let at = pos + 4;
+  if (length === -1) {
+    // Continuation marker, then the length (the format since Arrow 0.15).
+    if (prefix.length < 8) throw new Corrupt("a message is cut short");
+    length = view.getInt32(4, true);
+    at = pos + 8;
+  }
+  if (length === 0) return undefined;
+  if (!(length > 0 && at + length <= end)) throw new Corrupt(`message metadata of ${length} bytes runs past the end (truncated?)`);
+  const info = checkMessage(await src.read(at, length), expected);
+  if (at + length + info.bodyLength > end && expected === undefined) throw new Corrupt(`a message body of ${info.bodyLength} bytes runs past the end (truncated?)`);
+  return { ...info, next: at + length + info.bodyLength };
 }

@@ -156,10 +156,10 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
 
   // Read every input in order, in chunks; keep a bounded number of chunks in flight.
   const totalBytes = (await Promise.all(cfg.inputs.map((i) => hashInput(resolvePath(i.path))))).reduce((a, h) => a + h.bytes, 0);
+  const local = workerCount > 0 ? undefined : await Processor.create(setup, tokenizer);
   // The pool's threads keep the process alive: from here on, every way out closes it (the finally below).
   const pool = workerCount > 0 ? new WorkerPool(workerCount, setup, opts.tokenizerDir) : undefined;
-  let local: Processor | undefined;
-  const runChunk = async (c: RowChunk): Promise<ChunkResult> => (pool ? pool.run(c) : (local ??= await Processor.create(setup, tokenizer)).processChunk(c));
+  const runChunk = (c: RowChunk): Promise<ChunkResult> => (pool ? pool.run(c) : Promise.resolve(local!.processChunk(c)));
   progress.start(totalBytes, "curate", "B");
   let bytesRead = 0;
   const inflight: Array<{ chunk: RowChunk; result: Promise<ChunkResult> }> = [];

@@ -44,7 +44,8 @@ export function registerGenerate(program: Command): void {
         if (prompt.length >= context) {
           throw new UserError(`the prompt is ${prompt.length} tokens, the model's context is ${context} (max_position_embeddings) with room for at least one new token`, { field: "--prompt", hint: "shorten the prompt" });
         }
-        if (maxTokens > context) {
+        // Past the context nothing more can come; the default (256) stops there, an explicit value is an error.
+        if (maxTokens > context && cmd.getOptionValueSource("maxTokens") !== "default") {
           throw new UserError(`${maxTokens} is more than the model's context of ${context} tokens (max_position_embeddings)`, { field: "--max-tokens" });
         }
         const beyond = prompt.find((id) => id >= model.config.vocab_size);
