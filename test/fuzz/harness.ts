@@ -16,6 +16,8 @@ export interface FuzzTarget {
   setup(dir: string): Promise<Uint8Array>;
   /** Writes `bytes` where the parser reads them and parses everything (case `index` may use its own file names). */
   parse(bytes: Uint8Array, dir: string, index: number): Promise<unknown>;
+  /** A systematic mutation instead of the random ones (case 0 is still the valid input). */
+  mutate?(base: Uint8Array, index: number): { bytes: Uint8Array; mutation: string };
 }
 
 /** One parse may take this long: the inputs are kilobytes, so seconds mean a loop on a corrupt field. */
@@ -132,9 +134,19 @@ export type WorkerMessage =
   | { kind: "case"; index: number; mutation: string; outcome: "accepted" | "refused" | "failed"; message?: string; ms: number; grown: number }
   | { kind: "done" };
 
-/** Case `index`: the valid input itself for 0, else a mutation of it. */
-export function caseInput(base: Uint8Array, seed: number, index: number): { bytes: Uint8Array; mutation: string } {
-  return index === 0 ? { bytes: base, mutation: "none (the valid input)" } : mutate(base, seed, index);
+/** Case `index` of `target`: the valid input itself for 0, else a mutation of it. */
+export function caseInput(target: FuzzTarget, base: Uint8Array, seed: number, index: number): { bytes: Uint8Array; mutation: string } {
+  if (index === 0) return { bytes: base, mutation: "none (the valid input)" };
+  return target.mutate ? target.mutate(base, index) : mutate(base, seed, index);
+}
+
+/** Case i writes the i%4-th extreme value as a u64 at the 4-byte-aligned offset (i-1)/4·4: every length and offset of a header in turn. */
+export function extremeWord(base: Uint8Array, index: number): { bytes: Uint8Array; mutation: string } {
+  const at = Math.floor((index - 1) / 4) * 4;
+  const v = [0xffffffffn, 0x7fffffffn, 0xffffffffffffffffn, 0n][(index - 1) % 4]!;
+  const b = Uint8Array.from(base);
+  if (at + 8 <= b.length) new DataView(b.buffer).setBigUint64(at, v, true);
+  return { bytes: b, mutation: `u64 0x${v.toString(16)} at ${at}` };
 }
 
 /** One case, run where it is called: its outcome, time and the array-buffer memory it left allocated. */

@@ -10,7 +10,7 @@ if (!target) throw new Error(`no fuzz target named ${name}`);
 const post = (m: WorkerMessage) => parentPort!.postMessage(m);
 const base = await target.setup(dir);
 for (let index = from; index < to; index++) {
-  const input = caseInput(base, seed, index);
+  const input = caseInput(target, base, seed, index);
   post({ kind: "start", index, mutation: input.mutation });
   post(await runCase(target, input, dir, index));
 }

@@ -180,12 +180,12 @@ function checkMessage(meta: Uint8Array, expected?: number): MessageInfo {
   const headerType = typePos === undefined ? 0 : fb.u8(typePos);
   if (!(headerType in HEADER_NAMES)) throw new Corrupt(`a message of unknown type ${headerType}`);
   if (expected !== undefined && headerType !== expected) throw new Corrupt(`a footer block points to a ${HEADER_NAMES[headerType]} message, not a ${HEADER_NAMES[expected]}`);
-  if (fb.fieldPos(root, 2) === undefined) throw new Corrupt(`a ${HEADER_NAMES[headerType]} message without its header`);
+  const headerPos = fb.fieldPos(root, 2);
+  if (headerPos === undefined) throw new Corrupt(`a ${HEADER_NAMES[headerType]} message without its header`);
   const bodyPos = fb.fieldPos(root, 3);
   const bodyLength = bodyPos === undefined ? 0 : fb.i64(bodyPos);
   if (!(bodyLength >= 0) || !Number.isSafeInteger(bodyLength)) throw new Corrupt(`body length ${bodyLength}`);
-  const headerPos = fb.fieldPos(root, 2);
-  if (headerPos !== undefined && (headerType === 3 || headerType === 2)) {
+  if (headerType === 3 || headerType === 2) {
     let batch = fb.target(headerPos);
     if (headerType === 2) {
       const dataPos = fb.fieldPos(batch, 1);
