@@ -6,6 +6,7 @@ import { DataType, Field, FixedSizeList, Int32, makeData, RecordBatch, RecordBat
 import { UserError, withAtomicFile } from "@owntune/model";
 import { arrowIpcProblem, bufferSource } from "./arrow-ipc-check.js";
 import { DATASET_FORMAT_VERSION } from "./manifest.js";
+import { batchProblem } from "./readers/arrow.js";
 import type { PackedRow } from "./pack.js";
 
 export const COLUMN_NAMES = ["input_ids", "loss_mask", "position_ids", "segment_ids"] as const;
@@ -116,6 +117,10 @@ export async function readShard(path: string, seqLen: number, expected?: ShardRe
       hint: 're-run "owntune curate"',
     });
   }
+  for (const batch of table.batches) {
+    const problem = batchProblem(batch);
+    if (problem) throw new UserError(`corrupt record batch: ${problem}`, { file: path });
+  }
   // Every row stores seqLen int32s per column: a row count the file's size cannot hold is a corrupt header.
   if (table.numRows * seqLen * 4 * COLUMN_NAMES.length > bytes.length) {
     throw new UserError(`claims ${table.numRows} rows of ${seqLen} tokens, more than its ${bytes.length} bytes can hold (corrupt)`, { file: path });
@@ -125,7 +130,7 @@ export async function readShard(path: string, seqLen: number, expected?: ShardRe
     const col = table.getChild(name);
     // Type ids, not instanceof: a second copy of apache-arrow in the process must still pass.
     const type = col?.type as FixedSizeList | undefined;
-    const item = type?.children[0]?.type;
+    const item = type?.children?.[0]?.type;
     if (!col || !DataType.isFixedSizeList(type) || type.listSize !== seqLen || !DataType.isInt(item) || item.bitWidth !== 32 || !item.isSigned) {
       throw new UserError(`column ${name} must be FixedSizeList<int32>[${seqLen}]`, { file: path, field: name });
     }

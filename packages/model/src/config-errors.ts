@@ -35,7 +35,9 @@ export function parseLocated(text: string, file: string): LocatedSource {
   if (text.length > MAX_CONFIG_BYTES) throw new UserError(`${text.length} characters, more than the ${MAX_CONFIG_BYTES} a config file may have`, { file, hint: "is this the right file?" });
   const deep = tooDeep(text);
   if (deep !== undefined) throw new UserError(`brackets nested more than ${MAX_FLOW_NESTING} levels deep`, { file, line: text.slice(0, deep).split("\n").length });
-  if (/\.json$/i.test(file)) checkJson(text, file);
+  const json = /\.json$/i.test(file);
+  if (json) checkJson(text, file);
+  const language = json ? "JSON" : "YAML";
   const lineCounter = new LineCounter();
   let doc: Document;
   try {
@@ -49,7 +51,7 @@ export function parseLocated(text: string, file: string): LocatedSource {
     const opened = /^Flow (sequence|map)/.test(first.message) ? unclosedBracketAt(text, first.pos[0]) : undefined;
     const line = lineCounter.linePos(opened ?? first.pos[0]).line;
     const what = opened !== undefined ? `unclosed ${text[opened]} (a flow ${text[opened] === "[" ? "sequence must end with ]" : "mapping must end with }"})` : first.message.split("\n")[0];
-    throw new UserError(`invalid YAML: ${what}`, { file, line });
+    throw new UserError(`invalid ${language}: ${what}`, { file, line });
   }
   let value: unknown;
   try {
@@ -57,7 +59,7 @@ export function parseLocated(text: string, file: string): LocatedSource {
   } catch (e) {
     const message = (e as Error).message;
     if (/alias count/i.test(message)) throw new UserError(`YAML aliases expand to too much data (more than ${MAX_YAML_ALIAS_COUNT} expansions)`, { file, hint: "write the values out instead of nesting anchors" });
-    throw new UserError(`invalid YAML: ${message.split("\n")[0]}`, { file });
+    throw new UserError(`invalid ${language}: ${message.split("\n")[0]}`, { file });
   }
   const nodeAt = (path: readonly PropertyKey[]) => {
     // Walk down as far as the document goes: a missing field is reported at its nearest parent.

@@ -12,7 +12,8 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
   const file = await asyncBufferFromFile(path);
   let metadata;
   try {
-    metadata = await parquetMetadataAsync(file);
+    // No GeoParquet marking: owntune reads text, and that pass loops forever on a negative num_children.
+    metadata = await parquetMetadataAsync(file, { geoparquet: false });
   } catch (e) {
     throw new UserError(`not a readable Parquet file (${(e as Error).message})`, { file: displayName });
   }
@@ -41,6 +42,8 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
 
 /** The path of a row group's column chunk that the schema does not have, or undefined. */
 function chunkOutsideSchema(metadata: FileMetaData): string | undefined {
+  const bad = metadata.schema.find((e) => e.num_children !== undefined && !(Number.isInteger(e.num_children) && e.num_children >= 0 && e.num_children < metadata.schema.length));
+  if (bad) return `(schema element ${bad.name} has ${bad.num_children} children)`;
   let tree;
   try {
     tree = parquetSchema(metadata);
