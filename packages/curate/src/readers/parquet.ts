@@ -15,7 +15,9 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
     // No GeoParquet marking: owntune reads text, and that pass loops forever on a negative num_children.
     metadata = await parquetMetadataAsync(file, { geoparquet: false });
   } catch (e) {
-    throw new UserError(`not a readable Parquet file (${(e as Error).message})`, { file: displayName });
+    // A TypeError or RangeError is the decoder's reaction to bytes it did not expect, not a message for users.
+    const why = e instanceof TypeError || e instanceof RangeError ? "corrupt or truncated" : (e as Error).message;
+    throw new UserError(`not a readable Parquet file (${why})`, { file: displayName });
   }
   // hyparquet starts reading some columns before it finds a chunk whose path is not in the schema,
   // and the rejections of those reads escape it (the process would die of an unhandled rejection).
