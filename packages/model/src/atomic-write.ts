@@ -226,6 +226,9 @@ export async function withAtomicDir<T>(finalDir: string, fn: (tempDir: string) =
   return result;
 }
 
+/** Why a file is left where it is: an output folder never takes its place. */
+export const FILE_NOT_REPLACED = "is an existing file; owntune never replaces a file with an output folder";
+
 /** Throws when `path` exists and is not a folder (a user's file must never be swapped for an output). */
 async function refuseFile(path: string): Promise<void> {
   let stat;
@@ -234,5 +237,5 @@ async function refuseFile(path: string): Promise<void> {
   } catch {
     return;
   }
-  if (!stat.isDirectory()) throw new UserError("is an existing file; owntune never replaces a file with an output folder", { file: path });
+  if (!stat.isDirectory()) throw new UserError(FILE_NOT_REPLACED, { file: path });
 }

@@ -3,7 +3,7 @@
 // holding anything else, or an owntune output of another kind is never deleted or overwritten.
 import { promises as fsp } from "node:fs";
 import { dirname, join } from "node:path";
-import { isTempName, removeStaleTemps } from "./atomic-write.js";
+import { FILE_NOT_REPLACED, isTempName, removeStaleTemps } from "./atomic-write.js";
 import { UserError } from "./errors.js";
 
 /** What a command writes: a curated dataset, an export folder, a model folder, a training run. */
@@ -128,7 +128,7 @@ export async function claimOutputDir(path: string, kind: OutputKind, options: Cl
     throw new UserError("is a symbolic link; owntune writes its output as a new folder and will not replace a link", { ...where, hint: "name the folder itself, or another one" });
   }
   if (!stat.isDirectory()) {
-    throw new UserError("is an existing file; owntune never replaces a file with an output folder", { ...where, hint: "choose another output folder, or move the file away" });
+    throw new UserError(FILE_NOT_REPLACED, { ...where, hint: "choose another output folder, or move the file away" });
   }
   const names = await fsp.readdir(path);
   if (names.length === 0) {
