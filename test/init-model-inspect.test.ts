@@ -20,7 +20,7 @@ describe("owntune init-model", () => {
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result).toMatchObject({ out, seed: 4, dtype: "f32", isDefaultGemma3: true });
-    expect(readdirSync(out).sort()).toEqual(["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    expect(readdirSync(out).sort()).toEqual(["config.json", "generation_config.json", "model.safetensors", "owntune-init.json", "tokenizer.json", "tokenizer_config.json"]);
 
     const [human, json, file] = await Promise.all([
       owntuneAsync(["inspect", out]),
@@ -82,7 +82,7 @@ describe("owntune inspect", () => {
     const [json, missing] = await Promise.all([owntuneAsync(["inspect", join(dir, "micro.json")]), owntuneAsync(["inspect", join(dir, "nope")])]);
     expect(json.code).toBe(2);
     // Other packages register more inspectors after these two.
-    expect(json.stderr.trim()).toMatch(new RegExp(`^error: ${join(dir, "micro.json")}: owntune cannot inspect this \\(it knows: model directory, safetensors file[^)]*\\)$`));
+    expect(json.stderr.trim()).toMatch(new RegExp(`^error: ${join(dir, "micro.json")}: owntune cannot inspect this: a file that is not \\.safetensors or \\.gguf \\(it knows: model directory, safetensors file[^)]*\\)$`));
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim()).toBe(`error: ${join(dir, "nope")}: no such file or directory`);
   });

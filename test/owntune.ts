@@ -15,7 +15,8 @@ export interface CliResult {
   stderr: string;
 }
 
-function argvFor(args: readonly string[]): string[] {
+/** Node's arguments that run `owntune ...args` from source (for spawning it by hand). */
+export function argvFor(args: readonly string[]): string[] {
   return ["--conditions=@owntune/source", "--import", tsxLoader, mainTs, ...args];
 }
 
@@ -31,16 +32,25 @@ export function owntune(args: readonly string[], cwd = repoRoot, env: NodeJS.Pro
   return { code: r.status ?? -1, stdout: r.stdout, stderr: r.stderr };
 }
 
-/** Same, without blocking the test process (for long runs alongside other work). */
-export function owntuneAsync(args: readonly string[], cwd = repoRoot, env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+/**
+ * Same, without blocking the test process (for long runs alongside other work). With `timeoutMs`, a
+ * command still running then is killed and reported as code -1 with "(timed out)" on stderr: a hang
+ * fails its test instead of the whole suite.
+ */
+export function owntuneAsync(args: readonly string[], cwd = repoRoot, env: NodeJS.ProcessEnv = {}, timeoutMs?: number): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, argvFor(args), { cwd, env: { ...process.env, FORCE_COLOR: "0", ...env } });
     let stdout = "";
     let stderr = "";
+    let timedOut = false;
+    const timer = timeoutMs === undefined ? undefined : setTimeout(() => ((timedOut = true), child.kill("SIGKILL")), timeoutMs);
     child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
     child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
     child.on("error", reject);
-    child.on("close", (code) => resolvePromise({ code: code ?? -1, stdout, stderr }));
+    child.on("close", (code) => {
+      clearTimeout(timer);
+      resolvePromise({ code: timedOut ? -1 : (code ?? -1), stdout, stderr: timedOut ? `${stderr}(timed out)` : stderr });
+    });
   });
 }
 

@@ -46,9 +46,13 @@ export function numberFlag(text: string, flag: string, check: (n: number) => boo
   return n;
 }
 
-/** An integer flag's value (undefined when absent), or a UserError naming the flag. */
-export function intFlag(name: string, v: string | undefined, min: number): number | undefined {
-  return v === undefined ? undefined : numberFlag(v, name, (n) => Number.isInteger(n) && n >= min, `an integer >= ${min}`);
+/**
+ * An integer flag's value (undefined when absent), or a UserError naming the flag. Integers past 2^53
+ * are refused: they are not exact as numbers, so 99999999999999999999 must not pass as "an integer".
+ */
+export function intFlag(name: string, v: string | undefined, min: number, max = Number.MAX_SAFE_INTEGER): number | undefined {
+  const want = max === Number.MAX_SAFE_INTEGER ? `an integer >= ${min} (at most 2^53 - 1)` : `an integer from ${min} to ${max}`;
+  return v === undefined ? undefined : numberFlag(v, name, (n) => Number.isSafeInteger(n) && n >= min && n <= max, want);
 }
 
 /**

@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { UserError } from "@owntune/model";
@@ -48,13 +48,16 @@ describe("resolveModelDir with init", () => {
     const io = { progress: { start() {}, update() {}, increment() {}, stop() {} }, log: (l: string) => logs.push(l) };
     const dir = await resolveModelDir(loaded(1), cwd, io);
     expect(dir).toBe(join(cwd, "runs", "demo", "model"));
-    expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8"))).toEqual({ preset: "gemma4-tiny", seed: 1, dtype: "bf16", tokenizer: null });
+    expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8"))).toEqual({ format: "owntune-model", preset: "gemma4-tiny", seed: 1, dtype: "bf16", tokenizer: null });
     const first = statSync(join(dir, "model.safetensors")).mtimeMs;
     expect(await resolveModelDir(loaded(1), cwd, io)).toBe(dir);
     expect(statSync(join(dir, "model.safetensors")).mtimeMs).toBe(first);
-    await resolveModelDir(loaded(2), cwd, io);
+    // Other settings: recreated only with --force (the folder holds an earlier output).
+    await expect(resolveModelDir(loaded(2), cwd, io)).rejects.toThrow(/was made from other settings \(seed 1, now 2\)/);
+    await resolveModelDir(loaded(2), cwd, { ...io, force: true });
     expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8")).seed).toBe(2);
     expect(logs.filter((l) => l.includes("creating gemma4-tiny")).length).toBe(2);
     expect(logs.some((l) => l.includes("made from other settings; recreating it"))).toBe(true);
+    rmSync(cwd, { recursive: true, force: true });
   });
 });

@@ -1,14 +1,14 @@
 // The recipe's `model` section: an existing model folder (`path`) or one created from a preset
 // (`init`), exactly one of them. With `init`, `owntune run` writes the model to runs/<recipe>/model/
-// once and reuses it while the preset, seed, dtype and tokenizer stay the same (recorded in a marker).
+// once and reuses it while the preset, seed, dtype and tokenizer stay the same (recorded in its marker).
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { GEMMA3_TOKENIZER_WRITTEN_WARNING, initModel, presetNames, presets, writeFileAtomic, type Progress } from "@owntune/model";
+import { claimOutputDir, GEMMA3_TOKENIZER_WRITTEN_WARNING, initModel, isUserError, MODEL_MARKER_FILE, presetNames, presets, UserError, type Progress } from "@owntune/model";
 import { z } from "zod";
 
-/** Marker written beside an init-created model: what it was made from, to decide whether to reuse it. */
-export const INIT_MARKER_FILE = "owntune-init.json";
+/** Marker written in an init-created model: what it was made from, to decide whether to reuse it. */
+export const INIT_MARKER_FILE = MODEL_MARKER_FILE;
 
 const initSection = z
   .object({
@@ -49,23 +49,31 @@ export interface InitMarker {
 
 /**
  * The folder of the recipe's `init` model: created at `dir` unless it already holds a model made from
- * the same marker. Returns whether it was (re)created.
+ * the same settings. Made from other settings, it is recreated only with `force` (the one rule of
+ * claimOutputDir). Returns whether it was (re)created.
  */
 export async function ensureInitModel(
   dir: string,
   marker: InitMarker,
-  io: { progress: Progress; log(line: string): void },
+  io: { progress: Progress; log(line: string): void; force: boolean },
 ): Promise<{ created: boolean }> {
   const markerPath = join(dir, INIT_MARKER_FILE);
   if (existsSync(markerPath)) {
     try {
-      const found = JSON.parse(await readFile(markerPath, "utf8")) as InitMarker;
-      if (JSON.stringify(found) === JSON.stringify(marker)) return { created: false };
-    } catch {
-      // unreadable marker: rebuild
+      const found = JSON.parse(await readFile(markerPath, "utf8")) as Partial<InitMarker>;
+      const same = (Object.keys(marker) as Array<keyof InitMarker>).every((k) => found[k] === marker[k]);
+      if (same) return { created: false };
+      if (!io.force) {
+        const was = (Object.keys(marker) as Array<keyof InitMarker>).filter((k) => found[k] !== marker[k]).map((k) => `${k} ${JSON.stringify(found[k])}, now ${JSON.stringify(marker[k])}`);
+        throw new UserError(`was made from other settings (${was.join("; ")})`, { file: dir, field: "model.init", hint: "pass --force to recreate it" });
+      }
+    } catch (e) {
+      if (isUserError(e)) throw e;
+      // unreadable marker: claimOutputDir below decides
     }
-    io.log(`[model] ${dir} was made from other settings; recreating it`);
   }
+  const claim = await claimOutputDir(dir, "model", { force: io.force, log: (l) => io.log(`[model] ${l}`) });
+  if (claim.replaces) io.log(`[model] ${dir} was made from other settings; recreating it`);
   const config = presets[marker.preset]!();
   io.log(`[model] creating ${marker.preset} (seed ${marker.seed}, ${marker.dtype}) → ${dir}`);
   const r = await initModel({
@@ -74,10 +82,9 @@ export async function ensureInitModel(
     seed: marker.seed,
     dtype: marker.dtype,
     tokenizerDir: marker.tokenizer ?? undefined,
+    preset: marker.preset,
     progress: io.progress,
   });
   if (r.isDefaultGemma3) io.log(`[model] warning: ${GEMMA3_TOKENIZER_WRITTEN_WARNING}`);
-  // Written last: a folder without it (a crash right after the rename) is rebuilt next time.
-  await writeFileAtomic(markerPath, JSON.stringify(marker, null, 2) + "\n");
   return { created: true };
 }

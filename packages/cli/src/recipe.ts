@@ -55,6 +55,8 @@ export interface LoadedRecipe {
   file: string;
   /** Its folder, absolute: relative paths in the recipe resolve against it. */
   dir: string;
+  /** Where a field of the recipe was given, for errors: the file and line, or `--set`. Absent for recipes built in code. */
+  locate?(field: ReadonlyArray<string | number>): { file: string; line?: number; field: string };
 }
 
 /** JSON Schema of recipes (input side: fields with defaults are optional), for editor completion. */
@@ -143,20 +145,30 @@ function applyOverride(root: Record<string, unknown>, o: SetOverride): void {
  * overridden field are reported against `--set field`.
  */
 export function parseRecipe(text: string, file: string, sets: readonly string[] = []): Recipe {
-  return parseWithOverrides(recipeSchema, text, file, sets);
+  return parseLocatedWithOverrides(recipeSchema, text, file, sets).value;
 }
 
 /** Validates YAML/JSON `text` against `schema` with `--set` overrides applied (see parseRecipe). */
 export function parseWithOverrides<S extends z.ZodType>(schema: S, text: string, file: string, sets: readonly string[] = []): z.output<S> {
+  return parseLocatedWithOverrides(schema, text, file, sets).value;
+}
+
+/** A validated value and where each of its fields came from (a line of the file, or --set). */
+function parseLocatedWithOverrides<S extends z.ZodType>(schema: S, text: string, file: string, sets: readonly string[]): { value: z.output<S>; locate: LoadedRecipe["locate"] } {
   const source = parseLocated(text, file);
   const overrides = parseSets(sets, schema);
-  if (overrides.length === 0) return validateLocated(schema, source, file);
+  const overridden = new Set(overrides.map((o) => o.path.join(".")));
+  const locate = (field: ReadonlyArray<string | number>) => {
+    const name = field.map(String).join(".");
+    const bySet = [...overridden].find((o) => name === o || name.startsWith(o + "."));
+    return bySet !== undefined ? { file: "--set", field: name } : { file, line: source.lineOf(field), field: name };
+  };
+  if (overrides.length === 0) return { value: validateLocated(schema, source, file), locate };
   const root = (source.value && typeof source.value === "object" ? source.value : {}) as Record<string, unknown>;
   for (const o of overrides) applyOverride(root, o);
-  const overridden = new Set(overrides.map((o) => o.path.join(".")));
   const located: LocatedSource = { ...source, value: root };
   try {
-    return validateLocated(schema, located, file);
+    return { value: validateLocated(schema, located, file), locate };
   } catch (e) {
     if (!(e instanceof ConfigError)) throw e;
     // Name `--set` as the source of problems in fields the user overrode.
@@ -179,5 +191,6 @@ export async function loadRecipe(file: string, sets: readonly string[] = []): Pr
     const code = (e as NodeJS.ErrnoException).code;
     throw new UserError(code === "ENOENT" ? "no such file" : `cannot read recipe (${code})`, { file });
   }
-  return { recipe: parseRecipe(text, file, sets), file, dir: dirname(resolve(file)) };
+  const { value: recipe, locate } = parseLocatedWithOverrides(recipeSchema, text, file, sets);
+  return { recipe, file, dir: dirname(resolve(file)), locate };
 }

@@ -1,25 +1,25 @@
 // `owntune run`: executes a recipe's stages in order, each stage's output feeding the next.
-import { existsSync } from "node:fs";
-import { resolve } from "node:path";
-import { UserError, type Progress } from "@owntune/model";
+import { existsSync, statSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { claimOutputDir, isUserError, UserError, type Progress } from "@owntune/model";
 import { ensureInitModel } from "./recipe-model.js";
 import { resolveRecipePath, type LoadedRecipe } from "./recipe.js";
 import { stages } from "./stages/index.js";
-import type { StageContext, StageName, StageResult } from "./stages/types.js";
+import type { RecipePath, StageContext, StageDef, StageName, StageResult } from "./stages/types.js";
 
 export interface RunOptions {
   /** Run only this stage (earlier stages' outputs are taken from disk). */
   stage?: string;
   /** Continue an interrupted train stage from its newest checkpoint. */
   resume?: boolean;
-  /** Let the train stage replace an earlier owntune run in its folder. */
-  force?: boolean;
   json: boolean;
   debug: boolean;
   progress: Progress;
   log(line: string): void;
   /** Folder that `runs/` lives in; the working directory by default. */
   cwd?: string;
+  /** Replace earlier outputs of the same kind (never anything else). */
+  force?: boolean;
 }
 
 export interface RunReport {
@@ -43,7 +43,7 @@ export function stageOutDir(loaded: LoadedRecipe, stage: StageName, cwd: string)
 }
 
 /** The recipe's model folder: its `path`, or the `init` model under runs/<name>/model/ (created or reused). */
-export async function resolveModelDir(loaded: LoadedRecipe, cwd: string, io: Pick<RunOptions, "progress" | "log">): Promise<string> {
+export async function resolveModelDir(loaded: LoadedRecipe, cwd: string, io: Pick<RunOptions, "progress" | "log" | "force">): Promise<string> {
   const { model, name, seed } = loaded.recipe;
   if (model.path !== undefined) return resolveRecipePath(loaded.dir, model.path);
   const init = model.init!;
@@ -56,7 +56,7 @@ export async function resolveModelDir(loaded: LoadedRecipe, cwd: string, io: Pic
       dtype: init.dtype,
       tokenizer: init.tokenizer !== undefined ? resolveRecipePath(loaded.dir, init.tokenizer) : null,
     },
-    io,
+    { ...io, force: io.force === true },
   );
   return dir;
 }
@@ -81,12 +81,25 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
       file: loaded.file,
     });
   }
+  const toRun = present.filter((s) => options.stage === undefined || s.name === options.stage);
+  // Before any work: every path the recipe names must be there, and every output folder free to write.
+  checkRecipePaths(loaded, toRun, present.map((s) => s.name));
+  for (const stage of toRun) {
+    const section = (recipe as Record<string, unknown>)[stage.name] as { out?: string };
+    await claimOutputDir(stageOutDir(loaded, stage.name, cwd), stage.output, {
+      // A training run folder may be continued (--resume) or reused when complete and identical: the
+      // train stage decides that itself; here it must only be a run folder, not someone's files.
+      force: options.force || stage.output === "run",
+      field: section.out !== undefined ? `${stage.name}.out` : undefined,
+      log: options.log,
+    });
+  }
   const modelDir = await resolveModelDir(loaded, cwd, options);
   const previous: Partial<Record<StageName, string>> = {};
   const report: RunReport = { recipe: loaded.file, stages: [] };
   for (const stage of present) {
     const outDir = stageOutDir(loaded, stage.name, cwd);
-    if (options.stage !== undefined && stage.name !== options.stage) {
+    if (!toRun.includes(stage)) {
       // Not run now: an earlier run's output, if there is one, still feeds the later stages.
       if (existsSync(outDir)) previous[stage.name] = outDir;
       continue;
@@ -109,7 +122,17 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
     };
     options.log(`[${stage.name}] → ${outDir}`);
     const config = (recipe as Record<string, unknown>)[stage.name];
-    const result = await stage.run(config as never, ctx);
+    let result: StageResult;
+    try {
+      result = await stage.run(config as never, ctx);
+    } catch (e) {
+      // A problem with a field of the section (no file of its own) is reported at the recipe's line.
+      if (isUserError(e) && e.file === undefined && e.field !== undefined && loaded.locate) {
+        const where = loaded.locate([stage.name, ...e.field.split(".")]);
+        throw new UserError(e.message, { ...where, hint: e.hint });
+      }
+      throw e;
+    }
     previous[stage.name] = result.outDir;
     report.stages.push({ stage: stage.name, ...result });
     if (result.interrupted) {
@@ -119,4 +142,40 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
     }
   }
   return report;
+}
+
+/**
+ * Every file and folder the recipe names for the stages about to run (the model, inputs, tokenizers,
+ * adapters) must exist: one UserError listing each missing one at its recipe line.
+ */
+function checkRecipePaths(loaded: LoadedRecipe, toRun: readonly StageDef[], presentNames: readonly StageName[]): void {
+  const { recipe } = loaded;
+  const named: Array<RecipePath & { section: string }> = [];
+  if (recipe.model.path !== undefined) named.push({ section: "model", field: ["path"], path: recipe.model.path, want: "dir" });
+  if (recipe.model.init?.tokenizer !== undefined) named.push({ section: "model", field: ["init", "tokenizer"], path: recipe.model.init.tokenizer, want: "dir" });
+  for (const stage of toRun) {
+    const config = (recipe as Record<string, unknown>)[stage.name];
+    for (const p of stage.paths?.(config as never, { stages: presentNames }) ?? []) named.push({ section: stage.name, ...p });
+  }
+  const problems: string[] = [];
+  for (const p of named) {
+    const abs = resolveRecipePath(loaded.dir, p.path);
+    let problem: string | undefined;
+    let stat;
+    try {
+      stat = statSync(abs);
+    } catch {
+      problem = `no such ${p.want === "dir" ? "folder" : p.want === "file" ? "file" : "file or folder"}: ${abs}`;
+    }
+    if (stat && p.want === "dir" && !stat.isDirectory()) problem = `expected a folder, got a file: ${abs}`;
+    if (stat && p.want === "file" && !stat.isFile()) problem = `expected a file, got a folder: ${abs}`;
+    if (!problem && p.section === "model" && p.field[0] === "path" && !existsSync(join(abs, "config.json"))) {
+      problem = `not a model folder (no config.json): ${abs}`;
+    }
+    if (!problem) continue;
+    const field = [p.section, ...p.field];
+    const where = loaded.locate?.(field) ?? { file: loaded.file, field: field.join(".") };
+    problems.push(new UserError(problem, where).format());
+  }
+  if (problems.length > 0) throw new UserError(problems.join("\n"));
 }

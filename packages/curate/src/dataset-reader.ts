@@ -1,9 +1,10 @@
 // Reading a curated dataset directory: what the LoRA trainer uses to stream batches. The order is
 // deterministic for a seed and epoch (shards shuffled, then rows within each shard, so only one
 // shard is in memory at a time) and resumable from a position saved in a checkpoint.
+import { stat } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError } from "@owntune/model/core";
-import { readShard, type ShardData } from "./arrow-dataset.js";
+import { readShard, shardSizeError, type ShardData } from "./arrow-dataset.js";
 import { fmix32, shuffledIndices } from "./hash.js";
 import { readManifest, type Manifest } from "./manifest.js";
 
@@ -56,8 +57,21 @@ export class CuratedDataset {
     readonly manifest: Manifest,
   ) {}
 
+  /**
+   * Opens a dataset: the manifest is checked, and every shard it lists must be there with its recorded
+   * size. Each shard's sha256 is checked when it is read, before any of its rows is used.
+   */
   static async open(dir: string): Promise<CuratedDataset> {
-    return new CuratedDataset(dir, await readManifest(dir));
+    const manifest = await readManifest(dir);
+    for (const split of ["train", "val"] as const) {
+      for (const shard of manifest.splits[split].shards) {
+        const path = join(dir, shard.file);
+        const size = await stat(path).then((s) => s.size, () => undefined);
+        if (size === undefined) throw new UserError("shard listed in manifest.json is missing", { file: path, hint: 're-run "owntune curate"' });
+        if (size !== shard.bytes) throw shardSizeError(path, size, shard.bytes);
+      }
+    }
+    return new CuratedDataset(dir, manifest);
   }
 
   get seqLen(): number {
@@ -79,7 +93,7 @@ export class CuratedDataset {
   async readShard(split: SplitName, index: number): Promise<ShardData> {
     const shard = this.manifest.splits[split].shards[index];
     if (!shard) throw new UserError(`${split} has no shard ${index}`, { file: this.dir });
-    const data = await readShard(join(this.dir, shard.file), this.seqLen);
+    const data = await readShard(join(this.dir, shard.file), this.seqLen, shard);
     if (data.rows !== shard.rows) {
       throw new UserError(`has ${data.rows} rows, manifest.json says ${shard.rows}`, { file: join(this.dir, shard.file), hint: 're-run "owntune curate"' });
     }

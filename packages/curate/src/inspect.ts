@@ -5,9 +5,9 @@ import { join } from "node:path";
 import { readShard } from "./arrow-dataset.js";
 import { readManifest, type Manifest } from "./manifest.js";
 
-/** True when `dir` looks like a curated dataset directory. */
+/** True when `dir` looks like a curated dataset directory (its manifest then says whether it is one). */
 export function isDatasetDir(dir: string): boolean {
-  return existsSync(join(dir, "manifest.json")) && existsSync(join(dir, "report.html"));
+  return existsSync(join(dir, "manifest.json"));
 }
 
 export interface DatasetInfo {
@@ -30,7 +30,7 @@ export async function inspectDataset(dir: string): Promise<DatasetInfo> {
   const verified = { train: { rows: 0, tokens: 0 }, val: { rows: 0, tokens: 0 } };
   for (const split of ["train", "val"] as const) {
     for (const shard of m.splits[split].shards) {
-      const data = await readShard(join(dir, shard.file), m.seq_len);
+      const data = await readShard(join(dir, shard.file), m.seq_len, shard);
       verified[split].rows += data.rows;
       for (const s of data.columns.segment_ids) if (s !== 0) verified[split].tokens++;
     }

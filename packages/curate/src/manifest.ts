@@ -3,10 +3,10 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { UserError } from "@owntune/model/core";
+import { parseLocated, UserError, validateLocated } from "@owntune/model/core";
 
-/** Bumped whenever the shard layout or the meaning of a column changes. */
-export const DATASET_FORMAT_VERSION = 1;
+/** Bumped whenever the shard layout, the manifest or the meaning of a column changes (2: a sha256 per shard). */
+export const DATASET_FORMAT_VERSION = 2;
 export const DATASET_FORMAT = "owntune-dataset";
 
 /** The columns every shard has: FixedSizeList<int32>[seq_len] each. */
@@ -18,7 +18,15 @@ export const DATASET_COLUMNS = {
 } as const;
 
 const splitSchema = z.object({
-  shards: z.array(z.object({ file: z.string(), rows: z.number().int().min(0), bytes: z.number().int().min(0) })),
+  shards: z.array(
+    z.object({
+      // A plain name inside the dataset folder: the manifest must not send readers elsewhere.
+      file: z.string().regex(/^[\w.-]+\.arrow$/, "a .arrow file name inside the dataset folder"),
+      rows: z.number().int().min(0),
+      bytes: z.number().int().min(0),
+      sha256: z.string().regex(/^[0-9a-f]{64}$/, "64 hex digits"),
+    }),
+  ),
   rows: z.number().int().min(0),
   examples: z.number().int().min(0),
   tokens: z.number().int().min(0),
@@ -71,13 +79,9 @@ export async function readManifest(dir: string): Promise<Manifest> {
   } catch {
     throw new UserError("no manifest.json: not a curated dataset directory", { file: dir, hint: 'make one with "owntune curate"' });
   }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch {
-    throw new UserError("not valid JSON", { file });
-  }
-  const r = raw as { format?: unknown; format_version?: unknown };
+  // Parsed keeping positions, so a damaged field is reported at its line like any config file's.
+  const located = parseLocated(text, file);
+  const r = located.value as { format?: unknown; format_version?: unknown } | null;
   if (r?.format !== DATASET_FORMAT) throw new UserError(`not an owntune dataset manifest (format ${JSON.stringify(r?.format)})`, { file });
   if (r.format_version !== DATASET_FORMAT_VERSION) {
     throw new UserError(`dataset format ${String(r.format_version)}, this owntune reads ${DATASET_FORMAT_VERSION}`, {
@@ -85,10 +89,5 @@ export async function readManifest(dir: string): Promise<Manifest> {
       hint: 're-run "owntune curate"',
     });
   }
-  const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    const issue = parsed.error.issues[0]!;
-    throw new UserError(`invalid manifest: ${issue.message}`, { file, field: issue.path.join(".") });
-  }
-  return parsed.data;
+  return validateLocated(manifestSchema, located, file);
 }

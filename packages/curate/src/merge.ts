@@ -6,7 +6,7 @@ import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { UserError, type Progress } from "@owntune/model/core";
 import type { DuckDBDataChunk, DuckDBBlobValue } from "@duckdb/node-api";
-import { CurateCounters } from "./counters.js";
+import { CurateCounters, emptyDatasetError } from "./counters.js";
 import { NEAR_DEDUP_AT } from "./dedup-steps.js";
 import { runSql, sqlError, sqlString, type Engine } from "./duckdb.js";
 import type { Manifest } from "./manifest.js";
@@ -183,6 +183,7 @@ export async function mergeParts(o: MergeOptions): Promise<{ manifest: Manifest;
     for (const r of plan.sampledOutFirst) counters.sample("sampling", { reason: "weight_below_1", text: previews.get(r)! });
   }
 
+  if (plan.train.length === 0) throw emptyDatasetError(counters);
   // Packing plans, then each example's place (row, slot) for DuckDB to sort the tokens by.
   const splitRanks: Record<SplitName, Uint32Array> = { train: plan.train, val: plan.val };
   const plans = {} as Record<SplitName, { plan: ReturnType<typeof planRows>; lengths: Int32Array; trained: Int32Array }>;

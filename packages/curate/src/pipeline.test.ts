@@ -2,14 +2,15 @@
 // threads), the dataset reader (every row once per epoch, seeded order, resume), mixing weights,
 // bad-input messages, --skip-bad-rows accounting, an escaped report, and no output on failure.
 import { createHash } from "node:crypto";
-import { mkdtemp, readdir, readFile, writeFile } from "node:fs/promises";
+import { cp, mkdtemp, readdir, readFile, rm, truncate, writeFile } from "node:fs/promises";
 import { existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readShard } from "./arrow-dataset.js";
 import { curateSchema, type CurateConfigInput } from "./config.js";
 import { CuratedDataset, type DatasetBatch } from "./dataset-reader.js";
+import { inspectDataset } from "./inspect.js";
 import { curate, type CurateSummary } from "./pipeline.js";
 
 let dir: string;
@@ -60,6 +61,7 @@ beforeAll(async () => {
   };
   first = await run(base, "first");
 }, 120_000);
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 describe("determinism", () => {
   it("writes byte-identical files for the same inputs, config and seed, with or without workers", async () => {
@@ -76,7 +78,7 @@ describe("determinism", () => {
 describe("the dataset directory", () => {
   it("records counts, drops per filter, splits and the schema version", async () => {
     const m = first.manifest;
-    expect(m.format_version).toBe(1);
+    expect(m.format_version).toBe(2);
     expect(m.counts.rows_read).toBe(242 + 31);
     expect(m.drops).toEqual({ blocklist: { pattern: 1 }, dedup_exact: { exact_duplicate: 2 } });
     expect(m.counts.examples_kept).toBe(240 + 30);
@@ -143,7 +145,7 @@ describe("dataset reader", () => {
     const m = JSON.parse(await readFile(manifestPath, "utf8"));
     await writeFile(manifestPath, JSON.stringify({ ...m, format_version: 0 }));
     await expect(CuratedDataset.open(copy.outDir)).rejects.toThrow(
-      expect.objectContaining({ message: "dataset format 0, this owntune reads 1", hint: 're-run "owntune curate"' }),
+      expect.objectContaining({ message: "dataset format 0, this owntune reads 2", hint: 're-run "owntune curate"' }),
     );
   });
 });
@@ -171,5 +173,68 @@ describe("bad input", () => {
     const html = await readFile(join(s.outDir, "report.html"), "utf8");
     expect(html).toContain("mixed.jsonl:3");
     expect(html).toContain("expected system, user or assistant, got &quot;robot&quot;");
+  });
+});
+
+describe("nothing to train on", () => {
+  it("refuses a run whose filters drop every example, naming the filter that took them", async () => {
+    await writeJsonl("short.jsonl", [{ text: "tiny" }, { text: "also tiny" }, { text: "tiny" }]);
+    const err = await run({ inputs: [{ path: "short.jsonl" }], workers: 0, filters: { length: { min_chars: 100 } } }, "short-out").catch((e) => e);
+    expect(err.format()).toBe(
+      "filters.length: no training examples: all 3 row(s) read were dropped — length 3 (too_few_chars 3); most went to length: loosen it, or check the input",
+    );
+    expect(existsSync(join(dir, "short-out"))).toBe(false);
+  });
+
+  it("refuses an empty input file before any work, whatever the worker count", async () => {
+    await writeFile(join(dir, "empty.jsonl"), "\n\n");
+    for (const workers of [0, 2]) {
+      const err = await run({ inputs: [{ path: "chat.jsonl" }, { path: "empty.jsonl" }], workers }, "empty-out").catch((e) => e);
+      expect(err.format()).toBe("empty.jsonl: this file holds no rows (it is empty, or only blank lines); check the input path");
+    }
+  });
+
+  it("refuses a missing input before loading the tokenizer or starting worker threads", async () => {
+    const err = await run({ inputs: [{ path: "chat.jsonl" }, { path: "nope.jsonl" }], workers: 2 }, "nope-out").catch((e) => e);
+    expect(err.format()).toBe("nope.jsonl: no such file or folder; check the input path");
+  });
+});
+
+describe("integrity", () => {
+  /** A copy of the first dataset, to damage. */
+  async function copyOf(name: string): Promise<string> {
+    const to = join(dir, name);
+    await cp(first.outDir, to, { recursive: true });
+    return to;
+  }
+
+  it("records each shard's sha256 in the manifest", async () => {
+    const shard = first.manifest.splits.train.shards[0]!;
+    expect(shard.sha256).toBe(createHash("sha256").update(await readFile(join(first.outDir, shard.file))).digest("hex"));
+  });
+
+  it("catches a flipped byte in a shard when it is read for training and when inspected, naming the shard", async () => {
+    const copy = await copyOf("flipped");
+    const shard = join(copy, "train-00000.arrow");
+    const bytes = await readFile(shard);
+    bytes[Math.floor(bytes.length / 2)]! ^= 0x04;
+    await writeFile(shard, bytes);
+    const ds = await CuratedDataset.open(copy); // same size: found when its bytes are read
+    const err = await (async () => {
+      for await (const _ of ds.batches("train", { batchSize: 2 })) throw new Error("a batch came from a damaged shard");
+    })().catch((e) => e);
+    expect(err.format()).toMatch(new RegExp(`^${shard}: sha256 [0-9a-f]{16}… differs from manifest\\.json's [0-9a-f]{16}…: the shard's bytes changed after curate wrote it; re-run "owntune curate"`));
+    await expect(inspectDataset(copy)).rejects.toThrow(/differs from manifest\.json's/);
+  });
+
+  it("catches a truncated or missing shard when the dataset is opened", async () => {
+    const copy = await copyOf("truncated");
+    const shard = join(copy, "val-00000.arrow");
+    await truncate(shard, 100);
+    await expect(CuratedDataset.open(copy)).rejects.toThrow(
+      expect.objectContaining({ file: shard, message: `is 100 bytes, manifest.json says ${first.manifest.splits.val.shards[0]!.bytes}: the shard was truncated or changed after curate wrote it` }),
+    );
+    await rm(shard);
+    await expect(CuratedDataset.open(copy)).rejects.toThrow(expect.objectContaining({ file: shard, message: "shard listed in manifest.json is missing" }));
   });
 });

@@ -7,7 +7,7 @@ import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
 import { defaultThreadCount, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/model/core";
 import type { CurateConfig } from "./config.js";
-import { CurateCounters } from "./counters.js";
+import { CurateCounters, emptyDatasetError } from "./counters.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";
 import { lshShape } from "./dedup/minhash.js";
 import { exactDedupStep, nearDedupStep, SAMPLING_AT } from "./dedup-steps.js";
@@ -222,6 +222,7 @@ async function inMemorySteps(
   docs.length = 0;
   const plan = splitAndWeight({ count: kept.length, id: (r) => kept[r]!.id, input: (r) => kept[r]!.input }, cfg, cfg.seed);
   countSampling(counters, plan, (r) => kept[r]!.preview);
+  if (plan.train.length === 0) throw emptyDatasetError(counters);
   const splitData = (ranks: Uint32Array, salt: number): SplitData => {
     const lengths = Int32Array.from(ranks, (r) => kept[r]!.ids.length);
     const packPlan = planRows(lengths, cfg.seq_len, cfg.packing, { shuffleSeed: cfg.seed ^ salt });

@@ -66,8 +66,8 @@ async function writeSplit(dir: string, name: SplitName, split: SplitData, cfg: C
   let writer: ShardWriter | undefined;
   const file = (s: number) => `${name}-${String(s).padStart(5, "0")}.arrow`;
   const close = async () => {
-    const bytes = await writer!.close();
-    shards.push({ file: file(shards.length), rows: writer!.rows, bytes });
+    const { bytes, sha256 } = await writer!.close();
+    shards.push({ file: file(shards.length), rows: writer!.rows, bytes, sha256 });
     writer = undefined;
   };
   try {

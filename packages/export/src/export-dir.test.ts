@@ -1,7 +1,7 @@
 // The whole export stage on a tiny model folder with a PEFT adapter kept apart (--no-merge): the
 // model GGUF, adapter.gguf, merged/ (F32), a Modelfile naming both, and verify run through it —
 // and the merged folder's forward pass equals the base model's with the adapter applied.
-import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { disposeLora, loraTensorsFrom, randomAdapter, readPeftAdapter, writePeftAdapter } from "@owntune/lora";
@@ -26,6 +26,14 @@ beforeAll(async () => {
 }, 600_000);
 
 describe("exportDir with an adapter kept apart", () => {
+  it("appears complete or not at all: a failure after the GGUF and Modelfile are written leaves no folder and no temporary", async () => {
+    const failed = join(root, "failed");
+    // verify without a score function fails last, after every file but verify.json is written.
+    await expect(exportDir({ modelDir, outDir: failed, quant: "F32", verify: true, threads: 1 })).rejects.toThrow("verify needs a score function");
+    expect(existsSync(failed)).toBe(false);
+    expect(readdirSync(root).filter((f) => f.includes(".tmp-"))).toEqual([]);
+  });
+
   it("writes the model GGUF, adapter.gguf, merged/, a Modelfile and verify.json", () => {
     for (const f of ["model-F32.gguf", "adapter.gguf", "merged/config.json", "merged/model.safetensors", "merged/tokenizer.json", "Modelfile", "verify.json"]) {
       expect(existsSync(join(outDir, f)), f).toBe(true);
@@ -39,6 +47,8 @@ describe("exportDir with an adapter kept apart", () => {
   it("passes verify with the adapter applied on both sides", () => {
     const v = result.verify!;
     expect(v.adapterGguf).toBe(join(outDir, "adapter.gguf"));
+    // Verified while the folder was still being built: the report names the final paths.
+    expect(JSON.parse(readFileSync(join(outDir, "verify.json"), "utf8"))).toMatchObject({ gguf: join(outDir, "model-F32.gguf"), adapterGguf: join(outDir, "adapter.gguf") });
     expect(v.ok, JSON.stringify(v.probes.map((p) => [p.maxAbsDiff, p.tokenMismatchAt]))).toBe(true);
   });
 

@@ -1,7 +1,7 @@
 // One export stage: a model folder (and optionally a PEFT adapter) → an export folder holding
 // `model-<QUANT>.gguf`, `adapter.gguf`, `merged/`, `Modelfile` and `verify.json` (design.md "Files").
-import { join, relative } from "node:path";
-import { loadModelDir, silentProgress, writeFileAtomic, type Progress } from "@owntune/model";
+import { basename, join, relative } from "node:path";
+import { loadModelDir, silentProgress, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/model";
 import { readPeftAdapter, type AdapterWeights } from "@owntune/lora";
 import { exportAdapterGguf } from "./adapter-gguf.js";
 import { assertLlamaCppCanRun, exportGguf } from "./export-gguf.js";
@@ -62,7 +62,7 @@ export interface ExportDirResult {
   warnings: string[];
 }
 
-/** Runs the whole export into `outDir` (files are written atomically one by one). */
+/** Runs the whole export into `outDir`, which appears (or replaces an earlier one) only when all of it is written. */
 export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
   const t0 = performance.now();
   const log = o.log ?? (() => {});
@@ -79,96 +79,102 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
       pad: model.config.pad_token_id,
     });
     const merge = adapter !== undefined && !o.noMerge;
-    const gguf = join(o.outDir, `model-${o.quant}.gguf`);
-    log(`writing ${gguf}${merge ? " (adapter merged)" : ""}`);
-    const written = await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: gguf, adapter: merge ? adapter : undefined, progress, threads: o.threads });
-    let adapterGguf: string | undefined;
-    if (adapter && (o.noMerge || o.adapterGguf)) {
-      adapterGguf = join(o.outDir, "adapter.gguf");
-      log(`writing ${adapterGguf}`);
-      await exportAdapterGguf({ config: model.config, adapter, out: adapterGguf, progress });
-    }
-    let baseGguf: string | undefined;
-    if (merge && adapterGguf && o.baseGguf) {
-      baseGguf = join(o.outDir, `base-${o.quant}.gguf`);
-      log(`writing ${baseGguf} (the base adapter.gguf applies to)`);
-      await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: baseGguf, progress, threads: o.threads });
-    }
-    let merged: string | undefined;
-    if (o.merged) {
-      merged = join(o.outDir, "merged");
-      log(`writing ${merged}/`);
-      await exportMerged({ baseDir: o.modelDir, config: model.config, source: model.checkpoint, adapter, outDir: merged, dtype: o.mergedDtype, progress });
-    }
-    const modelfile = join(o.outDir, "Modelfile");
-    const template = model.tokenizer.chatTemplate
-      ? goChatTemplate(chatFormat((messages, gen) => model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: gen }), tokenizer.tokens[tokenizer.specialIds.bos ?? -1]))
-      : undefined;
-    const stops = endOfGenerationIds(tokenizer).map((id) => tokenizer.tokens[id]!);
-    await writeFileAtomic(
-      modelfile,
-      modelfileText({
-        from: `./${relative(o.outDir, gguf)}`,
-        adapter: adapterGguf && !merge ? `./${relative(o.outDir, adapterGguf)}` : undefined,
-        template,
-        stops,
-      }),
-    );
-    let verify: VerifyReport | undefined;
-    if (o.verify) {
-      if (!o.score) throw new Error("verify needs a score function");
-      log("verifying against llama.cpp");
-      verify = await verifyGguf({
+    // Built in a temporary folder renamed into place at the end: the export appears complete or not at all.
+    return await withAtomicDir(o.outDir, async (tmp) => {
+      const inTmp = (final: string) => join(tmp, basename(final));
+      const gguf = join(o.outDir, `model-${o.quant}.gguf`);
+      log(`writing ${gguf}${merge ? " (adapter merged)" : ""}`);
+      const written = await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: inTmp(gguf), adapter: merge ? adapter : undefined, progress, threads: o.threads });
+      let adapterGguf: string | undefined;
+      if (adapter && (o.noMerge || o.adapterGguf)) {
+        adapterGguf = join(o.outDir, "adapter.gguf");
+        log(`writing ${adapterGguf}`);
+        await exportAdapterGguf({ config: model.config, adapter, out: inTmp(adapterGguf), progress });
+      }
+      let baseGguf: string | undefined;
+      if (merge && adapterGguf && o.baseGguf) {
+        baseGguf = join(o.outDir, `base-${o.quant}.gguf`);
+        log(`writing ${baseGguf} (the base adapter.gguf applies to)`);
+        await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: inTmp(baseGguf), progress, threads: o.threads });
+      }
+      let merged: string | undefined;
+      if (o.merged) {
+        merged = join(o.outDir, "merged");
+        log(`writing ${merged}/`);
+        await exportMerged({ baseDir: o.modelDir, config: model.config, source: model.checkpoint, adapter, outDir: join(tmp, "merged"), dtype: o.mergedDtype, progress });
+      }
+      const modelfile = join(o.outDir, "Modelfile");
+      const template = model.tokenizer.chatTemplate
+        ? goChatTemplate(chatFormat((messages, gen) => model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: gen }), tokenizer.tokens[tokenizer.specialIds.bos ?? -1]))
+        : undefined;
+      const stops = endOfGenerationIds(tokenizer).map((id) => tokenizer.tokens[id]!);
+      await writeFileAtomic(
+        inTmp(modelfile),
+        modelfileText({
+          from: `./${relative(o.outDir, gguf)}`,
+          adapter: adapterGguf && !merge ? `./${relative(o.outDir, adapterGguf)}` : undefined,
+          template,
+          stops,
+        }),
+      );
+      let verify: VerifyReport | undefined;
+      if (o.verify) {
+        if (!o.score) throw new Error("verify needs a score function");
+        log("verifying against llama.cpp");
+        verify = await verifyGguf({
+          gguf: inTmp(gguf),
+          config: model.config,
+          encode: (text) => model.tokenizer.encode(text),
+          score: o.score,
+          source: model.checkpoint,
+          adapter: merge ? undefined : adapter,
+          adapterGguf: merge || !adapterGguf ? undefined : inTmp(adapterGguf),
+          mergedAdapter: merge ? adapter : undefined,
+          probes: o.probes,
+          out: join(tmp, "verify.json"),
+          reportAs: { gguf, adapterGguf: merge ? undefined : adapterGguf },
+        });
+      }
+      let verifyAdapter: VerifyReport | undefined;
+      if (o.verify && baseGguf && adapter && adapterGguf) {
+        log(`verifying ${adapterGguf} on ${baseGguf} against llama.cpp`);
+        verifyAdapter = await verifyGguf({
+          gguf: inTmp(baseGguf),
+          config: model.config,
+          encode: (text) => model.tokenizer.encode(text),
+          score: o.score!,
+          source: model.checkpoint,
+          adapter,
+          adapterGguf: inTmp(adapterGguf),
+          probes: o.probes,
+          out: join(tmp, "verify-adapter.json"),
+          reportAs: { gguf: baseGguf, adapterGguf },
+        });
+      }
+      let sample: ExportDirResult["sample"];
+      if (o.sample) {
+        const text = o.sample.chat && model.tokenizer.chatTemplate ? model.tokenizer.applyChatTemplate([{ role: "user", content: o.sample.prompt }], { addGenerationPrompt: true }) : o.sample.prompt;
+        const reply = await runLlama({ modelPath: inTmp(gguf), adapterPath: merge || !adapterGguf ? undefined : inTmp(adapterGguf), texts: [], contextSize: 512, generate: { prompt: text, maxTokens: o.sample.maxTokens } });
+        sample = reply.ok && reply.generated
+          ? { prompt: o.sample.prompt, completion: reply.generated.text, tokens: reply.generated.tokens.length }
+          : { prompt: o.sample.prompt, error: reply.ok ? "no generation" : `${reply.stage}: ${reply.error}` };
+      }
+      return {
+        outDir: o.outDir,
         gguf,
-        config: model.config,
-        encode: (text) => model.tokenizer.encode(text),
-        score: o.score,
-        source: model.checkpoint,
-        adapter: merge ? undefined : adapter,
-        adapterGguf: merge ? undefined : adapterGguf,
-        mergedAdapter: merge ? adapter : undefined,
-        probes: o.probes,
-        out: join(o.outDir, "verify.json"),
-      });
-    }
-    let verifyAdapter: VerifyReport | undefined;
-    if (o.verify && baseGguf && adapter && adapterGguf) {
-      log(`verifying ${adapterGguf} on ${baseGguf} against llama.cpp`);
-      verifyAdapter = await verifyGguf({
-        gguf: baseGguf,
-        config: model.config,
-        encode: (text) => model.tokenizer.encode(text),
-        score: o.score!,
-        source: model.checkpoint,
-        adapter,
         adapterGguf,
-        probes: o.probes,
-        out: join(o.outDir, "verify-adapter.json"),
-      });
-    }
-    let sample: ExportDirResult["sample"];
-    if (o.sample) {
-      const text = o.sample.chat && model.tokenizer.chatTemplate ? model.tokenizer.applyChatTemplate([{ role: "user", content: o.sample.prompt }], { addGenerationPrompt: true }) : o.sample.prompt;
-      const reply = await runLlama({ modelPath: gguf, adapterPath: merge ? undefined : adapterGguf, texts: [], contextSize: 512, generate: { prompt: text, maxTokens: o.sample.maxTokens } });
-      sample = reply.ok && reply.generated
-        ? { prompt: o.sample.prompt, completion: reply.generated.text, tokens: reply.generated.tokens.length }
-        : { prompt: o.sample.prompt, error: reply.ok ? "no generation" : `${reply.stage}: ${reply.error}` };
-    }
-    return {
-      outDir: o.outDir,
-      gguf,
-      adapterGguf,
-      merged,
-      modelfile,
-      bytes: written.bytes,
-      sourceBytes: written.sourceBytes,
-      seconds: (performance.now() - t0) / 1000,
-      verify,
-      baseGguf,
-      verifyAdapter,
-      sample,
-      warnings: model.warnings,
-    };
+        merged,
+        modelfile,
+        bytes: written.bytes,
+        sourceBytes: written.sourceBytes,
+        seconds: (performance.now() - t0) / 1000,
+        verify,
+        baseGguf,
+        verifyAdapter,
+        sample,
+        warnings: model.warnings,
+      };
+    });
   } finally {
     await model.checkpoint.close();
   }

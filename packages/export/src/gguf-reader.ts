@@ -6,7 +6,7 @@ import { open, stat, type FileHandle } from "node:fs/promises";
 import { UserError } from "@owntune/model";
 import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_TYPE_NAMES, GgufValueType, scalarSize, type GgufEntry, type GgufScalar, type GgufScalarType } from "./gguf-format.js";
 import { GGML_TYPE_COUNT, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
-import { dequantizeTensor } from "./quant/quantize.js";
+import { canDequantize, dequantizeTensor } from "./quant/quantize.js";
 
 /** Tensor and KV counts: ten times the largest real model's tensor count (~6,000 for unstacked MoE). */
 export const GGUF_MAX_TENSORS = 65_536;
@@ -260,9 +260,15 @@ export async function readGgufTensorBytes(header: GgufHeader, name: string): Pro
   }
 }
 
+/** A UserError unless owntune can decode the tensor's type (a header may name any ggml type). */
+export function assertDecodable(t: GgufTensorInfo, file: string): void {
+  if (!canDequantize(t.type)) throw new UserError(`tensor ${t.name} is ${ggmlTypeName(t.type)}, which owntune cannot decode`, { file });
+}
+
 /** One tensor decoded to float32 (ggml's dequantizers, value for value). */
 export async function readGgufTensor(header: GgufHeader, name: string): Promise<Float32Array> {
   const t = header.tensors.find((x) => x.name === name)!;
+  if (t) assertDecodable(t, header.file);
   const bytes = await readGgufTensorBytes(header, name);
   return dequantizeTensor(t.type, bytes, t.ne.reduce((a, b) => a * b, 1));
 }

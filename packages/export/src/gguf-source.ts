@@ -3,7 +3,7 @@
 // numbers. Reference: tensor-names.ts (the one HF↔GGUF table), quant/quantize.ts.
 import { open } from "node:fs/promises";
 import { UserError, type TensorSource } from "@owntune/model";
-import { readGgufHeader, type GgufHeader, type GgufTensorInfo } from "./gguf-reader.js";
+import { assertDecodable, readGgufHeader, type GgufHeader, type GgufTensorInfo } from "./gguf-reader.js";
 import { GgmlType, ggmlNBytes, ggmlTypeName } from "./quant/ggml-types.js";
 import { dequantizeTensor } from "./quant/quantize.js";
 import { hfTensorName } from "./tensor-names.js";
@@ -28,6 +28,7 @@ export async function openGgufTensorSource(path: string): Promise<GgufTensorSour
   const info = (name: string) => {
     const t = byHf.get(name);
     if (!t) throw new UserError(`the GGUF has no tensor for ${name}`, { file: path });
+    assertDecodable(t, path);
     return t;
   };
   /** ggml rows [first, first+n) of a tensor (each ne[0] values), dequantized. */

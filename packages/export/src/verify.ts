@@ -132,6 +132,8 @@ export interface VerifyOptions {
   llamaReply?: LlamaReply;
   /** Where verify.json goes (not written when absent). */
   out?: string;
+  /** The paths to record in the report when the files are read from elsewhere (an export folder still being built). */
+  reportAs?: { gguf: string; adapterGguf?: string };
 }
 
 export interface ProbeReport {
@@ -280,8 +282,8 @@ export async function verifyGguf(o: VerifyOptions): Promise<VerifyReport> {
   const lpOk = reply.ok && compared.length === reports.length && toleranceRatio <= 1;
   const weightCheck = o.source ? await checkWeights(ggufSource, o) : null;
   const report: VerifyReport = {
-    gguf: o.gguf,
-    adapterGguf: o.adapterGguf ?? null,
+    gguf: o.reportAs?.gguf ?? o.gguf,
+    adapterGguf: (o.reportAs ? o.reportAs.adapterGguf : o.adapterGguf) ?? null,
     ok: tokOk && lpOk && (weightCheck?.ok ?? true),
     weights: family,
     tolerance: { maxAbs: base.maxAbs, meanAbs: base.meanAbs, reason: base.reason, logitScaleReference: LOGIT_SCALE_REFERENCE },

@@ -3,6 +3,7 @@
 import { randomBytes } from "node:crypto";
 import { closeSync, constants, promises as fsp, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { UserError } from "./errors.js";
 
 /**
  * Temporary paths not yet committed, with the descriptor still open on each file; removed on
@@ -42,6 +43,11 @@ export function tempPathFor(finalPath: string): string {
 
 /** `.NAME.tmp-PID-HEX` (and its `-old` form): the names tempPathFor makes, with the writer's pid. */
 const TEMP_NAME = /^\.(.+)\.tmp-(\d+)-[0-9a-f]{8}(?:-old)?$/;
+
+/** True for a name tempPathFor makes (a write in progress, or one a killed process left). */
+export function isTempName(name: string): boolean {
+  return TEMP_NAME.test(name);
+}
 
 /** Whether a process with this pid is running (a pid we cannot signal but that exists counts as alive). */
 function processAlive(pid: number): boolean {
@@ -194,10 +200,12 @@ export async function withTempDir<T>(near: string, fn: (dir: string) => Promise<
 /**
  * Builds a directory under a temporary name and renames it to `finalDir` when `fn` resolves.
  * An existing `finalDir` is replaced only then (it is moved aside first and removed after), so a
- * failed run leaves the previous output, or nothing, under the final name.
+ * failed run leaves the previous output, or nothing, under the final name. A file under that name is
+ * never replaced (whether a folder may be is the caller's rule: claimOutputDir).
  */
 export async function withAtomicDir<T>(finalDir: string, fn: (tempDir: string) => Promise<T>): Promise<T> {
   installExitHook();
+  await refuseFile(finalDir);
   await fsp.mkdir(dirname(finalDir), { recursive: true });
   const tempDir = tempPathFor(finalDir);
   pending.set(tempDir, undefined);
@@ -205,6 +213,13 @@ export async function withAtomicDir<T>(finalDir: string, fn: (tempDir: string) =
   let result: T;
   try {
     result = await fn(tempDir);
+  } catch (e) {
+    await fsp.rm(tempDir, { recursive: true, force: true });
+    pending.delete(tempDir);
+    throw e;
+  }
+  try {
+    await refuseFile(finalDir);
   } catch (e) {
     await fsp.rm(tempDir, { recursive: true, force: true });
     pending.delete(tempDir);
@@ -227,4 +242,18 @@ export async function withAtomicDir<T>(finalDir: string, fn: (tempDir: string) =
   }
   await fsyncDir(dirname(finalDir));
   return result;
+}
+
+/** Why a file is left where it is: an output folder never takes its place. */
+export const FILE_NOT_REPLACED = "is an existing file; owntune never replaces a file with an output folder";
+
+/** Throws when `path` exists and is not a folder (a user's file must never be swapped for an output). */
+async function refuseFile(path: string): Promise<void> {
+  let stat;
+  try {
+    stat = await fsp.lstat(path);
+  } catch {
+    return;
+  }
+  if (!stat.isDirectory()) throw new UserError(FILE_NOT_REPLACED, { file: path });
 }

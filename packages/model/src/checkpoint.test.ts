@@ -157,7 +157,8 @@ describe("openCheckpoint reports weights that do not fit the config", () => {
 
   it("lists the first problems and counts the rest when the config does not match at all", async () => {
     const dir = await newDir();
-    const other = microConfig({ hidden_size: 24 });
+    // Two fields differ: no single one explains the mismatches, so each is listed.
+    const other = microConfig({ hidden_size: 24, intermediate_size: 40 });
     await writeMicroWeights(join(dir, "model.safetensors"), other);
     const otherShapes = new Map(expectedTensors(other).map((t) => [t.name, t.shape.join()]));
     const mismatched = expectedTensors(config).filter((t) => otherShapes.get(t.name) !== t.shape.join()).length;
@@ -165,6 +166,28 @@ describe("openCheckpoint reports weights that do not fit the config", () => {
     expect(lines.length).toBe(13);
     expect(lines[0]).toBe(`${join(dir, "model.safetensors")}: tensor model.embed_tokens.weight has shape [48, 24], config wants [48, 16]`);
     expect(lines[12]).toBe(`… and ${mismatched - 12} more problems with these weights; does config.json belong to these weights?`);
+  });
+
+  it.each([
+    ["head_dim", { head_dim: 4 }],
+    ["hidden_size", { hidden_size: 24 }],
+    ["num_key_value_heads", { num_key_value_heads: 2 }],
+  ] as const)("names a wrong %s as the one cause of every misshapen tensor, at its line in config.json", async (field, made) => {
+    const dir = await newDir();
+    const other = microConfig(made);
+    await writeMicroWeights(join(dir, "model.safetensors"), other);
+    const configFile = join(dir, "config.json");
+    const json = JSON.stringify(config, null, 2);
+    await writeFile(configFile, json);
+    const line = json.split("\n").findIndex((l) => l.startsWith(`  "${field}":`)) + 1;
+    const otherShapes = new Map(expectedTensors(other).map((t) => [t.name, t.shape.join()]));
+    const mismatched = expectedTensors(config).filter((t) => otherShapes.get(t.name) !== t.shape.join()).length;
+    expect(mismatched).toBeGreaterThan(1);
+    const message = await errorOf(openCheckpoint(dir, { config, configFile }));
+    expect(message.split("\n")).toHaveLength(1);
+    expect(message).toMatch(
+      new RegExp(`^${configFile}:${line}: ${field}: ${config[field]} does not fit these weights, which were made with ${field} ${made[field as keyof typeof made]} \\(${mismatched} tensors differ`),
+    );
   });
 
   it("names an extra tensor and a missing one", async () => {

@@ -2,14 +2,16 @@
 // `model.safetensors.index.json`; text-only (`model.`) or multimodal (`model.language_model.`, whose
 // vision/audio towers are skipped). Checked against the config's tensor list. Reference: spec/gemma4.md §4,
 // the HF sharded-checkpoint layout (transformers `modeling_utils`, `load_sharded_checkpoint`).
-import { existsSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
 import type { Gemma4Config } from "./config.js";
+import { parseLocated } from "./config-errors.js";
 import { UserError } from "./errors.js";
 import type { TensorFileRows } from "./host-tables.js";
 import { FLOAT_DTYPES, SafetensorsFile, type FloatDtype, type SafetensorsDtype, type SafetensorsEntry } from "./safetensors.js";
-import { expectedTensors, ignorableTensor, MULTIMODAL_TEXT_PREFIX, TEXT_PREFIX, type TensorSource } from "./tensors.js";
+import { MULTIMODAL_TEXT_PREFIX, TEXT_PREFIX, type TensorSource } from "./tensors.js";
+import { formatShape, shapeProblems, singleCause } from "./weights-mismatch.js";
 
 export const SINGLE_WEIGHTS_FILE = "model.safetensors";
 export const WEIGHTS_INDEX_FILE = "model.safetensors.index.json";
@@ -133,27 +135,34 @@ export class Checkpoint implements TensorSource {
 
   /**
    * Checks the text tensors against `config`: every expected tensor present with its shape, nothing
-   * else but ignorable extras. Throws one UserError listing every problem, one per line.
+   * else but ignorable extras. Throws one UserError listing every problem, one per line; when one
+   * config field explains them all (a wrong head_dim), one line naming that field at its line in
+   * `configFile`, counting the tensors it misshapes.
    */
-  checkAgainst(config: Gemma4Config): void {
-    const problems: string[] = [];
-    const expected = expectedTensors(config);
-    const wanted = new Map(expected.map((t) => [t.name, t.shape]));
+  checkAgainst(config: Gemma4Config, configFile?: string): void {
+    const problems = shapeProblems(this.tensors, config);
+    if (problems.length === 0 && this.foreign.length === 0) return;
+    const foreign = this.foreign.map((name) => `${this.fileOfStored(name)}: tensor ${name} is outside the text model (${this.prefix || "no prefix"})`);
+    const cause = this.foreign.length === 0 ? singleCause(this.tensors, config, problems) : undefined;
+    if (cause) {
+      const first = cause.problems[0]!;
+      const example = first.kind === "shape" ? `${this.prefix}${first.name} has ${formatShape(first.got!)}, config wants ${formatShape(first.want!)}` : `${this.prefix}${first.name} is ${first.kind}`;
+      throw new UserError(
+        `${String(config[cause.field])} does not fit these weights, which were made with ${cause.field} ${cause.value} ` +
+          `(${cause.problems.length} tensors differ from what this config wants, e.g. ${example})`,
+        { file: configFile ?? join(this.dir, "config.json"), line: configFile ? lineOfField(configFile, cause.field) : undefined, field: cause.field, hint: `set ${cause.field} to ${cause.value}, or use the config.json that came with these weights` },
+      );
+    }
     const where = this.files.length === 1 ? this.files[0]! : join(this.dir, WEIGHTS_INDEX_FILE);
-    for (const spec of expected) {
-      const t = this.tensors.get(spec.name);
-      if (!t) problems.push(`${where}: tensor ${this.prefix}${spec.name} is missing; config wants shape ${fmt(spec.shape)}`);
-      else if (!sameShape(t.shape, spec.shape)) problems.push(`${t.file}: tensor ${t.storedName} has shape ${fmt(t.shape)}, config wants ${fmt(spec.shape)}`);
-    }
-    for (const t of this.tensors.values()) {
-      if (!wanted.has(t.name) && !ignorableTensor(config, t.name)) {
-        problems.push(`${t.file}: tensor ${t.storedName} with shape ${fmt(t.shape)} is not part of a model with this config`);
-      }
-    }
-    for (const name of this.foreign) problems.push(`${this.fileOfStored(name)}: tensor ${name} is outside the text model (${this.prefix || "no prefix"})`);
-    if (problems.length === 0) return;
-    const shown = problems.slice(0, MAX_LISTED_PROBLEMS);
-    if (problems.length > shown.length) shown.push(`… and ${problems.length - shown.length} more problems with these weights`);
+    const lines = problems.map((p) => {
+      const t = this.tensors.get(p.name);
+      if (p.kind === "missing") return `${where}: tensor ${this.prefix}${p.name} is missing; config wants shape ${formatShape(p.want!)}`;
+      if (p.kind === "shape") return `${t!.file}: tensor ${t!.storedName} has shape ${formatShape(p.got!)}, config wants ${formatShape(p.want!)}`;
+      return `${t!.file}: tensor ${t!.storedName} with shape ${formatShape(p.got!)} is not part of a model with this config`;
+    });
+    lines.push(...foreign);
+    const shown = lines.slice(0, MAX_LISTED_PROBLEMS);
+    if (lines.length > shown.length) shown.push(`… and ${lines.length - shown.length} more problems with these weights`);
     throw new UserError(shown.join("\n"), { hint: "does config.json belong to these weights?" });
   }
 
@@ -167,12 +176,15 @@ export class Checkpoint implements TensorSource {
   }
 }
 
-function fmt(shape: readonly number[]): string {
-  return `[${shape.join(", ")}]`;
-}
-
-function sameShape(a: readonly number[], b: readonly number[]): boolean {
-  return a.length === b.length && a.every((d, i) => d === b[i]);
+/** The line of a config field in config.json (or its multimodal text_config), when the file reads. */
+function lineOfField(configFile: string, field: string): number | undefined {
+  try {
+    const source = parseLocated(readFileSync(configFile, "utf8"), configFile);
+    const top = source.value as Record<string, unknown> | null;
+    return source.lineOf(top && field in top ? [field] : ["text_config", field]);
+  } catch {
+    return undefined;
+  }
 }
 
 /** The safetensors files of `dir` and, for sharded checkpoints, which stored tensor lives in which. */
@@ -273,7 +285,7 @@ function detectPrefix(names: ReadonlySet<string>, where: string): string {
  * it (missing, extra or mis-shaped tensors are one UserError naming each tensor and both shapes).
  * Text tensors must be F32, F16 or BF16.
  */
-export async function openCheckpoint(dir: string, options: { config?: Gemma4Config } = {}): Promise<Checkpoint> {
+export async function openCheckpoint(dir: string, options: { config?: Gemma4Config; configFile?: string } = {}): Promise<Checkpoint> {
   const { shards, owner } = await openShards(dir);
   try {
     const where = shards.size === 1 ? [...shards.keys()][0]! : join(dir, WEIGHTS_INDEX_FILE);
@@ -294,7 +306,7 @@ export async function openCheckpoint(dir: string, options: { config?: Gemma4Conf
       }
     }
     const cp = new Checkpoint({ dir, shards, prefix, tensors, skipped, foreign });
-    if (options.config) cp.checkAgainst(options.config);
+    if (options.config) cp.checkAgainst(options.config, options.configFile);
     return cp;
   } catch (e) {
     await Promise.all([...shards.values()].map((f) => f.close()));

@@ -20,14 +20,46 @@ export interface LocatedSource {
   keyLineOf(path: readonly PropertyKey[], key: string): number | undefined;
 }
 
-/** Parses YAML (a superset of JSON) keeping positions; a syntax error is a UserError with its line. */
+/** Config files (recipes, config.json, adapter_config.json) are a few kB; past this, a file is not one (and the YAML parser's cost grows with it). */
+export const MAX_CONFIG_BYTES = 4 << 20;
+/** Nested [ and { at most this deep: real configs nest a few levels, and the YAML parser can exhaust memory on thousands. */
+export const MAX_FLOW_NESTING = 64;
+/** YAML aliases expanded at most this many times: a few anchors can otherwise expand to gigabytes (a "billion laughs"). */
+export const MAX_YAML_ALIAS_COUNT = 100;
+
+/**
+ * Parses YAML (a superset of JSON) keeping positions; a syntax error is a UserError with its line.
+ * A `.json` file must be JSON, and its errors say so.
+ */
 export function parseLocated(text: string, file: string): LocatedSource {
+  if (text.length > MAX_CONFIG_BYTES) throw new UserError(`${text.length} characters, more than the ${MAX_CONFIG_BYTES} a config file may have`, { file, hint: "is this the right file?" });
+  const deep = tooDeep(text);
+  if (deep !== undefined) throw new UserError(`brackets nested more than ${MAX_FLOW_NESTING} levels deep`, { file, line: text.slice(0, deep).split("\n").length });
+  const json = /\.json$/i.test(file);
+  if (json) checkJson(text, file);
+  const language = json ? "JSON" : "YAML";
   const lineCounter = new LineCounter();
-  const doc: Document = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  let doc: Document;
+  try {
+    doc = parseDocument(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  } catch (e) {
+    throw new UserError(`cannot parse (${(e as Error).message})`, { file });
+  }
   const first = doc.errors[0];
   if (first) {
-    const line = lineCounter.linePos(first.pos[0]).line;
-    throw new UserError(`invalid YAML: ${first.message.split("\n")[0]}`, { file, line });
+    // An unclosed [ or { is noticed lines later; name the line it opens on.
+    const opened = /^Flow (sequence|map)/.test(first.message) ? unclosedBracketAt(text, first.pos[0]) : undefined;
+    const line = lineCounter.linePos(opened ?? first.pos[0]).line;
+    const what = opened !== undefined ? `unclosed ${text[opened]} (a flow ${text[opened] === "[" ? "sequence must end with ]" : "mapping must end with }"})` : first.message.split("\n")[0];
+    throw new UserError(`invalid ${language}: ${what}`, { file, line });
+  }
+  let value: unknown;
+  try {
+    value = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+  } catch (e) {
+    const message = (e as Error).message;
+    if (/alias count/i.test(message)) throw new UserError(`YAML aliases expand to too much data (more than ${MAX_YAML_ALIAS_COUNT} expansions)`, { file, hint: "write the values out instead of nesting anchors" });
+    throw new UserError(`invalid ${language}: ${message.split("\n")[0]}`, { file });
   }
   const nodeAt = (path: readonly PropertyKey[]) => {
     // Walk down as far as the document goes: a missing field is reported at its nearest parent.
@@ -42,7 +74,7 @@ export function parseLocated(text: string, file: string): LocatedSource {
     return node?.range ? lineCounter.linePos(node.range[0]).line : undefined;
   };
   return {
-    value: doc.toJS(),
+    value,
     lineOf,
     keyLineOf(path, key) {
       const parent = path.length === 0 ? doc.contents : doc.getIn(path as unknown[], true);
@@ -56,6 +88,60 @@ export function parseLocated(text: string, file: string): LocatedSource {
       return lineOf(path);
     },
   };
+}
+
+/** A `.json` file that is not JSON: UserError at the line of the first error. */
+function checkJson(text: string, file: string): void {
+  try {
+    JSON.parse(text);
+  } catch (e) {
+    const message = (e as Error).message;
+    const at = /at position (\d+)/.exec(message);
+    let offset = at ? Number(at[1]) : undefined;
+    if (offset === undefined) {
+      const yamlError = parseDocument(text, { prettyErrors: false }).errors[0];
+      offset = yamlError ? yamlError.pos[0] : text.trimEnd().length;
+    }
+    const line = text.slice(0, offset).split("\n").length;
+    // V8 quotes the whole input after the reason: keep the reason only.
+    const reason = message.replace(/, (\.\.\.)?".*" is not valid JSON$/s, "").replace(/ in JSON at position \d+.*$/s, "").replace(/ at position \d+.*$/s, "");
+    throw new UserError(`not valid JSON (${reason})`, { file, line });
+  }
+}
+
+/** Offset of the innermost `[` or `{` still open at `end` (quotes and comments skipped), or undefined. */
+function unclosedBracketAt(text: string, end: number): number | undefined {
+  return scanBrackets(text, end).open.at(-1);
+}
+
+/** Offset of the first bracket nested deeper than MAX_FLOW_NESTING, or undefined. */
+function tooDeep(text: string): number | undefined {
+  return scanBrackets(text, text.length).tooDeepAt;
+}
+
+function scanBrackets(text: string, end: number): { open: number[]; tooDeepAt?: number } {
+  const open: number[] = [];
+  let quote: string | undefined;
+  let before = "\n"; // the last character that is not a space or tab: a quote opens a scalar only after one of :[{,- or a line start
+  for (let i = 0; i < Math.min(end, text.length); i++) {
+    const c = text[i]!;
+    if (quote) {
+      if (c === "\\" && quote === '"') i++;
+      else if (c === quote) quote = undefined;
+      else if (c === "\n" && quote === "'") quote = undefined;
+      before = c;
+      continue;
+    }
+    if ((c === '"' || c === "'") && ":[{,-\n".includes(before)) quote = c;
+    else if (c === "#" && (i === 0 || /\s/.test(text[i - 1]!))) {
+      while (i + 1 < end && text[i + 1] !== "\n") i++;
+    } else if (c === "[" || c === "{") {
+      open.push(i);
+      if (open.length > MAX_FLOW_NESTING) return { open, tooDeepAt: i };
+    } else if (c === "]" || c === "}") open.pop();
+    if (c !== " " && c !== "\t") before = c;
+  }
+  return { open };
 }
 
 function describeValue(v: unknown): string {

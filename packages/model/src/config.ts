@@ -2,12 +2,29 @@
 // from it. Field names are the HF names verbatim. Reference: spec/gemma4.md §1, §1.1, §3.6.
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { parseLocated, validateLocated } from "./config-errors.js";
+import { ConfigError, parseLocated, validateLocated } from "./config-errors.js";
 import { UserError } from "./errors.js";
 
 export type LayerType = "sliding_attention" | "full_attention";
 
 const positiveInt = z.number().int().positive();
+
+// Upper bounds on shape fields, far above any published model (Gemma 4 31B: hidden 5376, 60 layers,
+// vocab 262,144; the largest open models stay under hidden 20k, 130 layers, vocab 1M): a value past
+// one is a typo or a corrupt file, and would size allocations and files in the petabytes.
+/** hidden_size, intermediate_size, hidden_size_per_layer_input. */
+export const MAX_WIDTH = 1 << 17;
+/** num_hidden_layers. */
+export const MAX_LAYERS = 1024;
+/** num_attention_heads and KV heads. */
+export const MAX_HEADS = 1024;
+/** head_dim and global_head_dim. */
+export const MAX_HEAD_DIM = 8192;
+/** vocab_size and vocab_size_per_layer_input. */
+export const MAX_VOCAB = 1 << 24;
+/** sliding_window and max_position_embeddings (tokens). */
+export const MAX_POSITIONS = 1 << 24;
+const bounded = (max: number) => positiveInt.max(max);
 
 const ropeSliding = z.object({
   rope_type: z.literal("default").default("default"),
@@ -23,19 +40,19 @@ const ropeFull = z.object({
 /** The text-model fields this toolkit reads; HF adds keys all the time, so unknown keys are ignored. */
 export const gemma4TextConfigSchema = z.object({
   model_type: z.literal("gemma4_text").default("gemma4_text"),
-  vocab_size: positiveInt,
-  vocab_size_per_layer_input: positiveInt.optional(),
-  hidden_size: positiveInt,
-  intermediate_size: positiveInt,
-  num_hidden_layers: positiveInt,
-  num_attention_heads: positiveInt,
-  num_key_value_heads: positiveInt,
-  num_global_key_value_heads: positiveInt.nullable().default(null),
-  head_dim: positiveInt,
-  global_head_dim: positiveInt,
+  vocab_size: bounded(MAX_VOCAB),
+  vocab_size_per_layer_input: bounded(MAX_VOCAB).optional(),
+  hidden_size: bounded(MAX_WIDTH),
+  intermediate_size: bounded(MAX_WIDTH),
+  num_hidden_layers: bounded(MAX_LAYERS),
+  num_attention_heads: bounded(MAX_HEADS),
+  num_key_value_heads: bounded(MAX_HEADS),
+  num_global_key_value_heads: bounded(MAX_HEADS).nullable().default(null),
+  head_dim: bounded(MAX_HEAD_DIM),
+  global_head_dim: bounded(MAX_HEAD_DIM),
   attention_k_eq_v: z.boolean().default(false),
-  layer_types: z.array(z.enum(["sliding_attention", "full_attention"])).optional(),
-  sliding_window: positiveInt,
+  layer_types: z.array(z.enum(["sliding_attention", "full_attention"])).max(MAX_LAYERS).optional(),
+  sliding_window: bounded(MAX_POSITIONS),
   rope_parameters: z
     .object({ sliding_attention: ropeSliding.default({ rope_type: "default", rope_theta: 10_000 }), full_attention: ropeFull.default({ rope_type: "proportional", partial_rotary_factor: 0.25, rope_theta: 1_000_000 }) })
     .default({
@@ -43,13 +60,13 @@ export const gemma4TextConfigSchema = z.object({
       full_attention: { rope_type: "proportional", partial_rotary_factor: 0.25, rope_theta: 1_000_000 },
     }),
   num_kv_shared_layers: z.number().int().min(0).default(0),
-  hidden_size_per_layer_input: z.number().int().min(0).default(0),
+  hidden_size_per_layer_input: z.number().int().min(0).max(MAX_WIDTH).default(0),
   use_double_wide_mlp: z.boolean().default(false),
   hidden_activation: z.enum(["gelu_pytorch_tanh"]).default("gelu_pytorch_tanh"),
   rms_norm_eps: z.number().positive().default(1e-6),
   final_logit_softcapping: z.number().positive().nullable().default(null),
   tie_word_embeddings: z.boolean().default(true),
-  max_position_embeddings: positiveInt.default(131_072),
+  max_position_embeddings: bounded(MAX_POSITIONS).default(131_072),
   attention_bias: z.literal(false).default(false),
   enable_moe_block: z.boolean().default(false),
   pad_token_id: z.number().int().min(0).default(0),
@@ -74,7 +91,8 @@ export function defaultLayerTypes(numLayers: number): LayerType[] {
 function crossCheck(c: Gemma4Config): Array<{ field: string; message: string }> {
   const problems: Array<{ field: string; message: string }> = [];
   const L = c.num_hidden_layers;
-  if (c.layer_types.length !== L) {
+  const layerTypesFit = c.layer_types.length === L;
+  if (!layerTypesFit) {
     problems.push({ field: "layer_types", message: `expected ${L} entries (num_hidden_layers), got ${c.layer_types.length}` });
   }
   if (c.num_attention_heads % c.num_key_value_heads !== 0) {
@@ -95,7 +113,8 @@ function crossCheck(c: Gemma4Config): Array<{ field: string; message: string }> 
   for (const [field, d] of [["head_dim", c.head_dim], ["global_head_dim", c.global_head_dim]] as const) {
     if (d % 2 !== 0) problems.push({ field, message: `RoPE pairs dims j and j+d/2, so it must be even, got ${d}` });
   }
-  if (c.num_kv_shared_layers > 0) {
+  // With layer_types the wrong length, what KV-shared layers read is unknowable: that one problem is enough.
+  if (c.num_kv_shared_layers > 0 && c.num_kv_shared_layers < L && layerTypesFit) {
     const f = L - c.num_kv_shared_layers;
     for (let i = f; i < L; i++) {
       if (kvSourceLayer(c, i) < 0) {
@@ -131,7 +150,8 @@ export function parseGemma4Config(json: unknown, file = "config.json", source?: 
       { file, field: [...prefix, "enable_moe_block"].join(".") },
     );
   }
-  const located = source ?? parseLocated(JSON.stringify(json), file);
+  // Without the file's text (a config built in code), problems carry no line.
+  const located = source ?? { value: json, lineOf: () => undefined, keyLineOf: () => undefined };
   const sub = { ...located, value: root, lineOf: (p: readonly PropertyKey[]) => located.lineOf([...prefix, ...p]), keyLineOf: (p: readonly PropertyKey[], k: string) => located.keyLineOf([...prefix, ...p], k) };
   const parsed = validateLocated(gemma4TextConfigSchema, sub, file);
   const config: Gemma4Config = {
@@ -141,7 +161,7 @@ export function parseGemma4Config(json: unknown, file = "config.json", source?: 
   };
   const problems = crossCheck(config);
   if (problems.length > 0) {
-    throw new UserError(problems.map((p) => `${[...prefix, p.field].join(".")}: ${p.message}`).join("\n" + file + ": "), { file });
+    throw new ConfigError(file, problems.map((p) => ({ line: sub.lineOf([p.field]), field: [...prefix, p.field].join("."), message: p.message })));
   }
   return config;
 }

@@ -32,6 +32,19 @@ describeBackends("generate", () => {
     expect(result.ids).toEqual(seq.slice(prompt.length));
   });
 
+  it("stops at the model's context length (max_position_embeddings), and refuses a prompt past it", async () => {
+    const short = await gemma4FromWeights({ ...config, max_position_embeddings: 8 }, randomWeights(config, 11));
+    try {
+      const r = await generate(short, prompt, { maxTokens: 10 });
+      expect(r.stoppedBy).toBe("context-length");
+      expect(prompt.length + r.ids.length).toBe(8);
+      expect((await generate(short, prompt, { maxTokens: 10 })).ids).toEqual((await generate(model, prompt, { maxTokens: 3 })).ids);
+      await expect(generate(short, testIds(9, config.vocab_size, 1), { maxTokens: 1 })).rejects.toThrow("the prompt has 9 tokens, more than the model's context of 8");
+    } finally {
+      short.dispose();
+    }
+  });
+
   it("stops at an end-of-generation id and keeps it", async () => {
     const free = await generate(model, prompt, { maxTokens: 6 });
     const stopAt = free.ids[3]!;

@@ -35,7 +35,8 @@ export interface GenerateOptions extends SamplingOptions, Pick<ForwardOptions, "
 export interface GenerateResult {
   /** Generated ids (not the prompt). */
   ids: number[];
-  stoppedBy: "stop-id" | "max-tokens" | "callback";
+  /** "context-length": prompt + generated tokens reached the model's max_position_embeddings. */
+  stoppedBy: "stop-id" | "max-tokens" | "callback" | "context-length";
   /** The seed used when sampling (undefined when greedy). */
   seed: number | undefined;
   promptTokens: number;
@@ -46,6 +47,8 @@ export interface GenerateResult {
 /** Generates a continuation of `prompt` (token ids, BOS included). Yields to the event loop between tokens. */
 export async function generate(model: Gemma4Model, prompt: readonly number[], options: GenerateOptions): Promise<GenerateResult> {
   if (prompt.length === 0) throw new RangeError("generate: empty prompt (it needs at least <bos>)");
+  const context = model.config.max_position_embeddings;
+  if (prompt.length > context) throw new RangeError(`generate: the prompt has ${prompt.length} tokens, more than the model's context of ${context}`);
   const greedy = !options.temperature || options.temperature <= 0;
   const seed = greedy ? undefined : (options.seed ?? randomInt(2 ** 31));
   const rng = seed === undefined ? undefined : seededRandom(seed, "generate");
@@ -69,6 +72,11 @@ export async function generate(model: Gemma4Model, prompt: readonly number[], op
     }
     t1 = performance.now();
     for (let n = 0; n < options.maxTokens; n++) {
+      // Each new token takes the next position; past max_position_embeddings the model was never trained.
+      if (prompt.length + n >= context) {
+        stoppedBy = "context-length";
+        break;
+      }
       const id = greedy ? argmax(logits!) : sample(logits!, options, rng!);
       ids.push(id);
       if (options.onToken?.(id) === false) {
@@ -79,7 +87,7 @@ export async function generate(model: Gemma4Model, prompt: readonly number[], op
         stoppedBy = "stop-id";
         break;
       }
-      if (n + 1 < options.maxTokens) logits = readLogits(lastTokenLogits(model, { ids: [[id]] }, { cache, lora: options.lora }));
+      if (n + 1 < options.maxTokens && prompt.length + n + 1 < context) logits = readLogits(lastTokenLogits(model, { ids: [[id]] }, { cache, lora: options.lora }));
       await yieldToEventLoop();
     }
   } finally {

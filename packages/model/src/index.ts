@@ -1,5 +1,6 @@
 export * from "./errors.js";
 export * from "./atomic-write.js";
+export * from "./output-dir.js";
 export * from "./progress.js";
 export * from "./worker-thread.js";
 export * from "./config-errors.js";
@@ -24,3 +25,4 @@ export * from "./gemma4.js";
 export * from "./generate.js";
 export * from "./score.js";
 export * from "./init-model.js";
+export * from "./weights-mismatch.js";

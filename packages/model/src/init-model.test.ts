@@ -31,7 +31,7 @@ describe("initModel", () => {
     const a = await initModel({ outDir: join(root, "a"), config, seed: 7 });
     await initModel({ outDir: join(root, "b"), config, seed: 7 });
     await initModel({ outDir: join(root, "c"), config, seed: 8 });
-    expect(a.files).toEqual(["config.json", "generation_config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"]);
+    expect(a.files).toEqual(["config.json", "generation_config.json", "model.safetensors", "owntune-init.json", "tokenizer.json", "tokenizer_config.json"]);
     expect(a.isDefaultGemma3).toBe(true);
     const [fa, fb, fc] = await Promise.all(["a", "b", "c"].map((d) => filesOf(join(root, d))));
     expect([...fa!.keys()]).toEqual(a.files);
@@ -78,6 +78,14 @@ describe("initModel", () => {
     } finally {
       await m.checkpoint.close();
     }
+  });
+
+  it("refuses, before writing anything, a model larger than the free disk space", async () => {
+    // Within every per-field bound, but petabytes of weights: a typo'd size, caught before the first byte.
+    const huge = { ...config, hidden_size: 131072, intermediate_size: 131072, num_hidden_layers: 1024, layer_types: Array(1024).fill("sliding_attention") };
+    const outDir = join(root, "huge");
+    await expect(initModel({ outDir, config: huge, seed: 1 })).rejects.toThrow(/this model needs \d+ GB of disk, but only \d+(\.\d+)? GB are free there/);
+    expect((await readdir(root)).filter((n) => n.includes("huge"))).toEqual([]);
   });
 
   it("refuses a config whose vocabulary is smaller than the tokenizer's", async () => {

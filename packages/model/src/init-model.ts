@@ -2,12 +2,13 @@
 // deterministic random weights — config.json, model.safetensors (or shards + index), tokenizer files,
 // generation_config.json — written atomically, tensor by tensor. Same seed and config → same bytes.
 import { existsSync } from "node:fs";
-import { copyFile } from "node:fs/promises";
-import { join } from "node:path";
+import { copyFile, statfs } from "node:fs/promises";
+import { dirname, join, resolve } from "node:path";
 import { withAtomicDir, writeFileAtomic } from "./atomic-write.js";
 import { shardFileName, SINGLE_WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
 import { configToJson, countParameters, type Gemma4Config } from "./config.js";
 import { UserError } from "./errors.js";
+import { MODEL_MARKER_FILE, MODEL_MARKER_FORMAT } from "./output-dir.js";
 import { randomTensorChunks } from "./init-weights.js";
 import { checkTokenizerFits } from "./model-dir.js";
 import { silentProgress, type Progress } from "./progress.js";
@@ -33,7 +34,22 @@ export interface InitModelOptions {
   maxShardBytes?: number;
   /** Counts bytes of weights written. */
   progress?: Progress;
+  /** The preset the config came from, recorded in the folder's marker. */
+  preset?: string;
 }
+
+/** What owntune-init.json records: the folder is an owntune model, and what made it. */
+export interface InitModelMarker {
+  format: typeof MODEL_MARKER_FORMAT;
+  preset: string | null;
+  seed: number;
+  dtype: "bf16" | "f32";
+  /** The tokenizer folder copied in (absolute), or null for the default Gemma 3 tokenizer. */
+  tokenizer: string | null;
+}
+
+/** Room left on the disk beyond the weights (tokenizer files, filesystem overhead). */
+const DISK_MARGIN_BYTES = 256 << 20;
 
 export interface InitModelResult {
   outDir: string;
@@ -83,6 +99,7 @@ export async function initModel(options: InitModelOptions): Promise<InitModelRes
 
   const specs = expectedTensors(config).map((spec) => ({ spec, bytes: numElements(spec.shape) * DTYPE_BYTES[dtype] }));
   const weightBytes = specs.reduce((a, s) => a + s.bytes, 0);
+  await checkDiskSpace(outDir, weightBytes);
   const shards = planShards(specs, maxShardBytes);
   const generationConfig = {
     bos_token_id: tokenizer.bosId,
@@ -96,6 +113,14 @@ export async function initModel(options: InitModelOptions): Promise<InitModelRes
       await writeFileAtomic(join(tmp, name), JSON.stringify(value, null, 2) + "\n");
       written.push(name);
     };
+    const marker: InitModelMarker = {
+      format: MODEL_MARKER_FORMAT,
+      preset: options.preset ?? null,
+      seed,
+      dtype: dtype === "BF16" ? "bf16" : "f32",
+      tokenizer: options.tokenizerDir !== undefined ? resolve(options.tokenizerDir) : null,
+    };
+    await writeJson(MODEL_MARKER_FILE, marker);
     await writeJson("config.json", configToJson(config));
     await writeJson("generation_config.json", generationConfig);
     for (const name of TOKENIZER_FILES) {
@@ -130,6 +155,30 @@ export async function initModel(options: InitModelOptions): Promise<InitModelRes
     tokenizer: tokenizer.identity,
     isDefaultGemma3: tokenizer.isDefaultGemma3,
   };
+}
+
+/**
+ * Refuses to start writing `weightBytes` (plus a margin) where the disk has less free (a typo'd hidden_size would otherwise
+ * fill the disk for hours before failing). Measured on the nearest existing folder of `outDir`.
+ */
+export async function checkDiskSpace(outDir: string, weightBytes: number): Promise<void> {
+  const bytes = weightBytes + DISK_MARGIN_BYTES;
+  let dir = resolve(outDir);
+  while (!existsSync(dir) && dirname(dir) !== dir) dir = dirname(dir);
+  let free: number;
+  try {
+    const s = await statfs(dir);
+    free = Number(s.bavail) * Number(s.bsize);
+  } catch {
+    return; // no statfs here: the write itself will say when the disk is full
+  }
+  if (bytes > free) {
+    const gb = (n: number) => `${(n / 1e9).toFixed(n < 1e10 ? 2 : 0)} GB`;
+    throw new UserError(`this model needs ${gb(bytes)} of disk, but only ${gb(free)} are free there`, {
+      file: outDir,
+      hint: "check the config's sizes (hidden_size, num_hidden_layers, vocab_size…), or write it to a bigger disk",
+    });
+  }
 }
 
 /** A tensor's random values in chunks, reporting each chunk's stored bytes to `progress`. */

@@ -69,7 +69,7 @@ export async function loadModelDir(dir: string): Promise<ModelDir> {
   const note = gemma3TokenizerWarning(tokenizer);
   if (note) warnings.push(note);
   checkTokenizerFits(tokenizer, config, dir, warnings);
-  const checkpoint = await openCheckpoint(dir, { config });
+  const checkpoint = await openCheckpoint(dir, { config, configFile: join(dir, "config.json") });
   return { dir, config, checkpoint, tokenizer, generationConfig, warnings };
 }
 

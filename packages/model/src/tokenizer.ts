@@ -301,6 +301,8 @@ export async function loadTokenizer(
   dir: string,
   options: { eosTokenIds?: number[]; fallbackToDefault?: boolean } = {},
 ): Promise<GemmaTokenizer> {
+  // The fallback is for a folder without tokenizer files, never for a folder that is not there.
+  if (!existsSync(dir)) throw new UserError("no such directory", { file: dir, hint: "check the path of the model or tokenizer folder" });
   if (!existsSync(join(dir, "tokenizer.json"))) {
     if (options.fallbackToDefault) return loadDefaultTokenizer({ eosTokenIds: options.eosTokenIds });
     throw new UserError("no tokenizer.json", { file: dir, hint: "copy the tokenizer files of the base model into this folder" });

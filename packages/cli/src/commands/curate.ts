@@ -2,13 +2,14 @@
 // The config file holds the same fields as a recipe's `curate:` section (plus `out`); its relative
 // paths resolve against its own folder. `--shard i/N --out PARTS/i` runs the per-document steps on
 // 1/N of the input; `--merge PARTS --out DIR` runs the global steps over the shards' parts.
+import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { curate, curateMerge, curateSchema, curateShard, parseShardSpec, type CurateConfigInput, type CurateSummary, type OutputFormat } from "@owntune/curate";
-import { parseConfig, UserError } from "@owntune/model";
+import { claimOutputDir, isUserError, parseLocated, UserError, validateLocated, type LocatedSource } from "@owntune/model";
 import type { Command } from "commander";
 import { z } from "zod";
-import { commandIO, intFlag } from "../cli-io.js";
+import { commandIO, intFlag, numberFlag } from "../cli-io.js";
 
 const collect = (value: string, previous: string[]) => [...previous, value];
 
@@ -29,6 +30,7 @@ interface CurateFlags {
   merge?: string;
   memoryMb?: string;
   format?: string;
+  force?: boolean;
 }
 
 export function registerCurate(program: Command): void {
@@ -49,10 +51,12 @@ export function registerCurate(program: Command): void {
     .option("--merge <parts>", "global steps only, over the part folders the --shard runs wrote under PARTS")
     .option("--format <f>", "arrow (default), or hf-parquet: also write the examples as Hugging Face datasets Parquet (data/*.parquet) for TRL/Axolotl")
     .option("--memory-mb <n>", "kept examples held in memory before spilling to Parquet + DuckDB (default 512)")
+    .option("--force", "replace a dataset an earlier curate wrote there (never anything else)")
     .action(async (flags: CurateFlags, cmd: Command) => {
       const io = commandIO(cmd);
       let input: CurateConfigInput & { out?: string };
       let base = process.cwd();
+      let located: LocatedSource | undefined;
       if (flags.config !== undefined) {
         if (flags.input.length > 0) throw new UserError("give either --config or --input, not both", { field: "--input" });
         let text: string;
@@ -61,7 +65,8 @@ export function registerCurate(program: Command): void {
         } catch {
           throw new UserError("no such file", { file: flags.config });
         }
-        input = parseConfig(fileSchema, text, flags.config);
+        located = parseLocated(text, flags.config);
+        input = validateLocated(fileSchema, located, flags.config);
         base = dirname(resolve(flags.config));
       } else {
         if (flags.input.length === 0) throw new UserError("give --config C.yaml or at least one --input", { field: "--input" });
@@ -70,10 +75,7 @@ export function registerCurate(program: Command): void {
       const seqLen = intFlag("--seq-len", flags.seqLen, 1);
       const seed = intFlag("--seed", flags.seed, 0);
       const workers = intFlag("--workers", flags.workers, 0);
-      const valFraction = flags.valFraction === undefined ? undefined : Number(flags.valFraction);
-      if (valFraction !== undefined && !(valFraction >= 0 && valFraction <= 1)) {
-        throw new UserError(`expected a number in [0, 1], got "${flags.valFraction}"`, { field: "--val-fraction" });
-      }
+      const valFraction = flags.valFraction === undefined ? undefined : numberFlag(flags.valFraction, "--val-fraction", (x) => x >= 0 && x <= 1, "a number in [0, 1]");
       const merged = {
         ...input,
         ...(seqLen !== undefined ? { seq_len: seqLen } : {}),
@@ -97,6 +99,7 @@ export function registerCurate(program: Command): void {
       if (flags.format !== undefined && flags.format !== "arrow" && flags.format !== "hf-parquet") {
         throw new UserError(`expected arrow or hf-parquet, got "${flags.format}"`, { field: "--format" });
       }
+      if (flags.model !== undefined && !existsSync(flags.model)) throw new UserError("no such folder", { file: flags.model, field: "--model" });
       const run = {
         config,
         outDir: resolve(outFlag),
@@ -107,15 +110,25 @@ export function registerCurate(program: Command): void {
         memoryBytes: memoryMb === undefined ? undefined : memoryMb * 1024 * 1024,
         format: flags.format as OutputFormat | undefined,
       };
-      if (flags.shard !== undefined) {
-        const s = await curateShard({ ...run, shard: parseShardSpec(flags.shard) });
-        io.result(
-          { outDir: s.outDir, seconds: s.seconds, bytesRead: s.bytesRead, rowsRead: s.rowsRead },
-          `wrote shard ${flags.shard} to ${s.outDir}: ${s.rowsRead} rows read in ${s.seconds.toFixed(1)} s (${(s.bytesRead / 1e6 / s.seconds).toFixed(2)} MB/s); merge with --merge`,
-        );
-        return;
+      let summary: CurateSummary;
+      try {
+        if (flags.shard !== undefined) {
+          const s = await curateShard({ ...run, shard: parseShardSpec(flags.shard) });
+          io.result(
+            { outDir: s.outDir, seconds: s.seconds, bytesRead: s.bytesRead, rowsRead: s.rowsRead },
+            `wrote shard ${flags.shard} to ${s.outDir}: ${s.rowsRead} rows read in ${s.seconds.toFixed(1)} s (${(s.bytesRead / 1e6 / s.seconds).toFixed(2)} MB/s); merge with --merge`,
+          );
+          return;
+        }
+        await claimOutputDir(outFlag, "dataset", { force: flags.force, field: flags.out !== undefined ? "--out" : "out", log: io.log });
+        summary = flags.merge !== undefined ? await curateMerge({ ...run, partsDir: resolve(flags.merge) }) : await curate(run);
+      } catch (e) {
+        // A problem with a config field is reported at its line in the config file.
+        if (located && isUserError(e) && e.file === undefined && e.field !== undefined) {
+          throw new UserError(e.message, { file: flags.config, line: located.lineOf(e.field.split(".")), field: e.field, hint: e.hint });
+        }
+        throw e;
       }
-      const summary: CurateSummary = flags.merge !== undefined ? await curateMerge({ ...run, partsDir: resolve(flags.merge) }) : await curate(run);
       const m = summary.manifest;
       const t = m.splits.train;
       io.result(

@@ -1,7 +1,7 @@
 // `owntune export --model DIR [--adapter DIR] --out DIR --quant TYPE [--merged] [--merged-dtype bf16|f32]
 //   [--adapter-gguf] [--no-merge] [--no-verify]`
 import { exportDir, isQuantMix, ourScore, QUANT_MIXES, type ExportDirResult } from "@owntune/export";
-import { didYouMean, UserError } from "@owntune/model";
+import { claimOutputDir, didYouMean, UserError } from "@owntune/model";
 import { Option, type Command } from "commander";
 import { commandIO, intFlag } from "../cli-io.js";
 import { readProbes } from "./verify.js";
@@ -21,6 +21,7 @@ interface ExportFlags {
   baseGguf?: boolean;
   samplePrompt?: string;
   sampleTokens: string;
+  force?: boolean;
 }
 
 /** The quant type named by the user, or a UserError with the known ones. */
@@ -68,6 +69,7 @@ export function registerExport(program: Command): void {
     .option("--sample-tokens <n>", "most tokens of that completion", "48")
     .option("--threads <n>", "threads quantizing (default: one per core)")
     .option("--probes <file.jsonl>", 'verify on these texts, one {"text": ...} per line (default: a built-in set)')
+    .option("--force", "replace an export folder an earlier export wrote there (never anything else)")
     .action(async (flags: ExportFlags, cmd: Command) => {
       const io = commandIO(cmd);
       const quant = parseQuant(flags.quant);
@@ -77,6 +79,7 @@ export function registerExport(program: Command): void {
       if (flags.baseGguf && !(flags.adapter && flags.adapterGguf && flags.merge)) throw new UserError("--base-gguf needs --adapter and --adapter-gguf with the adapter merged", { field: "--base-gguf" });
       const sampleTokens = intFlag("--sample-tokens", flags.sampleTokens, 1)!;
       const probes = await readProbes(flags.probes);
+      await claimOutputDir(flags.out, "export", { force: flags.force, field: "--out", log: io.log });
       const r = await exportDir({
         modelDir: flags.model,
         adapterDir: flags.adapter,

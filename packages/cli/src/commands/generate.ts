@@ -2,7 +2,7 @@
 // [--top-k K] [--top-p P] [--seed S]`: continues a prompt with the hybrid KV cache, streaming the text.
 import { generate, UserError } from "@owntune/model";
 import type { Command } from "commander";
-import { commandIO, numberFlag } from "../cli-io.js";
+import { commandIO, intFlag, numberFlag } from "../cli-io.js";
 import { modelOptions, openModel } from "./model-session.js";
 
 interface GenerateFlags {
@@ -30,16 +30,24 @@ export function registerGenerate(program: Command): void {
     .option("--seed <s>", "seed of the sampling stream (default: random, printed)")
     .action(async (flags: GenerateFlags, cmd: Command) => {
       const io = commandIO(cmd);
-      const maxTokens = numberFlag(flags.maxTokens, "--max-tokens", (n) => Number.isInteger(n) && n >= 1, "a positive integer");
+      const maxTokens = intFlag("--max-tokens", flags.maxTokens, 1)!;
       const temperature = numberFlag(flags.temperature, "--temperature", (n) => n >= 0, "a number ≥ 0");
-      const topK = flags.topK === undefined ? undefined : numberFlag(flags.topK, "--top-k", (n) => Number.isInteger(n) && n >= 1, "a positive integer");
+      const topK = intFlag("--top-k", flags.topK, 1);
       const topP = flags.topP === undefined ? undefined : numberFlag(flags.topP, "--top-p", (n) => n > 0 && n <= 1, "a number in (0, 1]");
-      const seed = flags.seed === undefined ? undefined : numberFlag(flags.seed, "--seed", (n) => Number.isInteger(n) && n >= 0 && n < 2 ** 32, "an integer in [0, 2^32)");
+      const seed = intFlag("--seed", flags.seed, 0, 2 ** 32 - 1);
       const session = await openModel(io, flags);
       try {
         const { tokenizer, model } = session;
         const text = flags.chat ? tokenizer.applyChatTemplate([{ role: "user", content: flags.prompt }], { addGenerationPrompt: true }) : flags.prompt;
         const prompt = tokenizer.encode(text);
+        const context = model.config.max_position_embeddings;
+        if (prompt.length >= context) {
+          throw new UserError(`the prompt is ${prompt.length} tokens, the model's context is ${context} (max_position_embeddings) with room for at least one new token`, { field: "--prompt", hint: "shorten the prompt" });
+        }
+        // Past the context nothing more can come; the default (256) stops there, an explicit value is an error.
+        if (maxTokens > context && cmd.getOptionValueSource("maxTokens") !== "default") {
+          throw new UserError(`${maxTokens} is more than the model's context of ${context} tokens (max_position_embeddings)`, { field: "--max-tokens" });
+        }
         const beyond = prompt.find((id) => id >= model.config.vocab_size);
         if (beyond !== undefined) throw new UserError(`the prompt contains token ${beyond}, past the model's vocab_size ${model.config.vocab_size}`, { field: "--prompt" });
         const stopIds = tokenizer.endOfGenerationIds;

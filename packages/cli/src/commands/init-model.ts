@@ -1,5 +1,7 @@
 // `owntune init-model --out DIR (--preset NAME | --config config.json) [--seed N] [--tokenizer DIR] [--dtype bf16|f32]`
 import {
+  checkDiskSpace,
+  claimOutputDir,
   countParameters,
   didYouMean,
   GEMMA3_TOKENIZER_WRITTEN_WARNING,
@@ -11,7 +13,7 @@ import {
   type Gemma4Config,
 } from "@owntune/model";
 import { Option, type Command } from "commander";
-import { commandIO } from "../cli-io.js";
+import { commandIO, intFlag } from "../cli-io.js";
 
 interface InitModelFlags {
   out: string;
@@ -21,6 +23,7 @@ interface InitModelFlags {
   tokenizer?: string;
   dtype: "bf16" | "f32";
   maxShardSize?: string;
+  force?: boolean;
 }
 
 /** The config named by --preset or --config (exactly one). */
@@ -39,14 +42,6 @@ async function chooseConfig(flags: InitModelFlags): Promise<Gemma4Config> {
   return make();
 }
 
-function parseNonNegativeInt(text: string, flag: string, max: number): number {
-  const n = Number(text);
-  if (!/^\d+$/.test(text.trim()) || !Number.isSafeInteger(n) || n > max) {
-    throw new UserError(`expected an integer from 0 to ${max}, got "${text}"`, { field: flag });
-  }
-  return n;
-}
-
 export function registerInitModel(program: Command): void {
   program
     .command("init-model")
@@ -58,14 +53,16 @@ export function registerInitModel(program: Command): void {
     .option("--tokenizer <dir>", "folder with tokenizer.json (+ tokenizer_config.json) to copy in; default: the Gemma 3 tokenizer")
     .addOption(new Option("--dtype <dtype>", "stored dtype of the weights").choices(["bf16", "f32"]).default("bf16"))
     .option("--max-shard-size <bytes>", "split the weights into shards of at most this many bytes (default 5000000000)")
+    .option("--force", "replace a model folder an earlier init-model wrote there (never anything else)")
     .action(async (flags: InitModelFlags, cmd: Command) => {
       const io = commandIO(cmd);
       const config = await chooseConfig(flags);
-      const seed = parseNonNegativeInt(flags.seed, "--seed", 0xffffffff);
-      const maxShardBytes = flags.maxShardSize !== undefined ? parseNonNegativeInt(flags.maxShardSize, "--max-shard-size", Number.MAX_SAFE_INTEGER) : undefined;
-      if (maxShardBytes === 0) throw new UserError("must be positive", { field: "--max-shard-size" });
+      const seed = intFlag("--seed", flags.seed, 0, 0xffffffff)!;
+      const maxShardBytes = intFlag("--max-shard-size", flags.maxShardSize, 1);
+      await claimOutputDir(flags.out, "model", { force: flags.force, field: "--out", log: io.log });
       const params = countParameters(config).total;
       const bytes = params * (flags.dtype === "bf16" ? 2 : 4);
+      await checkDiskSpace(flags.out, bytes);
       io.log(`writing ${(params / 1e6).toFixed(1)}M parameters (${(bytes / 1e6).toFixed(1)} MB ${flags.dtype}) to ${flags.out}`);
       const r = await initModel({
         outDir: flags.out,
@@ -74,6 +71,7 @@ export function registerInitModel(program: Command): void {
         dtype: flags.dtype,
         tokenizerDir: flags.tokenizer,
         maxShardBytes,
+        preset: flags.preset,
         progress: io.progress,
       });
       if (r.isDefaultGemma3) io.log(`warning: ${GEMMA3_TOKENIZER_WRITTEN_WARNING}`);

@@ -23,7 +23,10 @@ export async function inspectPath(path: string): Promise<Inspection> {
   }
   const inspector = inspectors.find((i) => i.matches(path, stat));
   if (!inspector) {
-    throw new UserError(`owntune cannot inspect this (it knows: ${inspectors.map((i) => i.kind).join(", ")})`, { file: path });
+    const what = stat.isDirectory()
+      ? "a folder with none of config.json + model.safetensors (model), manifest.json (dataset), model-*.gguf (export)"
+      : "a file that is not .safetensors or .gguf";
+    throw new UserError(`owntune cannot inspect this: ${what} (it knows: ${inspectors.map((i) => i.kind).join(", ")})`, { file: path });
   }
   return inspector.inspect(path);
 }

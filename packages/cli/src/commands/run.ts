@@ -14,7 +14,7 @@ export function registerRun(program: Command): void {
     .option("--stage <stage>", "run only this stage; earlier stages' outputs are read from disk")
     .option("--set <field=value>", "override a recipe field, e.g. --set train.optimizer.lr=1e-4 (repeatable)", collect, [])
     .option("--resume", "continue an interrupted train stage from its newest checkpoint")
-    .option("--force", "let the train stage replace an earlier training run in its folder")
+    .option("--force", "replace the outputs an earlier run of this recipe wrote (never anything else)")
     .action(async (recipeFile: string, opts: { stage?: string; set: string[]; resume?: boolean; force?: boolean }, cmd: Command) => {
       const io = commandIO(cmd);
       const loaded = await loadRecipe(recipeFile, opts.set);

@@ -20,8 +20,13 @@ interface Row {
 }
 
 /** Checks every row first, so a typo on line 900 is reported before any compute. */
-export function parseScoreInput(lines: ReadonlyArray<{ line: number; value: unknown }>, file: string, tokenizer: GemmaTokenizer, vocabSize: number): Row[] {
+export function parseScoreInput(lines: ReadonlyArray<{ line: number; value: unknown }>, file: string, tokenizer: GemmaTokenizer, vocabSize: number, context = Infinity): Row[] {
   const rows: Row[] = [];
+  const fits = (ids: readonly number[], line: number, field: string) => {
+    if (ids.length > context) {
+      throw new UserError(`${ids.length} tokens, more than the model's context of ${context} (max_position_embeddings)`, { file, line, field, hint: "split the row into shorter ones" });
+    }
+  };
   lines.forEach(({ line, value: v }) => {
     const shape = `expected {"text": "..."} or {"ids": [token ids]}`;
     if (!v || typeof v !== "object" || Array.isArray(v)) throw new UserError(`${shape}, got ${JSON.stringify(v)}`, { file, line });
@@ -32,6 +37,7 @@ export function parseScoreInput(lines: ReadonlyArray<{ line: number; value: unkn
       const ids = tokenizer.encode(o.text);
       const beyond = ids.find((id) => id >= vocabSize);
       if (beyond !== undefined) throw new UserError(`text contains token ${beyond}, past the model's vocab_size ${vocabSize}`, { file, line, field: "text" });
+      fits(ids, line, "text");
       rows.push({ line, ids });
       return;
     }
@@ -40,6 +46,7 @@ export function parseScoreInput(lines: ReadonlyArray<{ line: number; value: unkn
     if (bad >= 0) {
       throw new UserError(`ids[${bad}] = ${JSON.stringify(o.ids[bad])} is not a token id of this model (0 … ${vocabSize - 1})`, { file, line, field: "ids" });
     }
+    fits(o.ids as number[], line, "ids");
     rows.push({ line, ids: o.ids as number[] });
   });
   return rows;
@@ -54,7 +61,7 @@ export function registerScore(program: Command): void {
       const input = await readJsonLines(flags.input);
       const session = await openModel(io, flags);
       try {
-        const rows = parseScoreInput(input, flags.input, session.tokenizer, session.model.config.vocab_size);
+        const rows = parseScoreInput(input, flags.input, session.tokenizer, session.model.config.vocab_size, session.model.config.max_position_embeddings);
         io.progress.start(rows.length, "scoring", "rows");
         let tokens = 0;
         let nllSum = 0;

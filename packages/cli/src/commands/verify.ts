@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { exportAdapterGguf, ourScore, verifyGguf, type VerifyReport } from "@owntune/export";
 import { readPeftAdapter } from "@owntune/lora";
-import { loadModelDir, UserError } from "@owntune/model";
+import { clearStaleTemps, loadModelDir, UserError } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO, readJsonLines } from "../cli-io.js";
 
@@ -58,6 +58,8 @@ export function registerVerify(program: Command): void {
       const io = commandIO(cmd);
       if (!existsSync(flags.gguf)) throw new UserError("no such file", { file: flags.gguf });
       const probes = await readProbes(flags.probes);
+      const out = flags.out ?? join(dirname(flags.gguf), "verify.json");
+      await clearStaleTemps(dirname(out), io.log);
       const model = await loadModelDir(flags.model);
       const tmp = mkdtempSync(join(tmpdir(), "owntune-verify-"));
       try {
@@ -77,7 +79,7 @@ export function registerVerify(program: Command): void {
           adapter: peft?.weights,
           adapterGguf,
           probes,
-          out: flags.out ?? join(dirname(flags.gguf), "verify.json"),
+          out,
         });
         io.result(report, describeVerify(report));
         if (!report.ok) process.exitCode = 1;

@@ -3,6 +3,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { entryValue, GGUF_VALUE_TYPE_NAMES, ggmlTypeName, readGgufHeader } from "@owntune/export";
+import { UserError } from "@owntune/model";
 import { formatBytes, formatCount, type Inspection, type Inspector } from "./types.js";
 
 /** Tensors listed in human output before the rest are summarised (--json lists all). */
@@ -76,8 +77,8 @@ export const exportDirInspector: Inspector = {
     }
     const verifyPath = join(dir, "verify.json");
     if (existsSync(verifyPath)) {
-      const v = JSON.parse(readFileSync(verifyPath, "utf8")) as { ok: boolean; logprobs: { maxAbsDiff: number }; tolerance: { maxAbs: number }; tokenization: { mismatches: number } };
-      data.verify = v;
+      const { summary: v, raw } = readVerifyJson(verifyPath);
+      data.verify = raw;
       lines.push(
         `  verify: ${v.ok ? "passed" : "FAILED"} (max |Δ log p| ${v.logprobs.maxAbsDiff.toExponential(2)} nats, tolerance ${v.tolerance.maxAbs}; ${v.tokenization.mismatches} tokenization mismatch(es))`,
       );
@@ -87,3 +88,28 @@ export const exportDirInspector: Inspector = {
     return { kind: "export directory", data, lines };
   },
 };
+
+interface VerifySummary {
+  ok: boolean;
+  logprobs: { maxAbsDiff: number };
+  tolerance: { maxAbs: number };
+  tokenization: { mismatches: number };
+}
+
+/** An export folder's verify.json, checked for the fields the summary prints (UserError naming it otherwise). */
+function readVerifyJson(path: string): { summary: VerifySummary; raw: unknown } {
+  let v: unknown;
+  try {
+    v = JSON.parse(readFileSync(path, "utf8"));
+  } catch (e) {
+    throw new UserError(e instanceof SyntaxError ? "not valid JSON" : `cannot read (${(e as NodeJS.ErrnoException).code})`, { file: path, hint: 're-run "owntune export" (or "owntune verify") to write it again' });
+  }
+  const r = v as (Partial<Record<string, Record<string, unknown>>> & { ok?: unknown }) | null;
+  const num = (x: unknown) => typeof x === "number" || x === null; // JSON writes NaN as null
+  if (!r || typeof r !== "object" || typeof r.ok !== "boolean" || !num(r.logprobs?.maxAbsDiff) || !num(r.tolerance?.maxAbs) || !num(r.tokenization?.mismatches)) {
+    throw new UserError("not a verify report (expected ok, logprobs.maxAbsDiff, tolerance.maxAbs, tokenization.mismatches)", { file: path, hint: 're-run "owntune export" (or "owntune verify") to write it again' });
+  }
+  const n = (x: unknown) => (x === null ? Number.NaN : (x as number));
+  const summary = { ok: r.ok, logprobs: { maxAbsDiff: n(r.logprobs!.maxAbsDiff) }, tolerance: { maxAbs: n(r.tolerance!.maxAbs) }, tokenization: { mismatches: n(r.tokenization!.mismatches) } };
+  return { summary, raw: v };
+}

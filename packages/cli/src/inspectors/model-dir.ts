@@ -11,15 +11,22 @@ import {
   readGemma4Config,
   readGenerationConfig,
   SINGLE_WEIGHTS_FILE,
+  UserError,
   WEIGHTS_INDEX_FILE,
 } from "@owntune/model";
 import { formatBytes, formatCount, type Inspector } from "./types.js";
 
 export const modelDirInspector: Inspector = {
   kind: "model directory",
-  matches: (path, stat) =>
-    stat.isDirectory() && existsSync(join(path, "config.json")) && (existsSync(join(path, SINGLE_WEIGHTS_FILE)) || existsSync(join(path, WEIGHTS_INDEX_FILE))),
+  // The weights make a model folder; a missing config.json is then that folder's problem, said as such.
+  matches: (path, stat) => stat.isDirectory() && (existsSync(join(path, SINGLE_WEIGHTS_FILE)) || existsSync(join(path, WEIGHTS_INDEX_FILE))),
   async inspect(dir) {
+    if (!existsSync(join(dir, "config.json"))) {
+      throw new UserError("model folder without config.json: the weights are here, but not the config that says their shapes", {
+        file: dir,
+        hint: "copy config.json from where the weights came from",
+      });
+    }
     const config = await readGemma4Config(join(dir, "config.json"));
     const params = countParameters(config);
     const generation = await readGenerationConfig(dir);
@@ -29,10 +36,10 @@ export const modelDirInspector: Inspector = {
     try {
       for (const t of checkpoint.tensors.values()) dtypes[t.dtype] = (dtypes[t.dtype] ?? 0) + 1;
       try {
-        checkpoint.checkAgainst(config);
+        checkpoint.checkAgainst(config, join(dir, "config.json"));
       } catch (e) {
         if (!isUserError(e)) throw e;
-        problems = e.message.split("\n");
+        problems = e.format().split("\n");
       }
     } finally {
       await checkpoint.close();

@@ -6,7 +6,13 @@ import type { StageDef } from "./types.js";
 export const curateStage: StageDef<typeof curateSchema> = {
   name: "curate",
   description: "Read, filter, dedup, format with loss masks and pack the training data into an Arrow dataset.",
+  output: "dataset",
   schema: curateSchema,
+  paths: (config) => [
+    ...config.inputs.map((input, i) => ({ field: ["inputs", i, "path"], path: input.path, want: "any" as const })),
+    ...(config.tokenizer !== undefined ? [{ field: ["tokenizer"], path: config.tokenizer, want: "dir" as const }] : []),
+    ...(config.decontaminate?.files ?? []).map((f, i) => ({ field: ["decontaminate", "files", i], path: f, want: "any" as const })),
+  ],
   async run(config, ctx) {
     const summary = await curate({
       config,

@@ -31,7 +31,10 @@ export const exportSchema = z
 export const exportStage: StageDef<typeof exportSchema> = {
   name: "export",
   description: "Write GGUF (quantized), adapter GGUF, merged safetensors and an Ollama Modelfile; verify against llama.cpp.",
+  output: "export",
   schema: exportSchema,
+  // With a train stage, the adapter is the one it trains; `adapter` is read only without one.
+  paths: (config, recipe) => (config.adapter !== undefined && !recipe.stages.includes("train") ? [{ field: ["adapter"], path: config.adapter, want: "dir" }] : []),
   async run(config, ctx) {
     const adapterDir = ctx.previous.train !== undefined ? join(ctx.previous.train, "adapter") : config.adapter !== undefined ? ctx.resolvePath(config.adapter) : undefined;
     const r = await exportDir({

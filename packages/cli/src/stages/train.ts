@@ -38,6 +38,8 @@ export const trainStage: StageDef<typeof trainStageSchema> = {
   name: "train",
   description: "LoRA fine-tune the model on the curated dataset: adapter/ (PEFT), run.json, metrics.jsonl, report.html, checkpoints for --resume.",
   schema: trainStageSchema,
+  output: "run",
+  paths: (config, recipe) => (config.data !== undefined && !recipe.stages.includes("curate") ? [{ field: ["data"], path: config.data, want: "dir" }] : []),
   async run(config, ctx) {
     const { data, ...train } = config;
     const dataDir = ctx.previous.curate ?? (data !== undefined ? ctx.resolvePath(data) : undefined);

@@ -1,6 +1,6 @@
 // What a recipe stage is: a recipe section (zod) and a runner. The CLI's `run` command walks the
 // registered stages in order; each stage's output folder feeds the next.
-import type { Progress } from "@owntune/model";
+import type { OutputKind, Progress } from "@owntune/model";
 import type { z } from "zod";
 
 export type StageName = "curate" | "train" | "export";
@@ -12,8 +12,6 @@ export interface StageContext {
   recipeFile: string;
   /** `--resume`: a stage that can continue an interrupted run does (train). */
   resume: boolean;
-  /** `--force`: a stage may replace its own earlier output of the same kind. */
-  force: boolean;
   /** The recipe's top-level seed; a stage's own seed field, where it has one, wins. */
   seed: number;
   /** Resolves a path written in the recipe (or --set) against the recipe's folder. */
@@ -31,6 +29,8 @@ export interface StageContext {
   progress: Progress;
   /** Human-readable status line (stderr; silent under --json). */
   log(line: string): void;
+  /** The user passed --force: the stage may replace its earlier output (already claimed by `run`). */
+  force: boolean;
 }
 
 export interface StageResult {
@@ -42,11 +42,25 @@ export interface StageResult {
   summary: Record<string, unknown>;
 }
 
+/** A path a recipe section names, checked before the first stage runs. */
+export interface RecipePath {
+  /** Where it sits in the section, e.g. ["inputs", 0, "path"]. */
+  field: Array<string | number>;
+  /** As written (relative to the recipe's folder). */
+  path: string;
+  /** What must be there: a file, a folder, or either. */
+  want: "file" | "dir" | "any";
+}
+
 export interface StageDef<S extends z.ZodObject = z.ZodObject> {
   name: StageName;
   /** One line for `--help` and `owntune schema`. */
   description: string;
   /** The recipe section (strict; `out` is added by the recipe schema). */
   schema: S;
+  /** What its output folder holds: `run` claims it (claimOutputDir) before the first stage runs. */
+  output: OutputKind;
   run(config: z.output<S>, ctx: StageContext): Promise<StageResult>;
+  /** The existing files and folders this section names (inputs, tokenizers, adapters), checked before any stage runs. */
+  paths?(config: z.output<S>, recipe: { stages: readonly StageName[] }): RecipePath[];
 }

@@ -1,7 +1,7 @@
 // CSV reader through csv-parse (RFC 4180 quoting, header row gives the field names). Streams; the
 // reported line is where the record starts in the file.
 import { createReadStream } from "node:fs";
-import { parse } from "csv-parse";
+import { parse, type Parser } from "csv-parse";
 import { UserError } from "@owntune/model/core";
 import { findInvalidUtf8, type SourceRow } from "./source-row.js";
 
@@ -26,7 +26,8 @@ export async function* readCsv(path: string, displayName = path): AsyncGenerator
           throw new UserError("invalid UTF-8", { file: displayName, line });
         }
         for (let i = 0; i < chunk.length; i++) if (chunk[i] === 0x0a) lineBase++;
-        if (!parser.write(text)) await new Promise((r) => parser.once("drain", r));
+        if (!parser.write(text)) await drainedOrGone(parser);
+        if (parser.destroyed) return; // the parser failed, or the reader was abandoned: nothing more to feed
       }
       parser.end(decoder.decode());
     } catch (e) {
@@ -49,7 +50,26 @@ export async function* readCsv(path: string, displayName = path): AsyncGenerator
     const err = e as Error & { lines?: number };
     throw new UserError(`malformed CSV (${err.message})`, { file: displayName, line: err.lines });
   } finally {
+    // Reached early when the parser failed or the caller stopped reading: stop the feed, then wait for it.
+    source.destroy();
+    parser.destroy();
     await feed;
   }
   if (failure) throw failure;
+}
+
+/** Resolves when the parser wants more input, or will never want it again (closed, failed). */
+function drainedOrGone(parser: Parser): Promise<void> {
+  if (parser.destroyed) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = () => {
+      parser.off("drain", done);
+      parser.off("close", done);
+      parser.off("error", done);
+      resolve();
+    };
+    parser.on("drain", done);
+    parser.on("close", done);
+    parser.on("error", done);
+  });
 }

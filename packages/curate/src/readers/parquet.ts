@@ -1,7 +1,7 @@
 // Parquet reader (the format of Hugging Face Hub datasets) through hyparquet: reads one row group at a
 // time from a file-backed buffer, so memory holds one row group, not the file. Snappy is built in;
 // hyparquet-compressors adds gzip, zstd, brotli and lz4.
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects } from "hyparquet";
+import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema, type FileMetaData } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { UserError } from "@owntune/model/core";
 import { toPlain, type SourceRow } from "./source-row.js";
@@ -12,10 +12,17 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
   const file = await asyncBufferFromFile(path);
   let metadata;
   try {
-    metadata = await parquetMetadataAsync(file);
+    // No GeoParquet marking: owntune reads text, and that pass loops forever on a negative num_children.
+    metadata = await parquetMetadataAsync(file, { geoparquet: false });
   } catch (e) {
-    throw new UserError(`not a readable Parquet file (${(e as Error).message})`, { file: displayName });
+    // A TypeError or RangeError is the decoder's reaction to bytes it did not expect, not a message for users.
+    const why = e instanceof TypeError || e instanceof RangeError ? "corrupt or truncated" : (e as Error).message;
+    throw new UserError(`not a readable Parquet file (${why})`, { file: displayName });
   }
+  // hyparquet starts reading some columns before it finds a chunk whose path is not in the schema,
+  // and the rejections of those reads escape it (the process would die of an unhandled rejection).
+  const missing = chunkOutsideSchema(metadata);
+  if (missing) throw new UserError(`not a readable Parquet file (corrupt metadata: column chunk ${missing} is not in the schema)`, { file: displayName });
   // Strings are decoded strictly: invalid UTF-8 becomes a marker, and its row an error row.
   const strings = strictStringParsers();
   let rowStart = 0;
@@ -33,4 +40,28 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
     }
     rowStart += n;
   }
+}
+
+/** The path of a row group's column chunk that the schema does not have, or undefined. */
+function chunkOutsideSchema(metadata: FileMetaData): string | undefined {
+  const bad = metadata.schema.find((e) => e.num_children !== undefined && !(Number.isInteger(e.num_children) && e.num_children >= 0 && e.num_children < metadata.schema.length));
+  if (bad) return `(schema element ${bad.name} has ${bad.num_children} children)`;
+  let tree;
+  try {
+    tree = parquetSchema(metadata);
+  } catch {
+    return "(schema unreadable)";
+  }
+  for (const group of metadata.row_groups) {
+    for (const chunk of group.columns) {
+      const path = chunk.meta_data?.path_in_schema ?? [];
+      let node = tree;
+      for (const part of path) {
+        const child = node.children.find((c) => c.element.name === part);
+        if (!child) return path.join(".");
+        node = child;
+      }
+    }
+  }
+  return undefined;
 }

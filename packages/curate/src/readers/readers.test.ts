@@ -1,19 +1,21 @@
 // Readers on small files the tests build: JSONL (+gzip), Parquet written by parquet-wasm (arrow-rs,
 // snappy and zstd, as HF Hub files use), Arrow IPC file and stream (the layout HF `datasets` writes
 // as data-00000-of-00001.arrow), CSV and a folder of text files; and the malformed-input messages.
-import { mkdtemp, mkdir, writeFile } from "node:fs/promises";
+import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Field, Int32, List, Struct, Table, tableFromArrays, tableToIPC, Utf8, vectorFromArray } from "apache-arrow";
 import * as parquetWasm from "parquet-wasm/node";
-import { beforeAll, describe, expect, it } from "vitest";
+import { UserError } from "@owntune/model";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readInput, type SourceRow } from "./index.js";
 
 let dir: string;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "owntune-readers-"));
 });
+afterAll(() => rm(dir, { recursive: true, force: true }));
 
 async function all(path: string, format: Parameters<typeof readInput>[1] = "auto"): Promise<SourceRow[]> {
   const out: SourceRow[] = [];
@@ -172,5 +174,60 @@ describe("malformed input", () => {
 
   it("reports a missing input", async () => {
     await expect(all(join(dir, "missing.jsonl"))).rejects.toThrow("no such file or folder");
+  });
+});
+
+describe("readers always end, and name the file", () => {
+  /** A CSV past the 1 MiB read chunk, so the parser is still being fed when it fails or is abandoned. */
+  const bigCsv = async (name: string, header: string, bad: string) => {
+    const p = join(dir, name);
+    const rows = Array.from({ length: 60_000 }, (_, i) => `"row ${i} of a csv that is larger than one read chunk",${i}`);
+    await writeFile(p, [header, bad, ...rows].join("\n") + "\n");
+    return p;
+  };
+
+  it("stops on a CSV row with an extra column, mid-file, with its line", async () => {
+    const p = await bigCsv("extra.csv", "text,n", '"bad row",2,3');
+    await expect(all(p)).rejects.toThrow(expect.objectContaining({ file: p, line: 2, message: expect.stringMatching(/^malformed CSV \(Invalid Record Length/) }));
+  });
+
+  it("ends when the caller stops reading a CSV early (the feed stops too)", async () => {
+    const p = await bigCsv("abandoned.csv", "text,n", '"fine",1');
+    let n = 0;
+    for await (const _ of readInput(p, "csv")) if (++n === 3) break;
+    expect(n).toBe(3);
+  });
+
+  it("refuses a truncated .jsonl.gz and a .jsonl.gz that is not gzip, with the file and line reached", async () => {
+    const rows = Array.from({ length: 3000 }, (_, i) => JSON.stringify({ text: `row ${i} ${Math.sin(i).toString(36)}` })).join("\n");
+    const gz = gzipSync(rows);
+    const truncated = join(dir, "truncated.jsonl.gz");
+    await writeFile(truncated, gz.subarray(0, gz.length >> 1));
+    const err = await all(truncated).catch((e) => e);
+    expect(err).toBeInstanceOf(UserError);
+    expect(err.message).toBe("the compressed data ends early: the file is truncated");
+    expect(err.line).toBeGreaterThan(1);
+    const plain = join(dir, "plain.jsonl.gz");
+    await writeFile(plain, '{"text": "not compressed"}\n');
+    await expect(all(plain)).rejects.toThrow(expect.objectContaining({ file: plain, line: 1, message: "not gzip data, though the name or first bytes say so" }));
+  });
+
+  it("refuses an input without rows: an empty file, a folder named like a file, an empty folder", async () => {
+    await writeFile(join(dir, "empty.jsonl"), "");
+    await mkdir(join(dir, "folder.jsonl"));
+    await mkdir(join(dir, "empty-folder"));
+    await expect(all(join(dir, "empty.jsonl"))).rejects.toThrow("this file holds no rows (it is empty, or only blank lines)");
+    for (const f of ["folder.jsonl", "empty-folder"]) {
+      await expect(all(join(dir, f))).rejects.toThrow("this folder holds no rows (no .arrow, .parquet, .jsonl, .txt or .md files with data in it)");
+    }
+  });
+
+  it("refuses an Arrow stream whose metadata claims a vector of 2^31 entries, before apache-arrow builds it", async () => {
+    // The file fuzzing found (apache-arrow loops building FieldNodes): a vector length in the record batch's flatbuffer.
+    const bytes = Buffer.from(await readFile(join(import.meta.dirname, "../../../../test/fuzz/fixtures/chat.arrow")));
+    bytes.writeBigUInt64LE(0x7fffffffn, 420);
+    const p = join(dir, "huge-vector.arrow");
+    await writeFile(p, bytes);
+    await expect(all(p)).rejects.toThrow(/^not a readable Arrow IPC file or stream: /);
   });
 });

@@ -80,6 +80,11 @@ export function quantizeTensor(type: number, data: Float32Array, rowLength: numb
   return dst;
 }
 
+/** True when dequantizeTensor can decode `type`. */
+export function canDequantize(type: number): boolean {
+  return DEQUANTIZERS[type] !== undefined;
+}
+
 /** Decodes `n` values of `type` from `bytes` (as ggml's dequantize_row_* / to_float do). */
 export function dequantizeTensor(type: number, bytes: Uint8Array, n: number): Float32Array {
   const d = DEQUANTIZERS[type];
