@@ -4,6 +4,7 @@
 import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
 import { UserError } from "@owntune/model/core";
+import { describeReadFailure } from "./index.js";
 
 export interface JsonlBlock {
   /** Whole lines (the file's last may lack its "\n"), in a buffer of their own. */
@@ -82,8 +83,7 @@ export async function* jsonlBlocks(path: string, displayName: string, o: BlockOp
     if (blockStart >= 0) yield take(scan);
   } catch (e) {
     if (e instanceof UserError) throw e;
-    const msg = (e as Error).message;
-    throw new UserError(o.gzip ? `not a complete gzip file (${msg})` : `cannot read (${msg})`, { file: displayName });
+    throw new UserError(describeReadFailure(e), { file: displayName, line: line + 1 });
   } finally {
     raw.destroy();
   }
