@@ -9,6 +9,7 @@ import { endOfGenerationIds, readTokenizerFiles } from "./gguf-tokenizer.js";
 import { exportMerged } from "./merged.js";
 import { chatFormat, goChatTemplate, modelfileText } from "./modelfile.js";
 import type { QuantMix } from "./quant-mix.js";
+import type { QuantizerInfo } from "./quant/quantizer.js";
 import { verifyGguf, type ScoreFn, type VerifyReport } from "./verify.js";
 
 export interface ExportDirOptions {
@@ -44,6 +45,8 @@ export interface ExportDirResult {
   bytes: number;
   sourceBytes: number;
   seconds: number;
+  /** Which code quantized (ggml's own quantizer, or ours in JavaScript). */
+  quantizer: QuantizerInfo;
   verify?: VerifyReport;
   warnings: string[];
 }
@@ -119,6 +122,7 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
       modelfile,
       bytes: written.bytes,
       sourceBytes: written.sourceBytes,
+      quantizer: written.quantizer,
       seconds: (performance.now() - t0) / 1000,
       verify,
       warnings: model.warnings,
