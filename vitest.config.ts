@@ -3,7 +3,7 @@
 import { defineConfig } from "vitest/config";
 
 const source = { resolve: { conditions: ["@owntune/source"] }, ssr: { resolve: { conditions: ["@owntune/source"] } } };
-const packages = ["model", "curate", "lora", "export", "cli"];
+const packages = ["ggml", "model", "curate", "lora", "export", "cli"];
 
 export default defineConfig({
   test: {

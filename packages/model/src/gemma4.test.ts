@@ -60,7 +60,8 @@ describe("gemma4-tiny, weights held as bf16", () => {
   }, ["wasm"]);
 });
 
-for (const kernels of ["tfjs", "native"] as const) describeBackends(`LoRA gradients through the whole model (${kernels} kernels)`, () => {
+const gradientRuns = [["tfjs", false], ["native", false], ["native", true]] as const;
+for (const [kernels, recompute] of gradientRuns) describeBackends(`LoRA gradients through the whole model (${kernels} kernels${recompute ? ", layers recomputed" : ""})`, () => {
   const config = microConfig();
   const V = config.vocab_size;
   // Every target module type, on a plain layer (0), a k=v full layer (1: no v_proj) and KV-shared layers (2, 3).
@@ -82,7 +83,7 @@ for (const kernels of ["tfjs", "native"] as const) describeBackends(`LoRA gradie
     const mask = ids.map((_, t) => (t % 4 === 2 ? 0 : 1));
     const lora = makeLora(config, modules, 2);
     const vars = [...lora.values()].flatMap((p) => [p.a, p.b]);
-    const { value, grads } = tf.variableGrads(() => lmLoss(model, { ids: [ids], segments: [segments], lossMask: [mask] }, { lora }), vars);
+    const { value, grads } = tf.variableGrads(() => lmLoss(model, { ids: [ids], segments: [segments], lossMask: [mask] }, { lora, recompute }), vars);
     const params = new Map([...lora].map(([m, p]) => [m, { a: f64(p.a.dataSync()), b: f64(p.b.dataSync()), rank: 2, scale: p.scale }]));
     const refLoss = () => {
       const lp = referenceLogprobs(config, weights, { ids, segments, lora: params });

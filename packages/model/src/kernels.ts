@@ -13,7 +13,7 @@ export const KERNELS_ENV = "OWNTUNE_KERNELS";
 /** Which kernels run, why, and (native) what ggml build on how many threads. Plain data, for run.json. */
 export interface KernelInfo {
   name: KernelName;
-  /** `forced (--kernels)`, `first choice`, or why native was not used. */
+  /** `forced`, `forced (OWNTUNE_KERNELS)`, `first choice`, or why native was not used. */
   reason: string;
   ggml?: { release: string; cpu: string; threads: number };
 }
@@ -44,14 +44,15 @@ export function selectKernels(requested?: KernelName | "auto", origin = "--kerne
     wanted = parseKernelName(env, KERNELS_ENV);
     from = KERNELS_ENV;
   }
-  if (wanted === "tfjs") return { info: { name: "tfjs", reason: `forced (${from})` } };
+  const forced = from === KERNELS_ENV ? `forced (${KERNELS_ENV})` : "forced";
+  if (wanted === "tfjs") return { info: { name: "tfjs", reason: forced } };
   const rt = ggmlRuntime();
   if ("reason" in rt) {
     if (wanted === "native") throw new UserError(`native kernels unavailable: ${rt.reason}`, { field: from, hint: "use --kernels tfjs (or unset it) to run on TensorFlow.js" });
     return { info: { name: "tfjs", reason: `native kernels unavailable: ${rt.reason}` } };
   }
   const ggml = { release: rt.libs.release, cpu: rt.libs.cpu.variant, threads: rt.threads };
-  return { info: { name: "native", reason: wanted === "native" ? `forced (${from})` : "first choice", ggml }, runtime: rt };
+  return { info: { name: "native", reason: wanted === "native" ? forced : "first choice", ggml }, runtime: rt };
 }
 
 /** `native (ggml v0.4.0, CPU haswell, 2 threads; first choice)`: the line printed at start. */

@@ -10,6 +10,7 @@ import {
   loraTensorsFrom,
   parseBaseDtype,
   parseKernelName,
+  selectKernels,
   type BackendInfo,
   type Gemma4Model,
   type GemmaTokenizer,
@@ -53,6 +54,7 @@ export interface ModelFlags {
 export async function openModel(io: CommandIO, flags: ModelFlags): Promise<ModelSession> {
   const kernels = flags.kernels === undefined ? undefined : parseKernelName(flags.kernels);
   const baseDtype = flags.baseDtype === undefined ? undefined : parseBaseDtype(flags.baseDtype);
+  if (kernels === "native") selectKernels("native"); // a forced native that cannot start fails before anything else
   const backend = await initBackend({ backend: flags.backend });
   process.stderr.write(`backend: ${describeBackend(backend)}\n`);
   const dir = await loadModelDir(flags.model);
