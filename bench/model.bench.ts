@@ -22,7 +22,7 @@ import {
 } from "@owntune/model";
 
 /** ~100M parameters besides the 262,144-token embedding: 10 layers of H 768, F 3072, 4 heads (1 KV) of 256 / 512. */
-function bench100m(): Gemma4Config {
+export function bench100m(): Gemma4Config {
   const S = "sliding_attention";
   const F = "full_attention";
   return parseGemma4Config({
@@ -45,7 +45,7 @@ function bench100m(): Gemma4Config {
 }
 
 /** Useful forward FLOPs for T tokens of one row: linears, causal (window-limited) attention, PLE, and the head on `headTokens` rows. */
-function forwardFlops(c: Gemma4Config, T: number, headTokens: number): number {
+export function forwardFlops(c: Gemma4Config, T: number, headTokens: number): number {
   const H = c.hidden_size;
   const P = c.hidden_size_per_layer_input;
   let flops = 2 * headTokens * H * c.vocab_size;

@@ -24,6 +24,7 @@ export * from "./native-head.js";
 export * from "./model.js";
 export * from "./kv-cache.js";
 export * from "./gemma4.js";
+export * from "./recompute.js";
 export * from "./generate.js";
 export * from "./score.js";
 export * from "./init-model.js";

@@ -124,19 +124,18 @@ export function planStorage(
   const specs = expectedTensors(config);
   const linearParams = specs.filter((s) => s.role === "linear").reduce((a, s) => a + s.shape[0]! * s.shape[1]!, 0);
   const wanted = options.baseDtype ?? "auto";
-  let ple: StoragePlan["ple"];
-  const pleIn = (dtype: HostDtype): StoragePlan["ple"] => {
+  const pleIn = (dtype: (name: string) => HostDtype): StoragePlan["ple"] => {
     if (config.hidden_size_per_layer_input === 0) return undefined;
     const name = "embed_tokens_per_layer.weight";
-    return options.pleStorage !== "memory" && source.fileRows?.(name) ? { where: "file" } : { where: "memory", dtype };
+    return options.pleStorage !== "memory" && source.fileRows?.(name) ? { where: "file" } : { where: "memory", dtype: dtype(name) };
   };
   if (kernels.name === "native") {
     const baseDtype: BaseDtype = wanted !== "auto" ? wanted : 4 * linearParams <= F32_WEIGHT_MEMORY_SHARE * totalMemory ? "f32" : "bf16";
     const both = 2 * baseDtypeBytes(baseDtype) * linearParams;
     const transposed = options.transposed === undefined || options.transposed === "auto" ? (both <= TRANSPOSED_MEMORY_SHARE * totalMemory ? "stored" : "on-the-fly") : options.transposed;
-    const tables: HostDtype = baseDtype === "f32" && source.dtype?.("embed_tokens.weight") !== "BF16" ? "f32" : "bf16";
-    ple = pleIn(baseDtype === "f32" && source.dtype?.("embed_tokens_per_layer.weight") !== "BF16" ? "f32" : "bf16");
-    return { kernels, linears: "native", baseDtype, transposed, embedding: tables === "f32" ? "native-f32" : "native-bf16", ple };
+    const table = (name: string): HostDtype => (baseDtype === "f32" && source.dtype?.(name) !== "BF16" ? "f32" : "bf16");
+    const embedding = table("embed_tokens.weight") === "f32" ? "native-f32" : "native-bf16";
+    return { kernels, linears: "native", baseDtype, transposed, embedding, ple: pleIn(table) };
   }
   let linears: WeightPlacement;
   if (options.placement !== undefined && options.placement !== "auto") linears = options.placement;
@@ -153,8 +152,7 @@ export function planStorage(
     : 4 * config.vocab_size * config.hidden_size <= DEVICE_EMBEDDING_MAX_BYTES
       ? "device"
       : hostDtype("embed_tokens.weight");
-  ple = pleIn(hostDtype("embed_tokens_per_layer.weight"));
-  return { kernels, linears, baseDtype: compact ? "bf16" : "f32", embedding, ple };
+  return { kernels, linears, baseDtype: compact ? "bf16" : "f32", embedding, ple: pleIn(hostDtype) };
 }
 
 /** The kernels a load runs on: a tfjs placement implies tfjs; otherwise `selectKernels`. */

@@ -194,6 +194,18 @@ describe("choosing kernels and storage", () => {
     expect(planStorage(gemma4_31b(), source, { baseDtype: "q4_0" }, 24 * GiB, native)).toMatchObject({ baseDtype: "q4_0", transposed: "on-the-fly" });
   });
 
+  it("asks the source about the per-layer table only when the config has one", () => {
+    const config = microConfig({ hidden_size_per_layer_input: 0 });
+    const names = new Set(expectedTensors(config).map((t) => t.name));
+    const source = {
+      dtype: (name: string) => {
+        if (!names.has(name)) throw new RangeError(`no tensor ${name}`); // as a checkpoint answers
+        return "F32";
+      },
+    };
+    for (const kernels of [native, { name: "tfjs" as const, reason: "forced" }]) expect(planStorage(config, source, {}, 24 * GiB, kernels).ple).toBeUndefined();
+  });
+
   it("holds a quantized base as bf16 on the tfjs kernels, and says so", () => {
     const plan = planStorage(gemma4Tiny(), { dtype: () => "F32" }, { baseDtype: "q4_k" }, 24 * GiB, { name: "tfjs", reason: "forced" });
     expect(plan).toMatchObject({ linears: "host-bf16", baseDtype: "bf16" });
