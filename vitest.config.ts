@@ -10,9 +10,10 @@ export default defineConfig({
     testTimeout: 120_000,
     hookTimeout: 120_000,
     pool: "forks",
-    // Test files run in parallel on 2 cores; a second wasm thread per process only oversubscribes them
-    // (measured: the pool collapses to 1–3 GFLOP/s). Child processes (CLI tests) inherit this.
-    env: { OWNTUNE_WASM_THREADS: "1" },
+    // Test files run in parallel on 2 cores; a second wasm or ggml thread per process only oversubscribes
+    // them (measured: the wasm pool collapses to 1–3 GFLOP/s; ggml's 2-thread graphs ran 2–3× slower than
+    // one thread under load). Child processes (CLI tests) inherit this.
+    env: { OWNTUNE_WASM_THREADS: "1", OWNTUNE_GGML_THREADS: "1" },
     projects: [
       // extends: true — projects inherit testTimeout/hookTimeout/pool from this root config.
       ...packages.map((name) => ({

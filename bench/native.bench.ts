@@ -319,7 +319,8 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
   console.log(`score model: ${(countParameters(config).other / 1e6).toFixed(1)}M non-embedding parameters, F32 GGUF ${(ggufBytes / GB).toFixed(2)} GB`);
 
   if (sections.has("score")) {
-    const { tokenizer } = await loadModelDir(modelDir);
+    const md = await loadModelDir(modelDir);
+    const tokenizer = md.tokenizer;
     const text = benchText(4000);
     const textFile = join(root, "text.txt");
     writeFileSync(textFile, text);
@@ -329,7 +330,6 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
     if (tokens.length < PASSES * CTX) throw new Error(`bench text has ${tokens.length} tokens, ${PASSES * CTX} needed`);
     // llama-perplexity's passes: chunk k is tokens [k·CTX, (k+1)·CTX) with BOS first; it scores the second half.
     const passes = Array.from({ length: PASSES }, (_, k) => [tokens[0]!, ...tokens.slice(k * CTX + 1, (k + 1) * CTX)]);
-    const md = await loadModelDir(modelDir);
     const results: string[] = [];
     let oursPpl = 0;
     for (const kernels of ["native", "tfjs"] as const) {
@@ -380,7 +380,7 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
       resetQuantizerChoice();
       try {
         const t0 = performance.now();
-        const r = await exportGguf({ config, source, tokenizer: tokenizerFiles, mix: "Q4_K_M", out, threads: THREADS });
+        const r = await exportGguf({ config, source, tokenizer: tokenizerFiles, mix: "Q4_K_M", out, name: "bench", threads: THREADS });
         const seconds = (performance.now() - t0) / 1000;
         if (r.quantizer.name !== quantizer) throw new Error(`expected the ${quantizer} quantizer, ran ${r.quantizer.name}`);
         rows.push(`| owntune export, ${quantizer === "ggml" ? "ggml_quantize_chunk" : "JavaScript quantizers"} (${THREADS} worker threads) | ${seconds.toFixed(1)} s | ${(ggufBytes / 1e6 / seconds).toFixed(0)} |`);
