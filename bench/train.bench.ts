@@ -24,8 +24,10 @@ import {
   loadGemma4,
   openCheckpoint,
   parseGemma4Config,
-  planStorage,
+  describeStorage,
+  recomputeByDefault,
   type Gemma4Config,
+  type StoragePlan,
 } from "@owntune/model";
 import { bench100m, forwardFlops, rawMatMul, THREADS } from "./common.js";
 
@@ -64,8 +66,8 @@ async function child(name: string, dir: string): Promise<void> {
   await initBackend({ backend: "wasm", threads: THREADS });
   const cp = await openCheckpoint(dir);
   const config = (await import("@owntune/model")).parseGemma4Config(JSON.parse((await import("node:fs")).readFileSync(join(dir, "config.json"), "utf8")));
-  const storage = planStorage(config, cp);
   const model = await loadGemma4(config, cp);
+  const storage = model.storage;
   await cp.close();
   const plan = planLora(config, loraSchema.parse({}));
   const lora = new LoraState(plan.modules, 8, 2, { seed: 0 });
@@ -90,7 +92,7 @@ async function child(name: string, dir: string): Promise<void> {
   const c = process.cpuUsage(c0);
   const wall = (performance.now() - t0) / 1000;
   const rawAfter = rawMatMul(512, 1024, 1024);
-  const est = estimateMemory({ config, storage, trainable: lora.size, rank: 8, batchSize: 1, seqLen: T, backend: "wasm" });
+  const est = estimateMemory({ config, storage, trainable: lora.size, rank: 8, batchSize: 1, seqLen: T, backend: "wasm", recompute: recomputeByDefault(model, 1, T) });
   const out: ChildResult = {
     name,
     T,
@@ -101,7 +103,7 @@ async function child(name: string, dir: string): Promise<void> {
     raw: (rawBefore + rawAfter) / 2,
     maxRssGiB: process.resourceUsage().maxRSS / 2 ** 20,
     estimateGiB: est.total / 2 ** 30,
-    placement: `${storage.linears}/${storage.embedding}`,
+    placement: describeStorage(storage),
   };
   console.log(`RESULT ${JSON.stringify(out)}`);
   lora.dispose();
@@ -156,7 +158,12 @@ export default async function (): Promise<void> {
     const secondsPerToken = full / g / 512;
     console.log(`E2B projection at the e2b2 slice's ${(g / 1e9).toFixed(1)} GFLOP/s: ${(1 / secondsPerToken).toFixed(1)} tokens/s, ${((secondsPerToken * 1e6) / 3600).toFixed(0)} h per million training tokens (T = 512)`);
   }
-  const e2bEst = estimateMemory({ config: gemma4E2b(), storage: { linears: "host-bf16", embedding: "bf16", ple: { where: "file" } }, trainable: 0, rank: 8, batchSize: 1, seqLen: 512, backend: "wasm" });
-  console.log(`E2B step estimate (T = 512, batch 1, bf16 base): ${(e2bEst.total / 2 ** 30).toFixed(1)} GiB in all, ${(e2bEst.activations / 2 ** 30).toFixed(1)} GiB of it activations kept for the backward pass, ${(e2bEst.backend / 2 ** 30).toFixed(1)} GiB on the backend`);
+  for (const [label, baseDtype] of [["bf16", "bf16"], ["Q4_0", "q4_0"]] as const) {
+    const storage: StoragePlan = { kernels: { name: "native", reason: "estimate" }, linears: "native", baseDtype, transposed: "on-the-fly", embedding: "native-bf16", ple: { where: "file" } };
+    for (const recompute of [false, true]) {
+      const e = estimateMemory({ config: gemma4E2b(), storage, trainable: 0, rank: 8, batchSize: 1, seqLen: 512, backend: "wasm", recompute });
+      console.log(`E2B step estimate (T = 512, batch 1, native ${label} base, ${recompute ? "recomputation" : "no recomputation"}): ${(e.total / 2 ** 30).toFixed(1)} GiB in all, ${(e.activations / 2 ** 30).toFixed(2)} GiB of activations, ${(e.backend / 2 ** 30).toFixed(1)} GiB on the wasm heap`);
+    }
+  }
   tf.disposeVariables();
 }

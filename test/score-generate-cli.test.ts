@@ -1,16 +1,17 @@
 // `owntune score` and `owntune generate` as users run them: output shapes, adapters, exit codes and
 // located messages. The numbers themselves are checked against the float64 reference in
 // packages/model (score.test.ts); here the CLI must give what the library gives.
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { generate, initBackend, loadGemma4, loadModelDir, scoreIds } from "@owntune/model";
 import { loraTensorsFrom, randomAdapter, writePeftAdapter } from "@owntune/lora";
 import { owntuneAsync as owntuneAsyncAnyThreads, TOY_MODEL_CONFIG } from "./owntune.js";
 
 // Several CLI processes run at once here: one wasm thread each, so they do not fight over the cores.
-const owntuneAsync = (args: readonly string[]) => owntuneAsyncAnyThreads(args, undefined, { OWNTUNE_WASM_THREADS: "1" });
+const owntuneAnyEnv = (args: readonly string[], env: NodeJS.ProcessEnv = {}) => owntuneAsyncAnyThreads(args, undefined, { OWNTUNE_WASM_THREADS: "1", OWNTUNE_GGML_THREADS: "1", ...env });
+const owntuneAsync = (args: readonly string[]) => owntuneAnyEnv(args);
 
 // The toy body with per-layer embeddings and soft-capping.
 const config = { ...TOY_MODEL_CONFIG, hidden_size_per_layer_input: 4, final_logit_softcapping: 30 };
@@ -31,6 +32,8 @@ beforeAll(async () => {
   input = join(dir, "rows.jsonl");
   writeFileSync(input, [JSON.stringify({ text: "The quick brown fox jumps over the lazy dog." }), "", JSON.stringify({ ids: [2, 651, 1590, 9, 77, 4] })].join("\n") + "\n");
 });
+
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("owntune score", () => {
   it("prints one line per row with ids, log-probs and mean NLL, as the library computes them (with and without --adapter)", async () => {
@@ -82,6 +85,38 @@ describe("owntune score", () => {
     expect(r2.stderr).toMatch(new RegExp(`error: ${notJson.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:3: not valid JSON \\(`));
     expect(r3.code).toBe(2);
     expect(r3.stderr).toBe(`error: --backend: unknown backend "gpu"; use one of: tfjs-node, wasm, cpu\n`);
+  });
+});
+
+describe("owntune score kernels", () => {
+  it("runs native by default, tfjs when forced or when the ggml libraries are missing, with the same log-probabilities", async () => {
+    const noGgml = join(dir, "no-ggml"); // an empty folder: what a machine without node-llama-cpp's binaries looks like
+    mkdirSync(noGgml);
+    const score = (args: string[], env: NodeJS.ProcessEnv = {}) => owntuneAnyEnv(["score", "--model", modelDir, "--input", input, "--json", ...args], env);
+    const [native, tfjs, missing, forced, q8, bad] = await Promise.all([
+      score([]),
+      score(["--kernels", "tfjs"]),
+      score([], { OWNTUNE_GGML_DIR: noGgml }),
+      score(["--kernels", "native"], { OWNTUNE_GGML_DIR: noGgml }),
+      score(["--base-dtype", "q8_0"]),
+      score(["--base-dtype", "q3"]),
+    ]);
+    for (const r of [native, tfjs, missing, q8]) expect(r.code, r.stderr).toBe(0);
+    expect(native.stderr).toMatch(/\nkernels: native \(ggml v\S+, CPU \w+, \d+ threads?; first choice\), base f32, Wᵀ none, embedding native-f32\n/);
+    expect(tfjs.stderr).toContain("\nkernels: tfjs (forced), base f32 (device), embedding device\n");
+    expect(missing.stderr).toContain(`\nkernels: tfjs (native kernels unavailable: no libggml-base.so in ${noGgml}), base f32 (device), embedding device\n`);
+    expect(q8.stderr).toMatch(/, base q8_0, Wᵀ none, embedding native-bf16\n/);
+    const logprobs = (r: { stdout: string }) => r.stdout.trim().split("\n").flatMap((l) => (JSON.parse(l) as { logprobs: number[] }).logprobs);
+    const want = logprobs(native);
+    const diff = (r: { stdout: string }) => Math.max(...logprobs(r).map((v, i) => Math.abs(v - want[i]!)));
+    expect(diff(tfjs)).toBeLessThan(1e-4);
+    expect(diff(missing)).toBeLessThan(1e-4);
+    expect(diff(q8)).toBeGreaterThan(1e-5); // held as Q8_0 (bf16 embedding): close, not equal
+    expect(diff(q8)).toBeLessThan(0.2);
+    expect(forced.code).toBe(2);
+    expect(forced.stderr).toBe(`error: --kernels: native kernels unavailable: no libggml-base.so in ${noGgml}; use --kernels tfjs (or unset it) to run on TensorFlow.js\n`);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(`error: --base-dtype: unknown base dtype "q3"; use one of: auto, f32, bf16, q8_0, q4_0, q4_k\n`);
   });
 });
 

@@ -20,7 +20,7 @@ function problemOf(text: string): string {
 describe("recipe model section", () => {
   it("accepts init with defaults filled", () => {
     const r = parseRecipe("name: demo\nmodel:\n  init: { preset: gemma4-tiny }\n", "r.yaml");
-    expect(r.model).toEqual({ init: { preset: "gemma4-tiny", dtype: "bf16" } });
+    expect(r.model).toEqual({ init: { preset: "gemma4-tiny", dtype: "bf16" }, base_dtype: "auto" });
   });
 
   it("wants exactly one of path and init", () => {

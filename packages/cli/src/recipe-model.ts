@@ -4,7 +4,7 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { claimOutputDir, GEMMA3_TOKENIZER_WRITTEN_WARNING, initModel, isUserError, MODEL_MARKER_FILE, presetNames, presets, UserError, type Progress } from "@owntune/model";
+import { BASE_DTYPES, claimOutputDir, GEMMA3_TOKENIZER_WRITTEN_WARNING, initModel, isUserError, MODEL_MARKER_FILE, presetNames, presets, UserError, type Progress } from "@owntune/model";
 import { z } from "zod";
 
 /** Marker written in an init-created model: what it was made from, to decide whether to reuse it. */
@@ -24,6 +24,12 @@ export const modelSection = z
   .object({
     path: z.string().min(1).optional().describe("Base model directory in Hugging Face layout (config.json, safetensors, tokenizer)."),
     init: initSection.optional(),
+    base_dtype: z
+      .enum(["auto", ...BASE_DTYPES])
+      .default("auto")
+      .describe(
+        "How the frozen base weights are held while training and scoring (QLoRA-style: q8_0, q4_0, q4_k need the native kernels). auto: f32 while it fits in a quarter of memory, else bf16. Exports always merge into the full-precision checkpoint.",
+      ),
   })
   .strict()
   .superRefine((m, ctx) => {

@@ -27,6 +27,13 @@ describe("recipe validation", () => {
     expect(noSeed.seed).toBe(0);
   });
 
+  it("reads model.base_dtype (auto by default) and names a bad one at its line", () => {
+    expect(parseRecipe(valid, "r.yaml").model.base_dtype).toBe("auto");
+    expect(parseRecipe("name: demo\nmodel: { path: m, base_dtype: q4_k }\n", "r.yaml").model.base_dtype).toBe("q4_k");
+    const text = ["name: demo", "model:", "  path: m", "  base_dtype: q3"].join("\n");
+    expect(problemOf(text)).toMatch(/^recipes\/r\.yaml:4: model\.base_dtype: .*"auto".*"q4_k".*q3/);
+  });
+
   it("reports a value of the wrong type at its line", () => {
     const text = ["name: demo", "seed: three", "model:", "  path: m"].join("\n");
     expect(problemOf(text)).toBe('recipes/r.yaml:2: seed: expected number, got "three"');

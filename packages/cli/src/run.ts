@@ -113,6 +113,7 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
       resolvePath: (p) => resolveRecipePath(loaded.dir, p),
       outDir,
       modelDir,
+      baseDtype: recipe.model.base_dtype,
       previous: { ...previous },
       hasStage: (name) => present.some((s) => s.name === name),
       json: options.json,

@@ -1,11 +1,14 @@
 // The whole export stage on a tiny model folder with a PEFT adapter kept apart (--no-merge): the
 // model GGUF, adapter.gguf, merged/ (F32), a Modelfile naming both, and verify run through it —
-// and the merged folder's forward pass equals the base model's with the adapter applied.
+// and the merged folder's forward pass equals the base model's with the adapter applied. Then an
+// adapter trained on a Q4_0 base (native kernels, QLoRA-style) exported merged: verify passes and
+// the merge is into the full-precision checkpoint, not the quantized copy it was trained on.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { disposeLora, loraTensorsFrom, randomAdapter, readPeftAdapter, writePeftAdapter } from "@owntune/lora";
-import { gemma4Tiny, initBackend, initModel, loadGemma4, loadModelDir, scoreIds } from "@owntune/model";
+import * as tf from "@tensorflow/tfjs";
+import { gemma4Tiny, initBackend, initModel, lmLoss, loadGemma4, loadModelDir, openCheckpoint, scoreIds } from "@owntune/model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportDir, type ExportDirResult } from "./export-dir.js";
 import { ourScore } from "./score.js";
@@ -79,5 +82,52 @@ describe("exportDir with an adapter kept apart", () => {
       await merged.checkpoint.close();
       await base.checkpoint.close();
     }
+  });
+});
+
+describe("exportDir with an adapter trained on a Q4_0 base", () => {
+  it("merges into the full-precision checkpoint and passes verify", { timeout: 600_000 }, async () => {
+    await initBackend();
+    const base = await loadModelDir(modelDir);
+    const model = await loadGemma4(base.config, base.checkpoint, { kernels: "native", baseDtype: "q4_0" });
+    expect(model.storage).toMatchObject({ linears: "native", baseDtype: "q4_0" });
+    // A few plain SGD steps on one text, LoRA on q/v/down (starting from a random adapter: B ≠ 0).
+    const start = randomAdapter(base.config, { rank: 4, alpha: 8, seed: 3, targets: ["q_proj", "v_proj", "down_proj"], strength: 0.2 });
+    const vars = new Map([...start.pairs].map(([m, p]) => [m, { a: tf.variable(tf.tensor2d(p.a, [p.rank, p.inFeatures])), b: tf.variable(tf.tensor2d(p.b, [p.outFeatures, p.rank])), scale: start.scale }]));
+    const ids = base.tokenizer.encode(PROBE_TEXTS[0]!);
+    const batch = { ids: [ids], lossMask: [ids.map(() => 1)] };
+    const losses: number[] = [];
+    for (let s = 0; s < 3; s++) {
+      const { value, grads } = tf.variableGrads(() => lmLoss(model, batch, { lora: vars }), [...vars.values()].flatMap((p) => [p.a, p.b]));
+      losses.push(value.dataSync()[0]!);
+      for (const p of vars.values()) for (const v of [p.a, p.b]) v.assign(tf.tidy(() => tf.sub(v, tf.mul(grads[v.name]!, 0.05))));
+      tf.dispose([value, ...Object.values(grads)]);
+    }
+    expect(losses[2]!).toBeLessThan(losses[0]!);
+    const trained = { scale: start.scale, pairs: new Map([...start.pairs].map(([m, p]) => [m, { ...p, a: vars.get(m)!.a.dataSync() as Float32Array, b: vars.get(m)!.b.dataSync() as Float32Array }])) };
+    tf.dispose([...vars.values()].flatMap((p) => [p.a, p.b]));
+    model.dispose();
+    await base.checkpoint.close();
+    const trainedDir = join(root, "trained-on-q4");
+    const out = join(root, "export-q4-trained");
+    await writePeftAdapter(trainedDir, trained, { baseModel: "tiny" });
+    const r = await exportDir({ modelDir, adapterDir: trainedDir, outDir: out, quant: "F32", merged: true, mergedDtype: "f32", verify: true, score: ourScore, probes: [PROBE_TEXTS[1]!] });
+    expect(r.verify!.ok, JSON.stringify(r.verify!.probes.map((p) => [p.maxAbsDiff, p.tokenMismatchAt]))).toBe(true);
+    // merged = W (the f32 checkpoint) + scale·B·A, to float32 rounding: no trace of the Q4_0 copy.
+    const name = "layers.1.mlp.down_proj";
+    const pair = trained.pairs.get(name)!;
+    const [orig, merged] = [await openCheckpoint(modelDir), await openCheckpoint(join(out, "merged"))];
+    const w = await orig.read(`${name}.weight`);
+    const m = await merged.read(`${name}.weight`);
+    await Promise.all([orig.close(), merged.close()]);
+    let max = 0;
+    for (let o = 0; o < pair.outFeatures; o++) {
+      for (let i = 0; i < pair.inFeatures; i++) {
+        let ba = 0;
+        for (let k = 0; k < pair.rank; k++) ba += pair.b[o * pair.rank + k]! * pair.a[k * pair.inFeatures + i]!;
+        max = Math.max(max, Math.abs(m[o * pair.inFeatures + i]! - (w[o * pair.inFeatures + i]! + trained.scale * ba)));
+      }
+    }
+    expect(max).toBeLessThan(1e-6);
   });
 });

@@ -10,6 +10,7 @@ import { exportMerged } from "./merged.js";
 import { chatFormat, goChatTemplate, modelfileText } from "./modelfile.js";
 import type { QuantMix } from "./quant-mix.js";
 import { runLlama } from "./llama-runner.js";
+import type { QuantizerInfo } from "./quant/quantizer.js";
 import { verifyGguf, type ScoreFn, type VerifyReport } from "./verify.js";
 
 export interface ExportDirOptions {
@@ -52,6 +53,8 @@ export interface ExportDirResult {
   bytes: number;
   sourceBytes: number;
   seconds: number;
+  /** Which code quantized (ggml's own quantizer, or ours in JavaScript). */
+  quantizer: QuantizerInfo;
   verify?: VerifyReport;
   /** base-<QUANT>.gguf, when written. */
   baseGguf?: string;
@@ -167,6 +170,7 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
         modelfile,
         bytes: written.bytes,
         sourceBytes: written.sourceBytes,
+        quantizer: written.quantizer,
         seconds: (performance.now() - t0) / 1000,
         verify,
         baseGguf,

@@ -9,6 +9,7 @@ import { gemma4Entries, generalEntries, ropeFreqs } from "./gguf-metadata.js";
 import { tokenizerEntries, type TokenizerFiles } from "./gguf-tokenizer.js";
 import { writeGguf, type GgufTensorInput } from "./gguf-writer.js";
 import { ggmlTypeName } from "./quant/ggml-types.js";
+import { quantizerInfo, type QuantizerInfo } from "./quant/quantizer.js";
 import { mixFileType, planTensorTypes, type QuantMix } from "./quant-mix.js";
 import { compareGgufTensorNames, ggufDims, ggufTensorName, ROPE_FREQS_NAME } from "./tensor-names.js";
 
@@ -36,6 +37,8 @@ export interface ExportGgufResult {
   sourceBytes: number;
   /** ggml type name of each tensor, by GGUF name. */
   tensorTypes: Record<string, string>;
+  /** Which code quantized (ggml's own quantizer, or ours in JavaScript), and why. */
+  quantizer: QuantizerInfo;
 }
 
 /** Refuses configs llama.cpp cannot run (it would abort its whole process): a UserError saying why. */
@@ -123,5 +126,6 @@ export async function exportGguf(o: ExportGgufOptions): Promise<ExportGgufResult
     bytes: result.bytes,
     sourceBytes: result.sourceBytes,
     tensorTypes: Object.fromEntries(tensors.map((t) => [t.name, ggmlTypeName(t.type)])),
+    quantizer: quantizerInfo(),
   };
 }

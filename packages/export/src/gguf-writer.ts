@@ -13,7 +13,7 @@
 import { defaultThreadCount, withAtomicFile, type AtomicFile, type Progress } from "@owntune/model";
 import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GgufValueType, type GgufEntry, type GgufScalar } from "./gguf-format.js";
 import { ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
-import { quantizeTensor } from "./quant/quantize.js";
+import { quantizeRows } from "./quant/quantizer.js";
 import { isFloatType, QuantizePool } from "./quant/quantize-pool.js";
 import { GGUF_MAX_TENSOR_NAME } from "./tensor-names.js";
 
@@ -192,7 +192,7 @@ async function writeTensorData(file: AtomicFile, t: GgufTensorInput, alignment: 
     if (values.length !== count * rowLength) {
       throw new RangeError(`tensor ${t.name}: rows ${start}..${start + count} gave ${values.length} values, expected ${count * rowLength}`);
     }
-    const converted = pool ? pool.quantize(t.type, values, rowLength) : Promise.resolve([quantizeTensor(t.type, values, rowLength)]);
+    const converted = pool ? pool.quantize(t.type, values, rowLength) : Promise.resolve([quantizeRows(t.type, values, rowLength)]);
     converted.catch(() => {}); // awaited in flush; this only keeps a failure while reading from being unhandled
     await flush();
     inFlight = converted;

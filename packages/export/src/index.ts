@@ -1,6 +1,7 @@
 export * from "./quant/fp16.js";
 export * from "./quant/ggml-types.js";
 export * from "./quant/quantize.js";
+export * from "./quant/quantizer.js";
 export * from "./quant-mix.js";
 export * from "./tensor-names.js";
 export * from "./gguf-format.js";

@@ -3,10 +3,17 @@
 // loop (train.ts), and write the outputs: adapter/ (PEFT), run.json, metrics.jsonl, report.html.
 // Reference: design.md "Files" (run directory), STYLE.md "Training".
 import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
+import { totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
 import {
   countParameters,
   describeBackend,
+  describeStorage,
+  layerSpecs,
+  recomputeByDefault,
+  selectKernels,
+  type BaseDtype,
+  type KernelName,
   initBackend,
   isUserError,
   loadGemma4,
@@ -67,6 +74,10 @@ export interface FineTuneOptions {
   /** Aborting stops the run at the next micro-batch boundary with a checkpoint. */
   signal?: AbortSignal;
   backend?: string;
+  /** Kernels for the frozen base: native (ggml), tfjs, or auto (native when ggml loads). */
+  kernels?: KernelName | "auto";
+  /** How the frozen base is held: f32, bf16, q8_0, q4_0, q4_k (QLoRA-style), or auto. */
+  baseDtype?: BaseDtype | "auto";
   progress?: Progress;
   log?: (line: string) => void;
 }
@@ -135,6 +146,20 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
     const scale = loraScaling(c.lora.r, c.lora.alpha, c.lora.rslora);
     const trainable = plan.modules.reduce((n, mod) => n + c.lora.r * (mod.inFeatures + mod.outFeatures), 0);
 
+    // --- Backend and memory: refuse a run that cannot fit, before loading anything big. -----------
+    const backend = await initBackend({ backend: o.backend });
+    const storage = planStorage(modelDir.config, checkpoint, { baseDtype: o.baseDtype }, totalmem(), selectKernels(o.kernels, "--kernels").info);
+    const recompute = recomputeByDefault({ config: modelDir.config, layers: layerSpecs(modelDir.config) }, c.batch_size, dataset.seqLen);
+    const est = estimateMemory({ config: modelDir.config, storage, trainable, rank: c.lora.r, batchSize: c.batch_size, seqLen: dataset.seqLen, backend: backend.name, recompute });
+    const avail = availableMemory();
+    const biggest = est.activations >= est.base ? `batch_size (activations: ${gib(est.activations)} for ${c.batch_size} × ${dataset.seqLen} tokens) or the dataset's seq_len` : `the base model's size (weights: ${gib(est.base)}; a compact base_dtype such as q4_0 holds them in about a seventh of float32)`;
+    if (est.total > avail.bytes) {
+      throw new UserError(`estimated peak memory ${gib(est.total)} exceeds ${avail.source} (${gib(avail.bytes)}); lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
+    }
+    if (backend.name === "wasm" && est.backend > WASM_HEAP_LIMIT_BYTES) {
+      throw new UserError(`the wasm backend holds at most 4 GiB of tensors and this run needs an estimated ${gib(est.backend)} there; lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
+    }
+
     // --- The run directory: a fresh one, the same run to resume, or a refusal. -----------------------
     const identity: RunIdentity = {
       model: {
@@ -143,6 +168,8 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
         weights: await Promise.all(checkpoint.files.map(async (f) => ({ file: relative(modelDir.dir, f), ...(await fileFingerprint(f)) }))),
       },
       dataset: { manifest_sha256: sha256Text(await readFile(manifestFile)), rows: trainRows, seq_len: dataset.seqLen },
+      // Native and tfjs kernels, and each base dtype, round differently: a resume must use the same.
+      runtime: { kernels: storage.kernels.name, base_dtype: storage.baseDtype },
     };
     const resolvedConfig = { ...c, seed } as Record<string, unknown>;
     const free = resumeFreeFields(c);
@@ -164,19 +191,6 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
         seconds: 0,
       };
     }
-    // --- Backend and memory: refuse a run that cannot fit, before loading anything big. -----------
-    const backend = await initBackend({ backend: o.backend });
-    const storage = planStorage(modelDir.config, checkpoint);
-    const est = estimateMemory({ config: modelDir.config, storage, trainable, rank: c.lora.r, batchSize: c.batch_size, seqLen: dataset.seqLen, backend: backend.name });
-    const avail = availableMemory();
-    const biggest = est.activations >= est.base ? `batch_size (activations: ${gib(est.activations)} for ${c.batch_size} × ${dataset.seqLen} tokens) or the dataset's seq_len` : `the base model's size (weights: ${gib(est.base)})`;
-    if (est.total > avail.bytes) {
-      throw new UserError(`estimated peak memory ${gib(est.total)} exceeds ${avail.source} (${gib(avail.bytes)}); lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
-    }
-    if (backend.name === "wasm" && est.backend > WASM_HEAP_LIMIT_BYTES) {
-      throw new UserError(`the wasm backend holds at most 4 GiB of tensors and this run needs an estimated ${gib(est.backend)} there; lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
-    }
-
     await mkdir(outDir, { recursive: true });
     const release = lockRunDir(outDir);
     try {
@@ -200,7 +214,7 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
         `  trainable parameters: ${trainable.toLocaleString("en-US")} of ${(total + trainable).toLocaleString("en-US")} (${((100 * trainable) / (total + trainable)).toFixed(3)}%)`,
         ...describeSkipped(plan.skipped).map((s) => `  targets skipped: ${s}`),
         `  steps: ${totalSteps} × ${rowsPerStep} rows (batch_size ${c.batch_size} × grad_accum ${c.grad_accum}) = ${(rowsPerStep * dataset.seqLen).toLocaleString("en-US")} tokens per step, ~${targetsPerStep.toLocaleString("en-US")} trained; ${((totalSteps * rowsPerStep) / trainRows).toFixed(2)} epochs; seed ${seed}`,
-        `  backend: ${describeBackend(backend)}; base weights: ${storage.linears}, embedding ${storage.embedding}`,
+        `  backend: ${describeBackend(backend)}; kernels: ${describeStorage(storage)}${recompute ? "; each layer recomputed in the backward pass" : ""}`,
         `  memory estimate: ${gib(est.total)} peak (weights ${gib(est.base)}, activations ${gib(est.activations)}, adapter + AdamW ${gib(est.lora)}) of ${gib(avail.bytes)}`,
       ];
       for (const line of banner) log(line);
@@ -226,7 +240,7 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
       await writeRunRecord(outDir, record);
 
       // --- Load the base, build the adapter (fresh or restored), AdamW. -----------------------------
-      const model = await loadGemma4(modelDir.config, checkpoint, { progress });
+      const model = await loadGemma4(modelDir.config, checkpoint, { progress, kernels: o.kernels, baseDtype: o.baseDtype });
       await closeCheckpoint();
       const lora = new LoraState(plan.modules, c.lora.r, scale, restored ? { pairs: restored.adapter.pairs } : { seed });
       const optimizer = new AdamW({ betas: c.optimizer.betas, eps: c.optimizer.eps, weight_decay: c.optimizer.weight_decay }, lora.params.map((p) => p.length));
@@ -379,7 +393,7 @@ async function prepareRunDir(
   }
   const identityDiff = firstDifference(record.identity, o.identity);
   if (identityDiff) {
-    const what = identityDiff.path.startsWith("model") ? "base model" : "dataset";
+    const what = identityDiff.path.startsWith("model") ? "base model" : identityDiff.path.startsWith("runtime") ? "kernels or base dtype" : "dataset";
     throw new UserError(`holds a run trained on another ${what} (${identityDiff.path} differs)`, {
       file: join(outDir, RUN_FILE),
       hint: o.resume ? `resume with the same ${what}, or start a new run in another --out (or --force to replace this one)` : "choose another --out, or --force to replace it",

@@ -51,29 +51,45 @@ export interface EstimateInput {
   batchSize: number;
   seqLen: number;
   backend: string;
+  /** Each decoder layer recomputed in the backward pass (the model's `recompute: "auto"` decides). */
+  recompute: boolean;
 }
+
+/** Bytes per value of a base held as `dtype` (the block formats' bytes per value). */
+const DTYPE_BYTES: Record<string, number> = { f32: 4, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q4_k: 144 / 256 };
 
 export function estimateMemory(o: EstimateInput): MemoryEstimate {
   const c = o.config;
+  const st = o.storage;
   const specs = expectedTensors(c);
   const sum = (role: string) => specs.filter((s) => s.role === role).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
   const linearValues = sum("linear");
-  const linearBytes = (o.storage.linears === "host-bf16" ? 2 : 4) * linearValues;
-  // tfjs-wasm keeps an XNNPACK-packed copy of each resident right-hand matMul operand.
-  const packed = o.backend === "wasm" && o.storage.linears === "device" ? 2 : 1;
-  const embBytes = (o.storage.embedding === "bf16" ? 2 : 4) * c.vocab_size * c.hidden_size * (o.storage.embedding === "device" && o.backend === "wasm" ? 2 : 1);
-  const pleBytes = o.storage.ple?.where === "memory" ? (o.storage.ple.dtype === "bf16" ? 2 : 4) * c.vocab_size_per_layer_input * c.num_hidden_layers * c.hidden_size_per_layer_input : 0;
-  const base = linearBytes * packed + embBytes + pleBytes + 4 * sum("norm");
+  const native = st.kernels.name === "native";
+  // Native: ggml memory, with a stored transposed copy for input gradients unless made on the fly.
+  // tfjs: the backend's heap, where wasm keeps an XNNPACK-packed copy of each resident right-hand operand.
+  const linearBytes = native
+    ? DTYPE_BYTES[st.baseDtype]! * linearValues * (st.transposed === "stored" ? 2 : 1)
+    : (st.linears === "host-bf16" ? 2 : 4) * linearValues * (o.backend === "wasm" && st.linears === "device" ? 2 : 1);
+  const embValues = c.vocab_size * c.hidden_size;
+  const embBytes =
+    st.embedding === "bf16" || st.embedding === "native-bf16" ? 2 * embValues : 4 * embValues * (st.embedding === "device" && o.backend === "wasm" ? 2 : 1);
+  const pleBytes = st.ple?.where === "memory" ? (st.ple.dtype === "bf16" ? 2 : 4) * c.vocab_size_per_layer_input * c.num_hidden_layers * c.hidden_size_per_layer_input : 0;
+  const base = linearBytes + embBytes + pleBytes + 4 * sum("norm");
   // Host parameters, variables, gradients, their accumulation, AdamW's two moments, the best copy.
   const lora = 7 * 4 * o.trainable;
-  const perToken = layerSpecs(c).reduce((n, l) => n + activationFloatsPerToken(c, l, o.seqLen, o.rank), 0);
-  const activations = 4 * o.batchSize * o.seqLen * perToken;
+  const layers = layerSpecs(c);
+  const perLayer = layers.map((l) => activationFloatsPerToken(c, l, o.seqLen, o.rank));
+  const tokens = o.batchSize * o.seqLen;
+  // With recomputation a step keeps each layer's input (and a KV source's K/V) plus one layer's activations.
+  const kept = o.recompute
+    ? layers.reduce((n, l) => n + c.hidden_size + 2 * l.numKvHeads * l.headDim, 0) + Math.max(...perLayer)
+    : perLayer.reduce((a, b) => a + b, 0);
+  const activations = 4 * tokens * kept;
   // One head tile's logits, softmax, scaled copy and gradient term, plus the saved hidden states.
-  const head = 4 * (4 * DEFAULT_TOKEN_BLOCK * DEFAULT_VOCAB_CHUNK + 2 * o.batchSize * o.seqLen * c.hidden_size);
-  const hostHeld = o.storage.linears === "device" ? 0 : linearBytes;
-  const hostEmb = o.storage.embedding === "device" ? 0 : embBytes;
+  const head = 4 * (4 * DEFAULT_TOKEN_BLOCK * DEFAULT_VOCAB_CHUNK + 2 * tokens * c.hidden_size);
   const total = base + lora + activations + head + RUNTIME_BYTES;
-  const backend = base - hostHeld - hostEmb - pleBytes + 3 * 4 * o.trainable + activations + head;
+  const onBackend = native ? 0 : (st.linears === "device" ? linearBytes : 0) + (st.embedding === "device" ? embBytes : 0);
+  const backend = onBackend + 3 * 4 * o.trainable + activations + head;
   return { total, base, lora, activations, head, runtime: RUNTIME_BYTES, backend };
 }
 

@@ -23,6 +23,7 @@ export type RunStatus = "running" | "interrupted" | "stopped" | "complete";
 export interface RunIdentity {
   model: { config_sha256: string; tokenizer_sha256: string; weights: Array<{ file: string; bytes: number; fingerprint: string }> };
   dataset: { manifest_sha256: string; rows: number; seq_len: number };
+  runtime: { kernels: string; base_dtype: string };
 }
 
 /** run.json. */

@@ -1,6 +1,7 @@
 // The forward pass against an independent float64 implementation of the spec, and the shared
-// checkModel battery on gemma4-tiny and on micro variants with each dense feature switched off, with
-// weights as float32 and as compact bf16; weight placements and where the per-layer table is read from.
+// checkModel battery on gemma4-tiny and on micro variants with each dense feature switched off, on the
+// tfjs kernels (weights as float32 and as compact bf16) and on the native ggml kernels (float32);
+// weight placements and where the per-layer table is read from.
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -31,12 +32,18 @@ const variants: Array<[string, Record<string, unknown>]> = [
 ];
 
 describeBackends("Gemma 4 forward", () => {
-  for (const [name, overrides] of variants) checkModel(name, () => microConfig(overrides), { seqLen: 14 });
+  for (const [name, overrides] of variants) checkModel(name, () => microConfig(overrides), { seqLen: 14, kernels: "tfjs" });
 });
+
+// The native kernels multiply the base weights (linears and the tied head) in ggml, float32 here.
+describeBackends("Gemma 4 forward, native kernels", () => {
+  for (const [name, overrides] of variants) checkModel(name, () => microConfig(overrides), { seqLen: 14, kernels: "native" });
+}, ["wasm"]);
 
 describe("gemma4-tiny", () => {
   describeBackends("Gemma 4 forward", () => {
-    checkModel("gemma4-tiny", gemma4Tiny, { seqLen: 40, vocabChunk: 100_000 });
+    checkModel("gemma4-tiny", gemma4Tiny, { seqLen: 40, vocabChunk: 100_000, kernels: "tfjs" });
+    checkModel("gemma4-tiny, native kernels", gemma4Tiny, { seqLen: 40, vocabChunk: 100_000, kernels: "native" });
   }, ["wasm"]);
 });
 
@@ -53,7 +60,8 @@ describe("gemma4-tiny, weights held as bf16", () => {
   }, ["wasm"]);
 });
 
-describeBackends("LoRA gradients through the whole model", () => {
+const gradientRuns = [["tfjs", false], ["native", false], ["native", true]] as const;
+for (const [kernels, recompute] of gradientRuns) describeBackends(`LoRA gradients through the whole model (${kernels} kernels${recompute ? ", layers recomputed" : ""})`, () => {
   const config = microConfig();
   const V = config.vocab_size;
   // Every target module type, on a plain layer (0), a k=v full layer (1: no v_proj) and KV-shared layers (2, 3).
@@ -65,7 +73,7 @@ describeBackends("LoRA gradients through the whole model", () => {
   let model: Gemma4Model;
   beforeAll(async () => {
     weights = randomWeights(config, 3);
-    model = await gemma4FromWeights(config, weights, { vocabChunk: 20 });
+    model = await gemma4FromWeights(config, weights, { vocabChunk: 20, kernels });
   });
   afterAll(() => model.dispose());
 
@@ -75,7 +83,7 @@ describeBackends("LoRA gradients through the whole model", () => {
     const mask = ids.map((_, t) => (t % 4 === 2 ? 0 : 1));
     const lora = makeLora(config, modules, 2);
     const vars = [...lora.values()].flatMap((p) => [p.a, p.b]);
-    const { value, grads } = tf.variableGrads(() => lmLoss(model, { ids: [ids], segments: [segments], lossMask: [mask] }, { lora }), vars);
+    const { value, grads } = tf.variableGrads(() => lmLoss(model, { ids: [ids], segments: [segments], lossMask: [mask] }, { lora, recompute }), vars);
     const params = new Map([...lora].map(([m, p]) => [m, { a: f64(p.a.dataSync()), b: f64(p.b.dataSync()), rank: 2, scale: p.scale }]));
     const refLoss = () => {
       const lp = referenceLogprobs(config, weights, { ids, segments, lora: params });

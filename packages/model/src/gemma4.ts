@@ -3,12 +3,14 @@
 // final norm, tied head with soft-cap. Also the training loss (packed rows, loss mask) and log-probs.
 // Every base-weight product goes through linear.ts; activation products through its `mm`; the §2
 // building blocks (RMSNorm, GELU, RoPE, masked softmax) are single custom-gradient ops in ops.ts.
+// Under a gradient tape each decoder layer may be recomputed in the backward pass (recompute.ts).
 import * as tf from "@tensorflow/tfjs";
 import type { LayerSpec } from "./config.js";
 import { StepKv, type KvCache, type KvEntry, type KvStore, type TokenMeta } from "./kv-cache.js";
-import { linear, mm, untaped, type LoraLayers } from "./linear.js";
+import { linear, mm, untaped, type LoraLayers, type LoraTensors } from "./linear.js";
 import { gelu, maskedSoftmax, rmsNorm, rope } from "./ops.js";
 import type { Gemma4Model } from "./model.js";
+import { recomputed, recomputeByDefault } from "./recompute.js";
 
 /**
  * TEST-ONLY switches that each break one Gemma 4 feature, so the exporter's verification can show that
@@ -65,6 +67,13 @@ export interface ForwardOptions {
   lora?: LoraLayers;
   /** Decode incrementally: keys/values of earlier calls are read from it and this call's are added. */
   cache?: KvCache;
+  /**
+   * Under a gradient tape (training), recompute each decoder layer in the backward pass instead of
+   * keeping its activations: the step then holds every layer's input plus one layer's activations.
+   * Same gradients, one more forward pass of the layers. "auto" (default): when the activations would
+   * take more than RECOMPUTE_MEMORY_SHARE of memory (recompute.ts). Ignored with a cache or no tape.
+   */
+  recompute?: boolean | "auto";
   /** TEST-ONLY single-feature breakage (see Ablation). */
   ablate?: Ablation;
 }
@@ -99,13 +108,16 @@ export function forwardHidden(model: Gemma4Model, batch: TokenBatch, options: Fo
   batch.ids.forEach((row, b) => flatIds.set(Array.from(row), b * T));
   cache?.beginStep();
   const step: Step = { model, B, T, lora: options.lora, ablate: options.ablate ?? {}, kv: cache ?? new StepKv(), queries, masks: new Map(), rope: new Map() };
+  const taping = tf.engine().state.gradientDepth > 0;
+  const recompute = !cache && taping && (options.recompute === "auto" || options.recompute === undefined ? recomputeByDefault(model, B, T) : options.recompute);
   const out = tf.tidy(() => {
     // §3.1 step 1: h = E[id]·√H (exact float √H, as llama.cpp and mlx; HF's bf16-rounded scale differs slightly).
     // It and the per-layer inputs depend on no trainable tensor: computed off the tape.
     let h = untaped(() => tf.mul(model.embedding.lookup(flatIds), Math.fround(Math.sqrt(c.hidden_size))).reshape([B, T, c.hidden_size]) as tf.Tensor3D);
     const ple = c.hidden_size_per_layer_input > 0 && !step.ablate.noPle ? perLayerInputs(step, flatIds, h) : undefined;
+    const layerFn = recompute ? recomputedLayer(step) : decoderLayer;
     for (const layer of model.layers) {
-      h = decoderLayer(step, layer, h, ple?.[layer.index]);
+      h = layerFn(step, layer, h, ple?.[layer.index]);
     }
     return rmsNorm(h, model.norms.get("norm.weight")!, c.rms_norm_eps) as tf.Tensor3D;
   });
@@ -219,6 +231,62 @@ function proj(step: Step, module: string, x: tf.Tensor): tf.Tensor {
   return linear(x, step.model.linears.get(module + ".weight"), step.lora?.get(module));
 }
 
+/**
+ * decoderLayer, recomputed in the backward pass. Gradients flow to the layer input, to the layer's LoRA
+ * tensors and, on a KV-shared layer, to the K/V it reads from its source layer (spec §3.6); a source
+ * layer hands its K/V out as extra outputs. RoPE tables and masks are made once, up front, and kept.
+ */
+function recomputedLayer(step: Step): typeof decoderLayer {
+  const sources = new Set(step.model.layers.filter((l) => l.kvShared).map((l) => l.kvSource));
+  // The step's constants, for every layer type present: built now, kept for the recomputations.
+  const constantKeys: Array<["mask" | "cos" | "sin", string]> = [];
+  const constants: tf.Tensor[] = [];
+  for (const l of step.model.layers) {
+    const r = ropeTables(step, l);
+    const m = attentionMask(step, l, step.queries);
+    for (const [kind, t] of [["mask", m], ["cos", r.cos], ["sin", r.sin]] as const) {
+      const key = kind === "mask" ? maskKey(l, step.queries) : ropeKey(l);
+      if (!constantKeys.some(([k, n]) => k === kind && n === key)) {
+        constantKeys.push([kind, key]);
+        constants.push(t);
+      }
+    }
+  }
+  return (_, layer, h, ple) => {
+    const prefix = `layers.${layer.index}.`;
+    const loras = step.lora ? [...step.lora].filter(([m]) => m.startsWith(prefix)) : [];
+    const source = layer.kvShared ? step.kv.get(layer.kvSource) : undefined;
+    const feeds = sources.has(layer.index);
+    const inputs = [h, ...(source ? [source.kT, source.v] : []), ...loras.flatMap(([, p]) => [p.a, p.b])];
+    const outs = recomputed(
+      (xs, cs) => {
+        const [hIn, ...rest] = xs;
+        const kvIn = source ? { kT: rest.shift() as tf.Tensor3D, v: rest.shift() as tf.Tensor3D, keys: source.keys } : undefined;
+        const lora = new Map<string, LoraTensors>(loras.map(([m, p], i) => [m, { a: rest[2 * i] as tf.Tensor2D, b: rest[2 * i + 1] as tf.Tensor2D, scale: p.scale, dropoutMask: p.dropoutMask }]));
+        let own: KvEntry | undefined;
+        const kv: KvStore = {
+          put: (_, fresh) => (own = fresh),
+          get: (index) => {
+            if (kvIn && index === layer.kvSource) return kvIn;
+            throw new Error(`layer ${layer.index} read layer ${index}'s K/V, which it was not given`);
+          },
+        };
+        const local: Step = { ...step, lora, kv, masks: new Map(), rope: new Map() };
+        constantKeys.forEach(([kind, key], i) => {
+          if (kind === "mask") local.masks.set(key, cs[i]!);
+          else local.rope.set(key, { ...local.rope.get(key)!, [kind]: cs[i]! });
+        });
+        const hOut = decoderLayer(local, layer, hIn as tf.Tensor3D, ple ? (cs[constants.length] as tf.Tensor3D) : undefined);
+        return feeds ? [hOut, own!.kT, own!.v] : [hOut];
+      },
+      inputs,
+      ple ? [...constants, ple] : constants,
+    );
+    if (feeds) step.kv.put(layer, { kT: outs[1] as tf.Tensor3D, v: outs[2] as tf.Tensor3D, keys: step.queries }, step.B);
+    return outs[0] as tf.Tensor3D;
+  };
+}
+
 // ---------------------------------------------------------------------------------------------
 // §3.4: attention.
 
@@ -270,11 +338,16 @@ function attention(step: Step, layer: LayerSpec, a: tf.Tensor): tf.Tensor {
   return proj(step, p + "o_proj", heads.reshape([B, T, Nq * d]));
 }
 
+/** Masks differ by layer type and by the keys attended to. */
+function maskKey(layer: LayerSpec, keys: TokenMeta): string {
+  return `${layer.sliding}:${keys.index.length}:${keys.index[0] ?? 0}`;
+}
+
 /** [B, 1, 1, T, S] additive mask: same document, causal by stream index, and for sliding layers q − k < W (§3.5). */
 function attentionMask(step: Step, layer: LayerSpec, keys: TokenMeta): tf.Tensor {
   const window = layer.sliding ? step.model.config.sliding_window : Infinity;
   const offByOne = layer.sliding && step.ablate.slidingWindowOffByOne;
-  const key = `${layer.sliding}:${keys.index.length}:${keys.index[0] ?? 0}`;
+  const key = maskKey(layer, keys);
   const cached = step.masks.get(key);
   if (cached) return cached;
   const { B, T, queries } = step;
@@ -301,9 +374,14 @@ function attentionMask(step: Step, layer: LayerSpec, keys: TokenMeta): tf.Tensor
 // ---------------------------------------------------------------------------------------------
 // §3.7: RoPE, NeoX pairing (j with j + d/2).
 
+/** RoPE tables differ by layer type only. */
+function ropeKey(layer: LayerSpec): string {
+  return layer.sliding ? "sliding" : "full";
+}
+
 /** cos/sin [B, T, 1, d/2] for this layer type at the step's positions, computed in float64 on the host. */
 function ropeTables(step: Step, layer: LayerSpec): { cos: tf.Tensor; sin: tf.Tensor } {
-  const key = layer.sliding ? "sliding" : "full";
+  const key = ropeKey(layer);
   const cached = step.rope.get(key);
   if (cached) return cached;
   const { B, T, ablate } = step;

@@ -6,7 +6,9 @@
 // tfjs's own matMul gradient uses exactly those. So resident base weights are stored pre-transposed
 // ([in, out]), host ones in the orientation that avoids re-packing them per use (see `baseWeight`), and
 // `linear` and `mm` carry custom gradients built from plain matMuls and explicit transposes only.
+// Under the native kernels (kernels.ts) a base weight lives in ggml memory instead (`nativeWeight`).
 import * as tf from "@tensorflow/tfjs";
+import { GgmlMatrix, type BaseDtype, type RowReader, type TransposedCopy } from "@owntune/ggml";
 import { bf16ToF32, f32ToBf16 } from "./float-convert.js";
 import { filledTensor } from "./host-tables.js";
 
@@ -34,9 +36,10 @@ export type LoraLayers = ReadonlyMap<string, LoraTensors>;
  * as `host`, but stored as bfloat16 (half the bytes) and widened to float32 into the backend tensor for
  * each product, forward and backward alike (so LoRA gradients are exact for the weights used: the
  * bf16 values). Exact for bf16 checkpoints (all published Gemma ones); rounds float32 weights.
+ * `native`: in ggml memory as the model's base dtype, multiplied by ggml's CPU kernels (`nativeWeight`).
  */
-export type WeightPlacement = "device" | "host" | "host-bf16";
-export const WEIGHT_PLACEMENTS: readonly WeightPlacement[] = ["device", "host", "host-bf16"];
+export type WeightPlacement = "device" | "host" | "host-bf16" | "native";
+export const WEIGHT_PLACEMENTS: readonly WeightPlacement[] = ["device", "host", "host-bf16", "native"];
 
 /**
  * Float32 base-weight bytes above which `auto` keeps linears on the host under wasm: the wasm heap is
@@ -167,6 +170,30 @@ export function baseWeight(name: string, w: Float32Array, outFeatures: number, i
   };
 }
 
+/**
+ * A base weight W [out, in] (HF layout, rows from `read`) held by ggml as `dtype` (f32, bf16, Q8_0, Q4_0 or
+ * Q4_K; converted by ggml's own quantizer, nothing read is kept), with Wᵀ stored in the same type or formed
+ * per backward product (`transposed`). Both products run through ggml_mul_mat on the process's threadpool;
+ * activations cross as float32 (ggml rounds them to the weight's dot-product type: bf16, Q8_0 or Q8_K).
+ */
+export async function nativeWeight(name: string, outFeatures: number, inFeatures: number, options: { dtype: BaseDtype; transposed: TransposedCopy }, read: RowReader): Promise<BaseWeight> {
+  const m = await GgmlMatrix.load(name, outFeatures, inFeatures, options, read);
+  const run = (x: tf.Tensor2D, product: "forward" | "backward", width: number): tf.Tensor2D => {
+    const n = x.shape[0];
+    return m[product](x.dataSync() as Float32Array, n, (y) => filledTensor<tf.Rank.R2>([n, width], (dst) => dst.set(y)));
+  };
+  return {
+    name,
+    inFeatures,
+    outFeatures,
+    placement: "native",
+    bytes: m.bytes,
+    forward: (x) => run(x, "forward", outFeatures),
+    backward: (dy) => run(dy, "backward", inFeatures),
+    dispose: () => m.dispose(),
+  };
+}
+
 /** The base weights of a model by HF name (`layers.0.self_attn.q_proj.weight`). */
 export class LinearWeights {
   private readonly weights = new Map<string, BaseWeight>();
@@ -192,7 +219,7 @@ export class LinearWeights {
 
   /** Bytes held by placement. */
   bytes(): Record<WeightPlacement, number> {
-    const out: Record<WeightPlacement, number> = { device: 0, host: 0, "host-bf16": 0 };
+    const out: Record<WeightPlacement, number> = { device: 0, host: 0, "host-bf16": 0, native: 0 };
     for (const w of this.weights.values()) out[w.placement] += w.bytes;
     return out;
   }

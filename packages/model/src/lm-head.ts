@@ -32,24 +32,50 @@ export const ROW_MAJOR_COPY_MAX_BYTES = 256 * 2 ** 20;
  */
 export const DEVICE_EMBEDDING_MAX_BYTES = 256 * 2 ** 20;
 
-/** Where the embedding's tiles live: on the backend (float32), or on the host as f32 or bf16. */
-export type EmbeddingStorage = "device" | HostDtype;
+/**
+ * Where the embedding's tiles live: on the backend (float32), on the host as f32 or bf16, or in ggml
+ * memory (`native-f32` / `native-bf16`: native-head.ts).
+ */
+export type EmbeddingStorage = "device" | HostDtype | "native-f32" | "native-bf16";
+
+/** What the model asks of its tied embedding E [V, H]: the input lookup and the LM head. */
+export interface TokenEmbedding {
+  readonly vocab: number;
+  readonly hidden: number;
+  readonly storage: EmbeddingStorage;
+  /** Bytes held. */
+  readonly bytes: number;
+  /** E[ids]: [n] → [n, H], no gradient. */
+  lookup(ids: ArrayLike<number>): tf.Tensor2D;
+  /** Full soft-capped logits: [N, H] → [N, V]. */
+  logits(h: tf.Tensor2D, softcap: number | null): tf.Tensor2D;
+  /** log p(target) per row (NaN where the target is negative); no gradient. */
+  targetLogprobs(h: tf.Tensor2D, targets: ArrayLike<number>, softcap: number | null): Float32Array;
+  /** Σ weight·(−log p(target)), differentiable with respect to h. */
+  nllSum(h: tf.Tensor2D, targets: ArrayLike<number>, weights: ArrayLike<number>, softcap: number | null): tf.Scalar;
+  dispose(): void;
+}
+
+/** One sweep of the head over the vocabulary for rows h [n, H] (see EmbeddingTable.pass). */
+export interface HeadPass {
+  pass(h: tf.Tensor2D, targets: readonly number[], softcap: number | null, g: Float32Array | undefined): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D };
+}
 
 export interface EmbeddingOptions {
   vocabChunk?: number;
   tokenBlock?: number;
   rowMajorCopyMaxBytes?: number;
   /** Default: `device` up to DEVICE_EMBEDDING_MAX_BYTES of float32, else host `f32`. */
-  storage?: EmbeddingStorage;
+  storage?: "device" | HostDtype;
 }
 
 /** Tied embedding E [V, H] held as vocabulary chunks: Eᵀ_c [H, Vc] on the backend, or E_c [Vc, H] on the host. */
-export class EmbeddingTable {
+export class EmbeddingTable implements TokenEmbedding, HeadPass {
   readonly vocab: number;
   readonly hidden: number;
   readonly chunk: number;
   readonly tokenBlock: number;
-  readonly storage: EmbeddingStorage;
+  readonly storage: "device" | HostDtype;
   /** Tiles by index: Eᵀ_c [H, vc] backend tensors (`device`), or chunk c of E's rows on the host (f32 / bf16). */
   private deviceTiles: tf.Tensor2D[];
   private host: ChunkedRows | undefined;
@@ -183,15 +209,7 @@ export class EmbeddingTable {
    * Rows whose target is negative get NaN (nothing to score). No gradient.
    */
   targetLogprobs(h: tf.Tensor2D, targets: ArrayLike<number>, softcap: number | null): Float32Array {
-    const out = new Float32Array(targets.length).fill(Number.NaN);
-    const rows: number[] = [];
-    for (let i = 0; i < targets.length; i++) if (targets[i]! >= 0) rows.push(i);
-    if (rows.length === 0) return out;
-    const sel = tf.gather(h, tf.tensor1d(rows, "int32"));
-    const { lse, zt } = this.pass(sel, rows.map((i) => targets[i]!), softcap, undefined);
-    sel.dispose();
-    rows.forEach((r, j) => (out[r] = zt[j]! - lse[j]!));
-    return out;
+    return targetLogprobsWith(this, h, targets, softcap);
   }
 
   /**
@@ -201,40 +219,7 @@ export class EmbeddingTable {
    * kept as a [rows, H] term and rescaled by exp(lse_c − lse) once the row's full lse is known.
    */
   nllSum(h: tf.Tensor2D, targets: ArrayLike<number>, weights: ArrayLike<number>, softcap: number | null): tf.Scalar {
-    const [N, H] = h.shape;
-    const rows: number[] = [];
-    for (let i = 0; i < N; i++) if (weights[i]! !== 0) rows.push(i);
-    const rowTargets = rows.map((i) => targets[i]!);
-    const rowWeights = Float32Array.from(rows, (i) => weights[i]!);
-    const taping = tf.engine().state.gradientDepth > 0;
-    const f = customGrad(([hIn]: [tf.Tensor2D], save) => {
-      let total = 0;
-      let dh: tf.Tensor2D | undefined;
-      if (rows.length > 0) {
-        const hSel = tf.gather(hIn, tf.tensor1d(rows, "int32"));
-        const r = this.pass(hSel, rowTargets, softcap, taping ? rowWeights : undefined);
-        hSel.dispose();
-        for (let j = 0; j < rows.length; j++) total += rowWeights[j]! * (r.lse[j]! - r.zt[j]!);
-        dh = r.dh;
-      }
-      save(dh ? [dh] : []);
-      dh?.dispose(); // save() kept a copy
-      return {
-        value: tf.scalar(total) as tf.Scalar,
-        gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => {
-          if (rows.length === 0) return [tf.zeros([N, H])];
-          const dyScale = (dy.dataSync() as Float32Array)[0]!;
-          const sel = saved[0]!.dataSync() as Float32Array;
-          const full = new Float32Array(N * H); // scatter the selected rows back on the host
-          for (let j = 0; j < rows.length; j++) {
-            const dst = rows[j]! * H;
-            for (let k = 0; k < H; k++) full[dst + k] = dyScale * sel[j * H + k]!;
-          }
-          return [tf.tensor2d(full, [N, H])];
-        },
-      };
-    });
-    return f(h);
+    return nllSumWith(this, h, targets, weights, softcap);
   }
 
   /**
@@ -242,7 +227,7 @@ export class EmbeddingTable {
    * on the host), and with `g` (∂loss/∂nll per row) the gradient ∂(Σ g·nll)/∂h [n, H]:
    * Σ_c exp(lse_c − lse)·(g·softmax_c(z)·cap′(z))·E_c − g·cap′(z_t)·E[t].
    */
-  private pass(h: tf.Tensor2D, targets: readonly number[], softcap: number | null, g: Float32Array | undefined): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D } {
+  pass(h: tf.Tensor2D, targets: readonly number[], softcap: number | null, g: Float32Array | undefined): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D } {
     const n = h.shape[0];
     const lse = new Float64Array(n).fill(-Infinity);
     const zt = new Float64Array(n);
@@ -346,9 +331,65 @@ function capWithSlope<T extends tf.Tensor>(x: T, softcap: number | null, wantSlo
   return { z, slope: wantSlope ? (tf.mul(tf.mul(sig, tf.sub(1, sig)), 4) as T) : undefined };
 }
 
-function logAddExp(a: number, b: number): number {
+/** log(eᵃ + eᵇ) without overflow; −∞ is the identity. */
+export function logAddExp(a: number, b: number): number {
   if (a === -Infinity) return b;
   if (b === -Infinity) return a;
   const m = Math.max(a, b);
   return m + Math.log(Math.exp(a - m) + Math.exp(b - m));
 }
+
+/** `TokenEmbedding.targetLogprobs` over any head sweep: rows with a target go through `pass` once. */
+export function targetLogprobsWith(head: HeadPass, h: tf.Tensor2D, targets: ArrayLike<number>, softcap: number | null): Float32Array {
+  const out = new Float32Array(targets.length).fill(Number.NaN);
+  const rows: number[] = [];
+  for (let i = 0; i < targets.length; i++) if (targets[i]! >= 0) rows.push(i);
+  if (rows.length === 0) return out;
+  const sel = tf.gather(h, tf.tensor1d(rows, "int32"));
+  const { lse, zt } = head.pass(sel, rows.map((i) => targets[i]!), softcap, undefined);
+  sel.dispose();
+  rows.forEach((r, j) => (out[r] = zt[j]! - lse[j]!));
+  return out;
+}
+
+/**
+ * `TokenEmbedding.nllSum` over any head sweep: a scalar whose gradient flows to h only; rows with weight
+ * 0 cost nothing. Under a gradient tape the gradient is formed in the same sweep as the value.
+ */
+export function nllSumWith(head: HeadPass, h: tf.Tensor2D, targets: ArrayLike<number>, weights: ArrayLike<number>, softcap: number | null): tf.Scalar {
+  const [N, H] = h.shape;
+  const rows: number[] = [];
+  for (let i = 0; i < N; i++) if (weights[i]! !== 0) rows.push(i);
+  const rowTargets = rows.map((i) => targets[i]!);
+  const rowWeights = Float32Array.from(rows, (i) => weights[i]!);
+  const taping = tf.engine().state.gradientDepth > 0;
+  const f = customGrad(([hIn]: [tf.Tensor2D], save) => {
+    let total = 0;
+    let dh: tf.Tensor2D | undefined;
+    if (rows.length > 0) {
+      const hSel = tf.gather(hIn, tf.tensor1d(rows, "int32"));
+      const r = head.pass(hSel, rowTargets, softcap, taping ? rowWeights : undefined);
+      hSel.dispose();
+      for (let j = 0; j < rows.length; j++) total += rowWeights[j]! * (r.lse[j]! - r.zt[j]!);
+      dh = r.dh;
+    }
+    save(dh ? [dh] : []);
+    dh?.dispose(); // save() kept a copy
+    return {
+      value: tf.scalar(total) as tf.Scalar,
+      gradFunc: (dy: tf.Scalar, saved: tf.Tensor[]) => {
+        if (rows.length === 0) return [tf.zeros([N, H])];
+        const dyScale = (dy.dataSync() as Float32Array)[0]!;
+        const sel = saved[0]!.dataSync() as Float32Array;
+        const full = new Float32Array(N * H); // scatter the selected rows back on the host
+        for (let j = 0; j < rows.length; j++) {
+          const dst = rows[j]! * H;
+          for (let k = 0; k < H; k++) full[dst + k] = dyScale * sel[j * H + k]!;
+        }
+        return [tf.tensor2d(full, [N, H])];
+      },
+    };
+  });
+  return f(h);
+}
+

@@ -36,7 +36,7 @@ export function parseQuant(text: string, field = "--quant") {
 
 /** A human summary of an export. */
 export function describeExport(r: ExportDirResult): string {
-  const lines = [`wrote ${r.gguf} (${(r.bytes / 1e6).toFixed(1)} MB, ${(r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)} MB/s of source weights)`];
+  const lines = [`wrote ${r.gguf} (${(r.bytes / 1e6).toFixed(1)} MB, ${(r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)} MB/s of source weights, quantized by ${r.quantizer.name === "ggml" ? "ggml" : `JavaScript (${r.quantizer.reason})`})`];
   if (r.adapterGguf) lines.push(`wrote ${r.adapterGguf}`);
   if (r.merged) lines.push(`wrote ${r.merged}/`);
   if (r.baseGguf) lines.push(`wrote ${r.baseGguf}`);

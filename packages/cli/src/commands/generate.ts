@@ -3,12 +3,9 @@
 import { generate, UserError } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO, intFlag, numberFlag } from "../cli-io.js";
-import { modelOptions, openModel } from "./model-session.js";
+import { modelOptions, openModel, type ModelFlags } from "./model-session.js";
 
-interface GenerateFlags {
-  model: string;
-  adapter?: string;
-  backend?: string;
+interface GenerateFlags extends ModelFlags {
   prompt: string;
   chat?: boolean;
   maxTokens: string;

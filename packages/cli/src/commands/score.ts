@@ -4,12 +4,9 @@
 import { scoreIds, UserError, type GemmaTokenizer } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO, readJsonLines } from "../cli-io.js";
-import { modelOptions, openModel } from "./model-session.js";
+import { modelOptions, openModel, type ModelFlags } from "./model-session.js";
 
-interface ScoreFlags {
-  model: string;
-  adapter?: string;
-  backend?: string;
+interface ScoreFlags extends ModelFlags {
   input: string;
 }
 

@@ -4,7 +4,7 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { trainSchema } from "@owntune/lora";
-import { UserError } from "@owntune/model";
+import { parseBaseDtype, parseKernelName, UserError } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO } from "../cli-io.js";
 import { parseWithOverrides } from "../recipe.js";
@@ -21,6 +21,8 @@ interface TrainFlags {
   resume?: boolean;
   force?: boolean;
   backend?: string;
+  kernels?: string;
+  baseDtype?: string;
 }
 
 export function registerTrain(program: Command): void {
@@ -35,6 +37,8 @@ export function registerTrain(program: Command): void {
     .option("--resume", "continue from the run folder's newest complete checkpoint")
     .option("--force", "replace an earlier owntune training run in --out")
     .option("--backend <name>", "force a TensorFlow.js backend: tfjs-node, wasm or cpu")
+    .option("--kernels <name>", "kernels for the frozen base: native (ggml) or tfjs (default: OWNTUNE_KERNELS, else native when ggml loads)")
+    .option("--base-dtype <type>", "how the frozen base is held: auto, f32, bf16, q8_0, q4_0, q4_k (QLoRA-style; the adapter still exports merged into the full-precision checkpoint)")
     .action(async (flags: TrainFlags, cmd: Command) => {
       const io = commandIO(cmd);
       let text = "{}";
@@ -58,6 +62,8 @@ export function registerTrain(program: Command): void {
         resume: flags.resume,
         force: flags.force,
         backend: flags.backend,
+        kernels: flags.kernels === undefined ? undefined : parseKernelName(flags.kernels),
+        baseDtype: flags.baseDtype === undefined ? undefined : parseBaseDtype(flags.baseDtype),
         progress: io.progress,
         log: io.log,
       });

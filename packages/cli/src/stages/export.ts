@@ -69,6 +69,7 @@ export const exportStage: StageDef<typeof exportSchema> = {
         gguf: r.gguf,
         bytes: r.bytes,
         mb_per_s: Number((r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)),
+        quantizer: r.quantizer.name,
         ...(r.verify ? { verify_ok: r.verify.ok, max_abs_logprob_diff: r.verify.logprobs.maxAbsDiff } : {}),
         ...(r.verifyAdapter ? { verify_adapter_ok: r.verifyAdapter.ok, adapter_max_abs_logprob_diff: r.verifyAdapter.logprobs.maxAbsDiff } : {}),
         ...(r.sample && "completion" in r.sample ? { llama_sample: r.sample.completion } : {}),

@@ -55,6 +55,7 @@ export const trainStage: StageDef<typeof trainStageSchema> = {
       configFile: ctx.recipeFile,
       fieldPrefix: "train",
       defaultSeed: ctx.seed,
+      baseDtype: ctx.baseDtype,
       resume: ctx.resume,
       force: ctx.force,
       progress: ctx.progress,

@@ -1,6 +1,6 @@
 // What a recipe stage is: a recipe section (zod) and a runner. The CLI's `run` command walks the
 // registered stages in order; each stage's output folder feeds the next.
-import type { OutputKind, Progress } from "@owntune/model";
+import type { BaseDtype, OutputKind, Progress } from "@owntune/model";
 import type { z } from "zod";
 
 export type StageName = "curate" | "train" | "export";
@@ -20,6 +20,8 @@ export interface StageContext {
   outDir: string;
   /** The base model directory (HF layout), from the recipe's `model` section. */
   modelDir: string;
+  /** How the frozen base is held while training (the recipe's `model.base_dtype`). */
+  baseDtype: BaseDtype | "auto";
   /** Whether the recipe has a section for this stage. */
   hasStage(name: StageName): boolean;
   /** Output folders of the stages before this one (run now or found from an earlier run). */

@@ -1,16 +1,14 @@
 // Test-only: ggml's own quantizers and dequantizers, called in the prebuilt libggml-base.so that
 // node-llama-cpp ships, through the koffi FFI. The oracle our quant bytes must equal. Not exported.
-import { createRequire } from "node:module";
-import { dirname, join } from "node:path";
+import { join } from "node:path";
+import { nodeLlamaCppBinDir } from "@owntune/ggml";
 import koffi from "koffi";
 
 /** Path of the libggml-base.so that node-llama-cpp 3.21.1 ships for this platform. */
 export function ggmlBaseLibraryPath(): string {
-  const fromExport = createRequire(import.meta.url);
-  const fromLlama = createRequire(fromExport.resolve("node-llama-cpp"));
-  const pkg = `@node-llama-cpp/${process.platform}-${process.arch}`;
-  const root = dirname(dirname(fromLlama.resolve(pkg))); // <pkg>/dist/index.js → <pkg>
-  return join(root, "bins", `${process.platform}-${process.arch}`, "libggml-base.so");
+  const bins = nodeLlamaCppBinDir();
+  if ("reason" in bins) throw new Error(bins.reason);
+  return join(bins.dir, "libggml-base.so");
 }
 
 export interface GgmlOracle {

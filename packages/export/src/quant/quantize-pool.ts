@@ -1,11 +1,11 @@
-// Quantization on worker threads. The K-quants cost ≈ 0.3–0.45 µs per value in JavaScript (float32
-// emulated operation by operation for byte-identity with ggml), so a multi-GB export is bound by
-// them; each row is quantized on its own (as ggml_quantize_chunk does), so a chunk of rows splits
-// into one contiguous part per thread and the parts' bytes, concatenated in order, are exactly the
-// single-threaded result. Figures: BENCHMARKS.md ## export.
+// Quantization on worker threads, each running ggml's own quantizer where it loads, else ours in
+// JavaScript (quantizer.ts; there the K-quants cost ≈ 0.15–0.35 µs per value), so a multi-GB export is
+// bound by them; each row is quantized on its own (as ggml_quantize_chunk does), so a chunk of rows
+// splits into one contiguous part per thread and the parts' bytes, concatenated in order, are exactly
+// the single-threaded result. Figures: BENCHMARKS.md ## export.
 import { ThreadPool } from "@owntune/model";
 import { GgmlType } from "./ggml-types.js";
-import { quantizeTensor } from "./quantize.js";
+import { quantizeRows } from "./quantizer.js";
 
 const CHEAP_TYPES: ReadonlySet<number> = new Set([GgmlType.F32, GgmlType.F16, GgmlType.BF16]);
 
@@ -23,7 +23,7 @@ export interface QuantizeJob {
 }
 
 /**
- * A fixed set of quantizing threads. `quantize` returns the bytes of `quantizeTensor` for the same
+ * A fixed set of quantizing threads. `quantize` returns the bytes of `quantizeRows` for the same
  * arguments, as a list of consecutive parts. Close it when done (its threads keep the process alive).
  */
 export class QuantizePool {
@@ -34,13 +34,13 @@ export class QuantizePool {
   }
 
   /**
-   * `quantizeTensor(type, data, rowLength)` as consecutive byte parts, one per thread. `data` is copied
+   * `quantizeRows(type, data, rowLength)` as consecutive byte parts, one per thread. `data` is copied
    * (the caller keeps it). Cheap types and small chunks are converted in the calling thread.
    */
   async quantize(type: number, data: Float32Array, rowLength: number): Promise<Uint8Array[]> {
     const rows = data.length / rowLength;
     if (isFloatType(type) || data.length < MIN_PARALLEL_VALUES || !Number.isInteger(rows) || rows < 2) {
-      return [quantizeTensor(type, data, rowLength)];
+      return [quantizeRows(type, data, rowLength)];
     }
     const parts = Math.min(this.threads, rows);
     const jobs: Promise<Uint8Array>[] = [];

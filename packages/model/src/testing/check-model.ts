@@ -11,6 +11,7 @@ import { KvCache } from "../kv-cache.js";
 import { gemma4FromWeights, type Gemma4Model } from "../model.js";
 import { expectedTensors } from "../tensors.js";
 import { roundToBf16 } from "../float-convert.js";
+import type { KernelName } from "../kernels.js";
 import type { WeightPlacement } from "../linear.js";
 import { referenceLogits } from "./reference-gemma4.js";
 
@@ -83,7 +84,9 @@ export interface CheckModelOptions {
   referenceTol?: number;
   /** Vocabulary tile for the chunked-loss check (several tiles, the last one partial). */
   vocabChunk?: number;
-  /** Where base weights live; `host-bf16` also keeps the embedding tables as bf16 (the reference then runs on the bf16-rounded weights). */
+  /** Which kernels multiply base weights (default: the loader's choice, native where ggml loads). */
+  kernels?: KernelName;
+  /** Where base weights live (tfjs); `host-bf16` also keeps the embedding tables as bf16 (the reference then runs on the bf16-rounded weights). */
   placement?: WeightPlacement;
   /** Bytes per chunk of in-memory host tables (small: the per-layer table spans several chunks). */
   hostChunkBytes?: number;
@@ -121,7 +124,8 @@ export function checkModel(name: string, makeConfig: () => Gemma4Config, options
       expect(T, "the test sequence must be longer than the sliding window").toBeGreaterThan(config.sliding_window);
       weights = randomWeights(config, options.seed ?? 1);
       const vocabChunk = options.vocabChunk ?? Math.max(1, Math.ceil(config.vocab_size / 3) + 1); // 3 tiles, last partial
-      model = await gemma4FromWeights(config, weights, { vocabChunk, tokenBlock: 7, placement: options.placement, hostChunkBytes: options.hostChunkBytes });
+      model = await gemma4FromWeights(config, weights, { vocabChunk, tokenBlock: 7, kernels: options.kernels, placement: options.placement, hostChunkBytes: options.hostChunkBytes });
+      if (options.kernels) expect(model.storage.kernels.name).toBe(options.kernels);
       ids = testIds(T, config.vocab_size);
       const logits = forwardLogits(model, { ids: [ids] });
       expect(logits.shape).toEqual([1, T, config.vocab_size]);
