@@ -2,6 +2,7 @@
 // per-position log-probabilities. A native abort ends the child, not the caller. See llama-worker.mjs.
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import { defaultGgmlThreads } from "@owntune/ggml";
 
 export interface LlamaRequest {
   modelPath: string;
@@ -10,6 +11,7 @@ export interface LlamaRequest {
   adapterScale?: number;
   texts: string[];
   contextSize?: number;
+  /** llama.cpp's threads (default: OWNTUNE_GGML_THREADS, else one per core, as our own ggml kernels). */
   threads?: number;
   /** Token ids to ask llama.cpp about: the reply's `eogIds` lists those it treats as end-of-generation. */
   eogCandidates?: number[];
@@ -50,6 +52,8 @@ export function runLlama(req: LlamaRequest, timeoutMs = 300_000): Promise<LlamaR
       const why = signal ? `killed by ${signal}` : `exited with code ${code}`;
       resolve({ ok: false, stage: "crash", error: `llama.cpp's process ${why}`, logs: stderr.trim().split("\n").slice(-20) });
     });
-    child.send(req);
+    // ggml's thread pool spins while it waits: with more threads than idle cores (other processes
+    // busy) one decode step took 0.7 s instead of 16 ms here. The knob that sizes our kernels sizes it.
+    child.send({ ...req, threads: req.threads ?? defaultGgmlThreads() });
   });
 }

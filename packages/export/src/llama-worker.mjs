@@ -75,6 +75,7 @@ async function run(req) {
     /** @type {any[]} */
     const out = [];
     for await (const token of seq.evaluate(/** @type {any} */ (prompt), { temperature: 0 })) {
+      if (model.isEogToken(token)) break;
       out.push(token);
       if (out.length >= req.generate.maxTokens) break;
     }
