@@ -2,7 +2,7 @@
 // per-position log-probabilities. A native abort ends the child, not the caller. See llama-worker.mjs.
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { defaultGgmlThreads } from "@owntune/ggml";
+import { defaultGgmlThreads, nodeLlamaCppBinDir } from "@owntune/ggml";
 
 export interface LlamaRequest {
   modelPath: string;
@@ -54,6 +54,7 @@ export function runLlama(req: LlamaRequest, timeoutMs = 300_000): Promise<LlamaR
     });
     // ggml's thread pool spins while it waits: with more threads than idle cores (other processes
     // busy) one decode step took 0.7 s instead of 16 ms here. The knob that sizes our kernels sizes it.
-    child.send({ ...req, threads: req.threads ?? defaultGgmlThreads() });
+    const bin = nodeLlamaCppBinDir();
+    child.send({ ...req, threads: req.threads ?? defaultGgmlThreads(), binDir: "dir" in bin ? bin.dir : undefined });
   });
 }

@@ -1,12 +1,20 @@
 // @ts-check
-// Child process that runs llama.cpp through node-llama-cpp 3.21.1 for `verify`: some inputs make
-// llama.cpp abort its whole process (spec/gemma4.md §3.6, §10), so it never runs inside the
-// caller. Fully offline: prebuilt binaries only, CPU, F32 KV cache, flash attention off.
+// Child process that runs llama.cpp as node-llama-cpp 3.21.1 ships it, for `verify` and samples: some
+// inputs make llama.cpp abort its whole process (spec/gemma4.md §3.6, §10), so it never runs inside
+// the caller. Fully offline: prebuilt binaries only, CPU, F32 KV cache, flash attention off.
+// Log-probabilities come from libllama's logits directly (llama-direct.mjs) where it binds, else from
+// node-llama-cpp's per-position probabilities; generation always goes through node-llama-cpp.
 // Protocol: one JSON request on IPC, one JSON reply, then exit. Plain JS so it forks without a loader.
 import { getLlama, LlamaLogLevel } from "node-llama-cpp";
 
 /** @param {any} req */
 async function run(req) {
+  // Log-probabilities straight from libllama's logits where it binds (see llama-direct.mjs); generation,
+  // and any library that does not bind, through node-llama-cpp.
+  if (!req.generate && req.binDir && process.env.OWNTUNE_LLAMA_DIRECT !== "0") {
+    const direct = await import("./llama-direct.mjs").then((m) => m.directLlama(req)).catch(() => undefined);
+    if (direct) return direct;
+  }
   /** @type {string[]} */
   const logs = [];
   const llama = await getLlama({
