@@ -27,7 +27,15 @@ export interface LlamaTextResult {
 }
 
 export type LlamaReply =
-  | { ok: true; results: LlamaTextResult[]; eogIds?: number[]; generated?: { tokens: number[]; text: string }; logs: string[] }
+  | {
+      ok: true;
+      results: LlamaTextResult[];
+      eogIds?: number[];
+      generated?: { tokens: number[]; text: string };
+      logs: string[];
+      /** Where the log-probabilities came from: libllama's logits (llama-direct.mjs) or node-llama-cpp's probabilities. */
+      via: "libllama" | "node-llama-cpp";
+    }
   | { ok: false; stage: "load" | "context" | "run" | "crash"; error: string; logs: string[] };
 
 const WORKER = fileURLToPath(new URL("./llama-worker.mjs", import.meta.url));

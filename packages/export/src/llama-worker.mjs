@@ -94,7 +94,7 @@ async function run(req) {
   await context.dispose();
   await model.dispose();
   await llama.dispose();
-  return { ok: true, results, eogIds, generated, logs };
+  return { ok: true, results, eogIds, generated, logs, via: "node-llama-cpp" };
 }
 
 process.once("message", (req) => {
