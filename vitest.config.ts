@@ -4,7 +4,7 @@ import { defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
 
 const source = { resolve: { conditions: ["@owntune/source"] }, ssr: { resolve: { conditions: ["@owntune/source"] } } };
-const packages = ["ggml", "model", "curate", "lora", "export", "cli"];
+const packages = ["core", "tokenizer", "ggml", "model", "curate", "lora", "export", "cli"];
 
 /**
  * The files that take minutes, longest first (measured on 2 cores). Vitest orders by the previous

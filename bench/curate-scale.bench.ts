@@ -13,7 +13,7 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { loadDefaultTokenizer } from "@owntune/model/core";
+import { loadDefaultTokenizer } from "@owntune/tokenizer";
 import { mulberry32, PACK_WINDOW_ITEMS, planRows } from "@owntune/curate";
 import { makeDocs, realTextJsonl, writeSyntheticJsonl } from "./corpora.js";
 
@@ -147,17 +147,17 @@ async function packingWindows(): Promise<void> {
 }
 
 /**
- * What a curate worker thread loads: the whole model package (TensorFlow.js included), as before, or
- * the TensorFlow.js-free entry it imports now; three fresh processes each, best figure.
+ * What a curate worker thread loads: the whole model package (TensorFlow.js included) as before, or only
+ * its own imports (@owntune/core and @owntune/tokenizer) as now; three fresh processes each, best figure.
  */
 async function workerImports(): Promise<void> {
-  for (const entry of ["@owntune/model", "@owntune/model/core"]) {
+  for (const [entry, label] of [["@owntune/model", "+ @owntune/model"], ["", "core + tokenizer"]] as const) {
     const runs: Array<{ importSeconds: number; tokenizerSeconds: number; rssMiB: number }> = [];
     for (let i = 0; i < 3; i++) {
-      const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=@owntune/source", "--import", "tsx", join(here, "import-child.ts"), entry], { cwd: root });
+      const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=@owntune/source", "--import", "tsx", join(here, "import-child.ts"), ...(entry ? [entry] : [])], { cwd: root });
       runs.push(JSON.parse(stdout.trim().split("\n").pop()!));
     }
     const best = (k: "importSeconds" | "tokenizerSeconds" | "rssMiB") => Math.min(...runs.map((r) => r[k]));
-    console.log(`worker imports ${entry.padEnd(20)} ${best("importSeconds").toFixed(2)} s, tokenizer load + first encode ${best("tokenizerSeconds").toFixed(2)} s, RSS ${best("rssMiB").toFixed(0)} MiB`);
+    console.log(`worker imports ${label.padEnd(20)} ${best("importSeconds").toFixed(2)} s, tokenizer load + first encode ${best("tokenizerSeconds").toFixed(2)} s, RSS ${best("rssMiB").toFixed(0)} MiB`);
   }
 }

@@ -20,7 +20,7 @@ import {
   shingleHashes,
   type Example,
 } from "@owntune/curate";
-import { loadDefaultTokenizer } from "@owntune/model";
+import { loadDefaultTokenizer } from "@owntune/tokenizer";
 
 const WORDS = (
   "the of and to in that it with as for was on be by this are from at or an have not but they which one you were all we " +

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readShard, writeShard, type PackedRow } from "@owntune/curate";
-import { isUserError } from "@owntune/model";
+import { isUserError } from "@owntune/core";
 
 const SEQ_LEN = 2048;
 

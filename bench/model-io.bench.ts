@@ -6,7 +6,8 @@ import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { FastEncoder, GemmaTokenizer, defaultTokenizerDir, roundToBf16, withSafetensors, writeSafetensors, type FloatDtype } from "@owntune/model";
+import { roundToBf16, withSafetensors, writeSafetensors, type FloatDtype } from "@owntune/core";
+import { defaultTokenizerDir, FastEncoder, GemmaTokenizer } from "@owntune/tokenizer";
 
 function seconds(fn: () => void): number {
   const t = performance.now();

@@ -14,24 +14,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync } fro
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import {
-  configToJson,
-  describeBackend,
-  expectedTensors,
-  gemma4E2b,
-  gemma4E4b,
-  initBackend,
-  ChunkedRows,
-  FileRows,
-  initModel,
-  loadGemma4,
-  loadModelDir,
-  openCheckpoint,
-  parseGemma4Config,
-  readGemma4Config,
-  scoreIds,
-  type Gemma4Config,
-} from "@owntune/model";
+import { ChunkedRows, configToJson, describeBackend, expectedTensors, FileRows, gemma4E2b, gemma4E4b, initBackend, initModel, loadGemma4, loadModelDir, openCheckpoint, parseGemma4Config, readGemma4Config, scoreIds, type Gemma4Config } from "@owntune/model";
 
 const CHILD = "OWNTUNE_BENCH_MEMORY_CHILD";
 const S = "sliding_attention";

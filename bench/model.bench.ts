@@ -3,20 +3,7 @@
 // measured in the same run. (Memory of real-size models: model-memory.bench.ts.)
 // Each result is checked before it is timed.
 import * as tf from "@tensorflow/tfjs";
-import {
-  baseWeight,
-  countParameters,
-  describeBackend,
-  gemma4FromWeights,
-  gemma4Tiny,
-  initBackend,
-  lastTokenLogits,
-  linear,
-  lmLoss,
-  randomWeights,
-  type Gemma4Config,
-  type Gemma4Model,
-} from "@owntune/model";
+import { baseWeight, countParameters, describeBackend, gemma4FromWeights, gemma4Tiny, initBackend, lastTokenLogits, linear, lmLoss, randomWeights, type Gemma4Config, type Gemma4Model } from "@owntune/model";
 import { bench100m, besideRaw, best, forwardFlops, rawMatMul, THREADS } from "./common.js";
 
 /**

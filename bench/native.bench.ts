@@ -22,33 +22,7 @@ import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { GgmlMatrix, ggmlRuntime, nodeLlamaCppBinDir } from "@owntune/ggml";
 import { exportDir, exportGguf, openGgufTensorSource, readTokenizerFiles, resetQuantizerChoice } from "@owntune/export";
-import {
-  configToJson,
-  countParameters,
-  describeBackend,
-  describeStorage,
-  expectedTensors,
-  gemma4_31b,
-  gemma4E2b,
-  gemma4E4b,
-  gemma4Tiny,
-  initBackend,
-  initModel,
-  loadGemma4,
-  loadModelDir,
-  layerSpecs,
-  lmLoss,
-  parseGemma4Config,
-  randomTensor,
-  recomputeByDefault,
-  scoreIds,
-  type BaseDtype,
-  type Gemma4Config,
-  type Gemma4Model,
-  type LoadOptions,
-  type TensorFileRows,
-  type TensorSource,
-} from "@owntune/model";
+import { configToJson, countParameters, describeBackend, describeStorage, expectedTensors, gemma4_31b, gemma4E2b, gemma4E4b, gemma4Tiny, initBackend, initModel, layerSpecs, lmLoss, loadGemma4, loadModelDir, parseGemma4Config, randomTensor, recomputeByDefault, scoreIds, type BaseDtype, type Gemma4Config, type Gemma4Model, type LoadOptions, type TensorFileRows, type TensorSource } from "@owntune/model";
 import { LORA_TARGET_MODULES } from "@owntune/lora";
 import { bench100m, forwardFlops } from "./common.js";
 

@@ -12,23 +12,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { AdamW, accumulateGradients, clipGradients, estimateMemory, globalNorm, LoraState, loraSchema, planLora, type MicroBatch } from "@owntune/lora";
-import {
-  configToJson,
-  countParameters,
-  describeBackend,
-  gemma4E2b,
-  gemma4Tiny,
-  gemma4_31b,
-  initBackend,
-  initModel,
-  loadGemma4,
-  openCheckpoint,
-  parseGemma4Config,
-  describeStorage,
-  recomputeByDefault,
-  type Gemma4Config,
-  type StoragePlan,
-} from "@owntune/model";
+import { configToJson, countParameters, describeBackend, describeStorage, gemma4_31b, gemma4E2b, gemma4Tiny, initBackend, initModel, loadGemma4, openCheckpoint, parseGemma4Config, recomputeByDefault, type Gemma4Config, type StoragePlan } from "@owntune/model";
 import { bench100m, forwardFlops, rawMatMul, THREADS } from "./common.js";
 
 const CHILD = "OWNTUNE_BENCH_TRAIN_CHILD";

@@ -4,7 +4,8 @@
 // LM head over the full 262,144 × 1,536 embedding held on the host as f32 or bf16 tiles. Each placement's
 // output is checked against the device result (bf16: against the device result on bf16-rounded weights).
 import * as tf from "@tensorflow/tfjs";
-import { baseWeight, describeBackend, EmbeddingTable, fillNormal, initBackend, linear, roundToBf16, seededRandom, type BaseWeight } from "@owntune/model";
+import { fillNormal, roundToBf16, seededRandom } from "@owntune/core";
+import { baseWeight, describeBackend, EmbeddingTable, initBackend, linear, type BaseWeight } from "@owntune/model";
 
 const THREADS = Number(process.env.OWNTUNE_WASM_THREADS ?? 1);
 

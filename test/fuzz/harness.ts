@@ -6,8 +6,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isUserError } from "@owntune/model";
-import { startModuleWorker } from "@owntune/model/worker-thread";
+import { isUserError, startModuleWorker } from "@owntune/core";
 
 /** A parser under test: a valid input, and how one (mutated) input is parsed in full. */
 export interface FuzzTarget {

@@ -1,5 +1,5 @@
 // Flag values: integers must be exact (at most 2^53 − 1), so a huge number is refused, not rounded.
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { intFlag, numberFlag } from "./cli-io.js";
 

@@ -3,7 +3,7 @@
 // 0 success, 2 bad usage / config / input (one located line), 1 anything else (stack with --debug).
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { isRunFailure, isUserError, removePendingTemps } from "@owntune/model";
+import { isRunFailure, isUserError, removePendingTemps } from "@owntune/core";
 import { Command, CommanderError } from "commander";
 import { registerCurate } from "./commands/curate.js";
 import { deliverInterrupt } from "./interrupt.js";

@@ -4,7 +4,9 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { BASE_DTYPES, claimOutputDir, GEMMA3_TOKENIZER_WRITTEN_WARNING, initModel, isUserError, MODEL_MARKER_FILE, presetNames, presets, UserError, type Progress } from "@owntune/model";
+import { GEMMA3_TOKENIZER_WRITTEN_WARNING } from "@owntune/tokenizer";
+import { claimOutputDir, isUserError, MODEL_MARKER_FILE, UserError, type Progress } from "@owntune/core";
+import { BASE_DTYPES, initModel, presetNames, presets } from "@owntune/model";
 import { z } from "zod";
 
 /** Marker written in an init-created model: what it was made from, to decide whether to reuse it. */

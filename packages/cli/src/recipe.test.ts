@@ -1,7 +1,7 @@
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { loadRecipe, parseRecipe, parseSets, recipeJsonSchema, resolveRecipePath } from "./recipe.js";
 import { defaultStageDir, stageOutDir } from "./run.js";

@@ -3,19 +3,7 @@
 // the schema. Every problem is reported at once, each as `file:line: field: message`.
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
-import {
-  ConfigError,
-  didYouMean,
-  formatProblems,
-  knownKeysAt,
-  parseLocated,
-  schemaAt,
-  schemaDef,
-  UserError,
-  validateLocated,
-  type ConfigProblem,
-  type LocatedSource,
-} from "@owntune/model";
+import { ConfigError, didYouMean, formatProblems, knownKeysAt, parseLocated, schemaAt, schemaDef, UserError, validateLocated, type ConfigProblem, type LocatedSource } from "@owntune/core";
 import { parse as parseYamlValue } from "yaml";
 import { z } from "zod";
 import { modelSection } from "./recipe-model.js";

@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { silentProgress, UserError } from "@owntune/model";
+import { silentProgress, UserError } from "@owntune/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadRecipe } from "./recipe.js";
 import { runRecipe } from "./run.js";

@@ -1,7 +1,7 @@
 // `owntune run`: executes a recipe's stages in order, each stage's output feeding the next.
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { claimOutputDir, isUserError, UserError, type Progress } from "@owntune/model";
+import { claimOutputDir, isUserError, UserError, type Progress } from "@owntune/core";
 import { ensureInitModel } from "./recipe-model.js";
 import { resolveRecipePath, type LoadedRecipe } from "./recipe.js";
 import { stages } from "./stages/index.js";

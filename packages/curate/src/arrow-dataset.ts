@@ -3,7 +3,7 @@
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { DataType, Field, FixedSizeList, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, tableFromIPC } from "apache-arrow";
-import { openAtomic, UserError, type AtomicFile } from "@owntune/model/core";
+import { openAtomic, UserError, type AtomicFile } from "@owntune/core";
 import { arrowIpcProblem, bufferSource } from "./arrow-ipc-check.js";
 import { DATASET_FORMAT_VERSION } from "./manifest.js";
 import { batchProblem } from "./readers/arrow.js";

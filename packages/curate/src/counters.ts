@@ -2,7 +2,7 @@
 // reason with a few samples each, malformed rows, PII found, and token-length tallies for the report.
 // Shards keep their own and the merge adds them up in shard order, so every figure (and every sample,
 // the first ones in input order) matches a single-process run.
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { FILTER_ORDER } from "./filters/index.js";
 import type { DroppedSample } from "./report.js";
 

@@ -1,7 +1,7 @@
 // Loss masks from message roles alone, checked on the Gemma template (shipped with the tokenizer) and
 // on ChatML: every run of trained tokens must decode to exactly one assistant message followed by
 // the template's end-of-turn marker, as the published formats define them; nothing else is trained.
-import { ChatTemplate, loadDefaultTokenizer, type GemmaTokenizer } from "@owntune/model/core";
+import { ChatTemplate, loadDefaultTokenizer, type GemmaTokenizer } from "@owntune/tokenizer";
 import { beforeAll, describe, expect, it } from "vitest";
 import { formatChat, formatExample, type FormatTokenizer } from "./format.js";
 import { RowError, type Message } from "./records.js";

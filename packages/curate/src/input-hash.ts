@@ -4,7 +4,7 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 
 async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
   const h = createHash("sha256");

@@ -4,7 +4,7 @@
 // 1/N of the bytes, and the merge still numbers every row as one process would.
 import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import type { CurateConfig } from "./config.js";
 import { formatFromName, type FileFormat } from "./readers/index.js";
 

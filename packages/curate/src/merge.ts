@@ -4,7 +4,7 @@
 // order (an out-of-core sort) into the Arrow shards. Same bytes as one process with every row in memory.
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError, type Progress } from "@owntune/model/core";
+import { UserError, type Progress } from "@owntune/core";
 import type { DuckDBDataChunk, DuckDBBlobValue } from "@duckdb/node-api";
 import { CurateCounters, emptyDatasetError } from "./counters.js";
 import { NEAR_DEDUP_AT } from "./dedup-steps.js";

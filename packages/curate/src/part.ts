@@ -6,7 +6,7 @@
 // Columns are documented in docs/curate-at-scale.md; merge-sql/ reads them by these names.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError, writeFileAtomic } from "@owntune/model/core";
+import { UserError, writeFileAtomic } from "@owntune/core";
 import type { DuckDBAppender } from "@duckdb/node-api";
 import type { CountersJson } from "./counters.js";
 import { runSql, sqlString, type Engine } from "./duckdb.js";

@@ -5,7 +5,7 @@
 // with the same bytes out. The dataset folder is written under a temporary name and renamed at the end.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { defaultThreadCount, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/model/core";
+import { defaultThreadCount, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/core";
 import type { CurateConfig } from "./config.js";
 import { CurateCounters, emptyDatasetError } from "./counters.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";

@@ -1,7 +1,7 @@
 // The first step of curation: read the input pieces in order, hand blocks of rows to the worker threads
 // (raw JSONL lines are parsed there, so the main thread only finds line ends), and take their results
 // back in order: each row gets its index in input order, drops are counted, kept examples go on.
-import { UserError, type Progress } from "@owntune/model/core";
+import { UserError, type Progress } from "@owntune/core";
 import type { CurateConfig } from "./config.js";
 import type { CurateCounters } from "./counters.js";
 import type { InputPiece } from "./input-plan.js";

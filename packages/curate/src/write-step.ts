@@ -2,7 +2,7 @@
 // and report.html, all inside the dataset's temporary folder (renamed into place by the caller).
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { writeFileAtomic } from "@owntune/model/core";
+import { writeFileAtomic } from "@owntune/core";
 import { ShardWriter } from "./arrow-dataset.js";
 import type { CurateConfig } from "./config.js";
 import type { CurateCounters } from "./counters.js";

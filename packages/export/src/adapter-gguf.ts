@@ -3,7 +3,8 @@
 // `.lora_b` [r, out] per adapted weight — PEFT's lora_A [r, in] and lora_B [out, r] bytes as they
 // are. Reference: spec/gguf.md §4.
 import { basename } from "node:path";
-import { expectedTensors, UserError, type Gemma4Config, type Progress } from "@owntune/model";
+import { UserError, type Progress } from "@owntune/core";
+import { expectedTensors, type Gemma4Config } from "@owntune/model";
 import type { AdapterWeights } from "@owntune/lora";
 import { gguf, type GgufEntry } from "./gguf-format.js";
 import { writeGguf, type GgufTensorInput, type WriteGgufResult } from "./gguf-writer.js";

@@ -1,7 +1,8 @@
 // One export stage: a model folder (and optionally a PEFT adapter) → an export folder holding
 // `model-<QUANT>.gguf`, `adapter.gguf`, `merged/`, `Modelfile` and `verify.json` (design.md "Files").
 import { basename, join, relative } from "node:path";
-import { loadModelDir, silentProgress, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/model";
+import { silentProgress, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/core";
+import { loadModelDir } from "@owntune/model";
 import { readPeftAdapter, type AdapterWeights } from "@owntune/lora";
 import { exportAdapterGguf } from "./adapter-gguf.js";
 import { assertLlamaCppCanRun, exportGguf } from "./export-gguf.js";

@@ -5,7 +5,8 @@ import { mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gguf as hfGguf } from "@huggingface/gguf";
-import { parseGemma4Config, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { parseGemma4Config } from "@owntune/model";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportGguf } from "./export-gguf.js";

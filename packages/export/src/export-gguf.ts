@@ -2,7 +2,8 @@
 // renamed, converted or quantized per the chosen mix, streamed from its source (with a LoRA
 // adapter merged in on the way when given). Reference: spec/gemma4.md §5, spec/gguf.md §1–2.
 import { basename } from "node:path";
-import { expectedTensors, llamaCppKvShareProblem, UserError, type Gemma4Config, type Progress, type TensorSource } from "@owntune/model";
+import { UserError, type Progress } from "@owntune/core";
+import { expectedTensors, llamaCppKvShareProblem, type Gemma4Config, type TensorSource } from "@owntune/model";
 import { mergedRows, type AdapterWeights } from "@owntune/lora";
 import type { GgufEntry } from "./gguf-format.js";
 import { gemma4Entries, generalEntries, ropeFreqs } from "./gguf-metadata.js";

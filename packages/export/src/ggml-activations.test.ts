@@ -2,7 +2,8 @@
 // the activation rounding bit for bit, the fp16 GELU table entry for entry, and whole quantized
 // products: deq(W)·round(x) must equal ggml's mul_mat to float32 summation noise, for every weight type.
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, seededRandom } from "@owntune/model";
+import { seededRandom } from "@owntune/core";
+import { initBackend } from "@owntune/model";
 import { beforeAll, describe, expect, it } from "vitest";
 import { activationRounding, ggmlGelu, ggmlGeluRows, ggmlGeluTable, roundActivationRows, roundActivations } from "./ggml-activations.js";
 import { fp16ToFp32 } from "./quant/fp16.js";

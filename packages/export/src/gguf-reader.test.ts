@@ -3,7 +3,7 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { readGgufHeader } from "./gguf-reader.js";
 

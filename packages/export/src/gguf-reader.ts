@@ -3,7 +3,7 @@
 // anything is allocated, so a corrupt or hostile file is a UserError, never a crash or a huge
 // allocation. Reference: spec/gguf.md §1 (the checks mirror ggml/src/gguf.cpp's gguf_init_from_file).
 import { open, stat, type FileHandle } from "node:fs/promises";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_TYPE_NAMES, GgufValueType, scalarSize, type GgufEntry, type GgufScalar, type GgufScalarType } from "./gguf-format.js";
 import { GGML_TYPE_COUNT, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
 import { canDequantize, dequantizeTensor } from "./quant/quantize.js";

@@ -2,7 +2,8 @@
 // float32 exactly as ggml does: what our forward pass reads when checking llama.cpp on the same
 // numbers. Reference: tensor-names.ts (the one HF↔GGUF table), quant/quantize.ts.
 import { open } from "node:fs/promises";
-import { UserError, type TensorSource } from "@owntune/model";
+import type { TensorSource } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { assertDecodable, readGgufHeader, type GgufHeader, type GgufTensorInfo } from "./gguf-reader.js";
 import { GgmlType, ggmlNBytes, ggmlTypeName } from "./quant/ggml-types.js";
 import { dequantizeTensor } from "./quant/quantize.js";

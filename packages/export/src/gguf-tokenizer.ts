@@ -4,7 +4,8 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readChatTemplateText, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { readChatTemplateText } from "@owntune/tokenizer";
 import { gguf, type GgufEntry } from "./gguf-format.js";
 
 /** llama_token_type values (tokenizer.ggml.token_type). */

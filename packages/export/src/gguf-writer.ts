@@ -10,7 +10,7 @@
 // whatever the model size —
 // provided each tensor input reads row ranges (a TensorSource with `readRows`); an input that can
 // only read whole tensors adds one tensor's float32 copy (a tensor at a time, never the model).
-import { defaultThreadCount, withAtomicFile, type AtomicFile, type Progress } from "@owntune/model";
+import { defaultThreadCount, withAtomicFile, type AtomicFile, type Progress } from "@owntune/core";
 import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GgufValueType, type GgufEntry, type GgufScalar } from "./gguf-format.js";
 import { ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
 import { quantizeRows } from "./quant/quantizer.js";

@@ -7,24 +7,8 @@
 import { existsSync } from "node:fs";
 import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  configToJson,
-  DTYPE_BYTES,
-  expectedTensors,
-  numElements,
-  planShards,
-  shardFileName,
-  SINGLE_WEIGHTS_FILE,
-  TEXT_PREFIX,
-  WEIGHTS_INDEX_FILE,
-  withAtomicDir,
-  writeFileAtomic,
-  writeSafetensors,
-  type FloatDtype,
-  type Gemma4Config,
-  type Progress,
-  type TensorSource,
-} from "@owntune/model";
+import { DTYPE_BYTES, numElements, withAtomicDir, writeFileAtomic, writeSafetensors, type FloatDtype, type Progress } from "@owntune/core";
+import { configToJson, expectedTensors, planShards, shardFileName, SINGLE_WEIGHTS_FILE, TEXT_PREFIX, WEIGHTS_INDEX_FILE, type Gemma4Config, type TensorSource } from "@owntune/model";
 import { mergedRows, type AdapterWeights } from "@owntune/lora";
 
 /** Files copied from the base model folder when present. */

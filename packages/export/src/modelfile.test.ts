@@ -5,7 +5,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ChatTemplate, specialTokenVariables, type ChatMessage } from "@owntune/model";
+import { ChatTemplate, specialTokenVariables, type ChatMessage } from "@owntune/tokenizer";
 import { afterAll, describe, expect, it } from "vitest";
 import { chatFormat, goChatTemplate, modelfileText, type RenderChat } from "./modelfile.js";
 import { gemmaTokenizerDir } from "./testing/fixtures.js";

@@ -2,7 +2,7 @@
 // chat template for system/user/assistant turns, and a stop PARAMETER per end-of-generation token.
 // The template is derived by rendering the HF (Jinja) template on sentinel messages and cutting the
 // text around them, so it follows whatever turn markers the model uses (Gemma 3's or Gemma 4's).
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 
 /** Renders messages with the model's chat template (as transformers' apply_chat_template). */
 export type RenderChat = (messages: Array<{ role: string; content: string }>, addGenerationPrompt: boolean) => string;

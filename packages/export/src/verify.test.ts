@@ -6,7 +6,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ABLATIONS, loadDefaultTokenizer, memoryTensorSource, type GemmaTokenizer } from "@owntune/model";
+import { loadDefaultTokenizer, type GemmaTokenizer } from "@owntune/tokenizer";
+import { ABLATIONS, memoryTensorSource } from "@owntune/model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportGguf } from "./export-gguf.js";
 import { openGgufTensorSource } from "./gguf-source.js";

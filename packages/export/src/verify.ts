@@ -8,7 +8,8 @@
 //  3. weights: each GGUF tensor against the model folder's (merged with the adapter when the export
 //     merged it), within the error the type's rounding or quantization allows.
 // Reference: design.md "The external oracle", spec/gemma4.md §10, spec/gguf.md §5.
-import { expectedTensors, writeFileAtomic, type Gemma4Config, type TensorSource } from "@owntune/model";
+import { writeFileAtomic } from "@owntune/core";
+import { expectedTensors, type Gemma4Config, type TensorSource } from "@owntune/model";
 import type { AdapterWeights } from "@owntune/lora";
 import { ggufValue, type GgufHeader } from "./gguf-reader.js";
 import { openGgufTensorSource } from "./gguf-source.js";

@@ -2,7 +2,8 @@
 // target ÷ their count, the same weighting as training) and its perplexity, and greedy sample
 // generations from given prompts with the adapter as it stands.
 import * as tf from "@tensorflow/tfjs";
-import { generate, lmLoss, type Gemma4Model, type GemmaTokenizer, type LoraLayers } from "@owntune/model";
+import type { GemmaTokenizer } from "@owntune/tokenizer";
+import { generate, lmLoss, type Gemma4Model, type LoraLayers } from "@owntune/model";
 import type { CuratedDataset } from "@owntune/curate";
 import { microBatches, RowStream } from "./train-data.js";
 

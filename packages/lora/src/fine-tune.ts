@@ -5,26 +5,8 @@
 import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
-import {
-  countParameters,
-  describeBackend,
-  describeStorage,
-  layerSpecs,
-  recomputeByDefault,
-  selectKernels,
-  type BaseDtype,
-  type KernelName,
-  initBackend,
-  isUserError,
-  loadGemma4,
-  loadModelDir,
-  planStorage,
-  removeStaleTemps,
-  RunFailure,
-  silentProgress,
-  UserError,
-  type Progress,
-} from "@owntune/model";
+import { isUserError, removeStaleTemps, RUN_FORMAT, RunFailure, silentProgress, UserError, type Progress } from "@owntune/core";
+import { countParameters, describeBackend, describeStorage, initBackend, layerSpecs, loadGemma4, loadModelDir, planStorage, recomputeByDefault, selectKernels, type BaseDtype, type KernelName } from "@owntune/model";
 import { CuratedDataset } from "@owntune/curate";
 import { AdamW } from "./adamw.js";
 import { LoraState, loraScaling } from "./lora-state.js";
@@ -42,7 +24,6 @@ import {
   readRunRecord,
   REPORT_FILE,
   RUN_FILE,
-  RUN_FORMAT,
   RUN_FORMAT_VERSION,
   SAMPLES_FILE,
   sha256Text,

@@ -2,8 +2,8 @@
 // last losses from metrics.jsonl, each checkpoint with its files' sha256 checked, and the adapter.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isUserError } from "@owntune/model";
-import { ADAPTER_DIR, METRICS_FILE, readJsonl, readRunRecord, RUN_FILE, RUN_FORMAT, type RunRecord } from "./run-dir.js";
+import { isUserError, RUN_FORMAT } from "@owntune/core";
+import { ADAPTER_DIR, METRICS_FILE, readJsonl, readRunRecord, RUN_FILE, type RunRecord } from "./run-dir.js";
 import { checkCheckpoint, listCheckpoints } from "./train-checkpoint.js";
 
 export interface RunInspection {

@@ -3,7 +3,8 @@
 // reads. Initialised as PEFT does: A ~ Kaiming-uniform with a = √5 (U(−1/√in, 1/√in)), B = 0, so the
 // adapter starts as the identity. Reference: peft tuners/lora/layer.py reset_lora_parameters.
 import * as tf from "@tensorflow/tfjs";
-import { seededRandom, type LoraLayers, type LoraTensors } from "@owntune/model";
+import type { LoraLayers, LoraTensors } from "@owntune/model";
+import { seededRandom } from "@owntune/core";
 import type { AdapterWeights, LoraPair } from "./adapter.js";
 import type { PlannedModule } from "./targets.js";
 

@@ -3,7 +3,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gemma4Tiny, UserError, writeSafetensors } from "@owntune/model";
+import { UserError, writeSafetensors } from "@owntune/core";
+import { gemma4Tiny } from "@owntune/model";
 import { afterAll, describe, expect, it } from "vitest";
 import { mergeLora } from "./merge.js";
 import { loraScale, parsePeftTensorName, readPeftAdapter, writePeftAdapter } from "./peft.js";
@@ -57,7 +58,7 @@ describe("PEFT adapter folders", () => {
     const { readFileSync } = await import("node:fs");
     const cfg = JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8"));
     expect(cfg).toMatchObject({ lora_dropout: 0.05, layers_to_transform: [0, 2], layers_pattern: "layers", target_modules: ["q_proj"], task_type: "CAUSAL_LM" });
-    const { withSafetensors } = await import("@owntune/model");
+    const { withSafetensors } = await import("@owntune/core");
     const names = await withSafetensors(join(dir, "adapter_model.safetensors"), async (f) => [...f.entries.keys()]);
     expect(names).toContain("base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
     const back = await readPeftAdapter(dir, config);

@@ -1,21 +1,12 @@
 // PEFT LoRA adapters on disk: `adapter_config.json` + `adapter_model.safetensors` with PEFT's tensor
-// names, read into and written from the in-memory `AdapterWeights` of @owntune/model. Shapes are
+// names, read into and written from the in-memory `AdapterWeights` (adapter.ts). Shapes are
 // checked against the base model's config, so an adapter for another model is a UserError naming
 // the tensor. Reference: huggingface/peft LoraConfig, save_pretrained / get_peft_model_state_dict.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  expectedTensors,
-  parseConfig,
-  UserError,
-  withAtomicDir,
-  withSafetensors,
-  writeFileAtomic,
-  writeSafetensors,
-  type FloatDtype,
-  type Gemma4Config,
-} from "@owntune/model";
+import { parseConfig, UserError, withAtomicDir, withSafetensors, writeFileAtomic, writeSafetensors, type FloatDtype } from "@owntune/core";
+import { expectedTensors, type Gemma4Config } from "@owntune/model";
 import { z } from "zod";
 import type { AdapterWeights, LoraPair } from "./adapter.js";
 

@@ -6,9 +6,8 @@ import { createHash } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { appendFile, open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { RUN_FORMAT, UserError, writeFileAtomic } from "@owntune/model";
+import { RUN_FORMAT, UserError, writeFileAtomic } from "@owntune/core";
 
-export { RUN_FORMAT } from "@owntune/model";
 export const RUN_FORMAT_VERSION = 1;
 export const RUN_FILE = "run.json";
 export const METRICS_FILE = "metrics.jsonl";

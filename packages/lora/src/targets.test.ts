@@ -1,6 +1,7 @@
 // Which modules get LoRA pairs: never a tensor a layer does not have (KV-shared layers' k/v, k=v
 // layers' v), selections by layer index and type, and the config errors around them.
-import { gemma4E2b, gemma4Tiny, gemma4_31b, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { gemma4_31b, gemma4E2b, gemma4Tiny } from "@owntune/model";
 import { describe, expect, it } from "vitest";
 import { describeSkipped, formatLayers, planLora } from "./targets.js";
 import { loraSchema, trainSchema } from "./train-config.js";

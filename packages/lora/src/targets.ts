@@ -2,7 +2,8 @@
 // k_proj/v_proj of their own (they read an earlier layer's K/V), and full layers with k=v have no
 // v_proj (V is the raw K projection). A target a layer lacks is skipped there, never created as a
 // tensor that nothing reads. Reference: spec/gemma4.md §1.1, §3.4, §3.6.
-import { expectedTensors, layerSpecs, UserError, type Gemma4Config } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { expectedTensors, layerSpecs, type Gemma4Config } from "@owntune/model";
 import type { LoraTargetModule } from "./adapter.js";
 import { selectedLayers, type LoraConfig } from "./train-config.js";
 

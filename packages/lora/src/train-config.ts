@@ -1,7 +1,7 @@
 // The training config: one strict zod schema for `owntune train --config T.yaml` (the keys without a
 // `train:` level) and the recipe's `train:` section. Defaults follow PEFT's LoraConfig and TRL's
 // SFTConfig where they exist (r 8, alpha 16, AdamW betas 0.9/0.999, eps 1e-8, max_grad_norm 1.0).
-import { didYouMean } from "@owntune/model";
+import { didYouMean } from "@owntune/core";
 import { z } from "zod";
 import { LORA_TARGET_MODULES } from "./adapter.js";
 

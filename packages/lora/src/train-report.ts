@@ -2,7 +2,7 @@
 // with the loss and eval-loss curves, the learning rate, throughput, the sample generations and the
 // run's settings. Written at the end of a run; `renderTrainReport` is pure for tests.
 import { join } from "node:path";
-import { writeFileAtomic } from "@owntune/model";
+import { writeFileAtomic } from "@owntune/core";
 import { escapeHtml } from "@owntune/curate";
 import { REPORT_FILE, type RunRecord } from "./run-dir.js";
 

@@ -5,7 +5,9 @@
 // the scheduled learning rate, log, and evaluate / checkpoint on schedule. Setup and the final outputs
 // live in fine-tune.ts.
 import * as tf from "@tensorflow/tfjs";
-import { lmLoss, RunFailure, type Gemma4Model, type GemmaTokenizer, type Progress } from "@owntune/model";
+import type { GemmaTokenizer } from "@owntune/tokenizer";
+import { RunFailure, type Progress } from "@owntune/core";
+import { lmLoss, type Gemma4Model } from "@owntune/model";
 import type { CuratedDataset, DataPosition } from "@owntune/curate";
 import { AdamW, clipGradients, globalNorm } from "./adamw.js";
 import { evaluate, sampleCompletions, type EvalResult, type Sample } from "./evaluate.js";

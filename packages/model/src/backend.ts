@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import type { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
-import { UserError } from "./errors.js";
+import { UserError } from "@owntune/core";
 
 /** The backends owntune knows, by their tfjs registry names. */
 export const BACKEND_NAMES = ["tensorflow", "wasm", "cpu"] as const;

@@ -2,10 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { roundToBf16, UserError, writeSafetensors } from "@owntune/core";
 import { openCheckpoint, shardFileName, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
-import { UserError } from "./errors.js";
-import { roundToBf16 } from "./float-convert.js";
-import { writeSafetensors } from "./safetensors.js";
 import { expectedTensors } from "./tensors.js";
 import { microConfig, writeMicroWeights } from "./test-fixtures.js";
 

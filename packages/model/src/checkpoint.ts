@@ -5,11 +5,9 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
+import { FLOAT_DTYPES, parseLocated, SafetensorsFile, UserError, type FloatDtype, type SafetensorsDtype, type SafetensorsEntry } from "@owntune/core";
 import type { Gemma4Config } from "./config.js";
-import { parseLocated } from "./config-errors.js";
-import { UserError } from "./errors.js";
 import type { TensorFileRows } from "./host-tables.js";
-import { FLOAT_DTYPES, SafetensorsFile, type FloatDtype, type SafetensorsDtype, type SafetensorsEntry } from "./safetensors.js";
 import { MULTIMODAL_TEXT_PREFIX, TEXT_PREFIX, type TensorSource } from "./tensors.js";
 import { formatShape, shapeProblems, singleCause } from "./weights-mismatch.js";
 

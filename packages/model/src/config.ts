@@ -2,8 +2,7 @@
 // from it. Field names are the HF names verbatim. Reference: spec/gemma4.md §1, §1.1, §3.6.
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { ConfigError, parseLocated, validateLocated } from "./config-errors.js";
-import { UserError } from "./errors.js";
+import { ConfigError, parseLocated, UserError, validateLocated } from "@owntune/core";
 
 export type LayerType = "sliding_attention" | "full_attention";
 

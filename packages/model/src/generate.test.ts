@@ -2,9 +2,10 @@
 // the sampler's distribution against the temperature / top-k / top-p definitions.
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { seededRandom } from "@owntune/core";
 import { forwardLogits } from "./gemma4.js";
 import { argmax, generate, sample } from "./generate.js";
-import { randomWeights, seededRandom } from "./init-weights.js";
+import { randomWeights } from "./init-weights.js";
 import { gemma4FromWeights, type Gemma4Model } from "./model.js";
 import { microConfig } from "./test-fixtures.js";
 import { describeBackends, testIds } from "./testing/check-model.js";

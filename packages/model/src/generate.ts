@@ -3,8 +3,8 @@
 // token budget. Reference: HF `generate` sampling order (temperature → top-k → top-p), mlx-lm generate.
 import * as tf from "@tensorflow/tfjs";
 import { randomInt } from "node:crypto";
+import { seededRandom } from "@owntune/core";
 import { lastTokenLogits, forwardHidden, type ForwardOptions } from "./gemma4.js";
-import { seededRandom } from "./init-weights.js";
 import { KvCache } from "./kv-cache.js";
 import type { Gemma4Model } from "./model.js";
 

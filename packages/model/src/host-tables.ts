@@ -4,7 +4,7 @@
 // the upload of widened values into a backend tensor without an intermediate copy on wasm.
 import { closeSync, openSync, readSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { bf16ToF32, f16ToF32, f32ToBf16 } from "./float-convert.js";
+import { bf16ToF32, f16ToF32, f32ToBf16 } from "@owntune/core";
 
 /** How a host table stores its values: float32, or bfloat16 bits (half the bytes; exact for bf16 checkpoints). */
 export type HostDtype = "f32" | "bf16";

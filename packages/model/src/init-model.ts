@@ -4,17 +4,13 @@
 import { existsSync } from "node:fs";
 import { copyFile, statfs } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { withAtomicDir, writeFileAtomic } from "./atomic-write.js";
+import { defaultTokenizerDir, loadDefaultTokenizer, loadTokenizer, type TokenizerIdentity } from "@owntune/tokenizer";
+import { DTYPE_BYTES, MODEL_MARKER_FILE, MODEL_MARKER_FORMAT, numElements, silentProgress, UserError, withAtomicDir, writeFileAtomic, writeSafetensors, type FloatDtype, type Progress, type TensorToWrite } from "@owntune/core";
 import { shardFileName, SINGLE_WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
 import { configToJson, countParameters, type Gemma4Config } from "./config.js";
-import { UserError } from "./errors.js";
-import { MODEL_MARKER_FILE, MODEL_MARKER_FORMAT } from "./output-dir.js";
 import { randomTensorChunks } from "./init-weights.js";
 import { checkTokenizerFits } from "./model-dir.js";
-import { silentProgress, type Progress } from "./progress.js";
-import { DTYPE_BYTES, numElements, writeSafetensors, type FloatDtype, type TensorToWrite } from "./safetensors.js";
 import { expectedTensors, TEXT_PREFIX, type TensorSpec } from "./tensors.js";
-import { defaultTokenizerDir, loadDefaultTokenizer, loadTokenizer, type TokenizerIdentity } from "./tokenizer.js";
 
 /** Shard size when none is given: transformers' default `max_shard_size` ("5GB" = 5·10⁹ bytes). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;

@@ -2,7 +2,7 @@
 // libraries through @owntune/ggml) when they load, else TensorFlow.js (wasm). `--kernels` / OWNTUNE_KERNELS
 // forces one; the choice and its reason are printed at start and recorded in run.json.
 import { BASE_DTYPES, ggmlRuntime, type BaseDtype, type GgmlRuntime } from "@owntune/ggml";
-import { UserError } from "./errors.js";
+import { UserError } from "@owntune/core";
 
 export const KERNEL_NAMES = ["native", "tfjs"] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];

@@ -2,13 +2,12 @@
 // finite differences of float64 code we wrote here from the formulas, on wasm and cpu.
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fillNormal, roundToBf16, seededRandom } from "@owntune/core";
 import { autoPlacement, baseWeight, linear, mm, WASM_DEVICE_WEIGHT_BUDGET, type BaseWeight } from "./linear.js";
 import { countParameters } from "./config.js";
 import { gemma4E2b, gemma4E4b, gemma4Tiny } from "./presets.js";
 import { describeBackends, expectClose } from "./testing/check-model.js";
 import { centralDiff, f64, sampleIndices } from "./testing/finite-diff.js";
-import { fillNormal, seededRandom } from "./init-weights.js";
-import { roundToBf16 } from "./float-convert.js";
 
 const randn = (n: number, key: string, std = 1) => fillNormal(new Float32Array(n), seededRandom(5, key), 0, std);
 

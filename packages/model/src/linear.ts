@@ -9,7 +9,7 @@
 // Under the native kernels (kernels.ts) a base weight lives in ggml memory instead (`nativeWeight`).
 import * as tf from "@tensorflow/tfjs";
 import { GgmlMatrix, type BaseDtype, type RowReader, type TransposedCopy } from "@owntune/ggml";
-import { bf16ToF32, f32ToBf16 } from "./float-convert.js";
+import { bf16ToF32, f32ToBf16 } from "@owntune/core";
 import { filledTensor } from "./host-tables.js";
 
 /** One LoRA pair as tensors: `a` = lora_A [rank, in], `b` = lora_B [out, rank]; either may be a tf.Variable. */

@@ -2,8 +2,7 @@
 // custom gradient, against float64 code written here from the formulas.
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { roundToBf16 } from "./float-convert.js";
-import { fillNormal, seededRandom } from "./init-weights.js";
+import { fillNormal, roundToBf16, seededRandom } from "@owntune/core";
 import { EmbeddingTable } from "./lm-head.js";
 import { describeBackends, expectClose } from "./testing/check-model.js";
 import { centralDiff, f64 } from "./testing/finite-diff.js";

@@ -2,11 +2,11 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_TOKENIZER_WARNING } from "@owntune/tokenizer";
+import { UserError } from "@owntune/core";
 import { configToJson } from "./config.js";
-import { UserError } from "./errors.js";
 import { loadModelDir, readGenerationConfig } from "./model-dir.js";
 import { microConfig, writeMicroWeights } from "./test-fixtures.js";
-import { DEFAULT_TOKENIZER_WARNING } from "./tokenizer.js";
 
 let root: string;
 beforeAll(async () => {

@@ -4,10 +4,10 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { gemma3TokenizerWarning, loadTokenizer, type GemmaTokenizer } from "@owntune/tokenizer";
+import { UserError } from "@owntune/core";
 import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { readGemma4Config, type Gemma4Config } from "./config.js";
-import { UserError } from "./errors.js";
-import { gemma3TokenizerWarning, loadTokenizer, type GemmaTokenizer } from "./tokenizer.js";
 
 /** The fields of `generation_config.json` this toolkit uses (others are kept in `raw`). */
 export interface GenerationConfig {

@@ -7,14 +7,13 @@
 import { totalmem } from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { baseDtypeBytes, type BaseDtype, type TransposedCopy } from "@owntune/ggml";
+import { silentProgress, UserError, type Progress } from "@owntune/core";
 import { layerSpecs, type Gemma4Config, type LayerSpec } from "./config.js";
-import { UserError } from "./errors.js";
 import { ChunkedRows, FileRows, type HostDtype, type RowTable } from "./host-tables.js";
 import { describeKernels, selectKernels, type KernelInfo, type KernelName } from "./kernels.js";
 import { DEVICE_EMBEDDING_MAX_BYTES, EmbeddingTable, type EmbeddingStorage, type TokenEmbedding } from "./lm-head.js";
 import { autoPlacement, baseWeight, F32_WEIGHT_MEMORY_SHARE, LinearWeights, nativeWeight, type WeightPlacement } from "./linear.js";
 import { NativeEmbedding } from "./native-head.js";
-import { silentProgress, type Progress } from "./progress.js";
 import { expectedTensors, memoryTensorSource, type TensorSource } from "./tensors.js";
 
 export { WASM_DEVICE_WEIGHT_BUDGET } from "./linear.js";

@@ -2,7 +2,7 @@
 // gradients against central finite differences of those, on wasm and cpu.
 import * as tf from "@tensorflow/tfjs";
 import { it } from "vitest";
-import { fillNormal, seededRandom } from "./init-weights.js";
+import { fillNormal, seededRandom } from "@owntune/core";
 import { gelu, maskedSoftmax, rmsNorm, rope } from "./ops.js";
 import { describeBackends, expectClose } from "./testing/check-model.js";
 import { centralDiff, f64 } from "./testing/finite-diff.js";

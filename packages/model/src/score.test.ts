@@ -3,12 +3,12 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { randomWeights } from "./init-weights.js";
 import * as tf from "@tensorflow/tfjs";
+import { fillNormal, seededRandom } from "@owntune/core";
 import { gemma4FromWeights, type Gemma4Model } from "./model.js";
 import { scoreIds } from "./score.js";
 import { microConfig } from "./test-fixtures.js";
 import { describeBackends, expectClose, testIds } from "./testing/check-model.js";
 import { referenceLogprobs } from "./testing/reference-gemma4.js";
-import { fillNormal, seededRandom } from "./init-weights.js";
 
 describeBackends("scoreIds", () => {
   const config = microConfig();

@@ -1,7 +1,7 @@
 // Small configs and on-disk checkpoints for tests (not exported from the package).
 import { parseGemma4Config, type Gemma4Config } from "./config.js";
 import { randomTensor } from "./init-weights.js";
-import { writeSafetensors, type FloatDtype, type TensorToWrite } from "./safetensors.js";
+import { writeSafetensors, type FloatDtype, type TensorToWrite } from "@owntune/core";
 import { expectedTensors } from "./tensors.js";
 
 /** Every dense feature of gemma4-tiny (sliding/full, k=v, PLE, KV sharing, double-wide MLP) at toy size. */

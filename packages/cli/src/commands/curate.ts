@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { curate, curateMerge, curateSchema, curateShard, parseShardSpec, type CurateConfigInput, type CurateSummary, type OutputFormat } from "@owntune/curate";
-import { claimOutputDir, isUserError, parseLocated, UserError, validateLocated, type LocatedSource } from "@owntune/model";
+import { claimOutputDir, isUserError, parseLocated, UserError, validateLocated, type LocatedSource } from "@owntune/core";
 import type { Command } from "commander";
 import { z } from "zod";
 import { commandIO, intFlag, numberFlag } from "../cli-io.js";

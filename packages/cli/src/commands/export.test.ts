@@ -1,6 +1,6 @@
 // --quant parsing: case-insensitive names, and a suggestion that prefers the same name written
 // without separators over the nearest by edit distance ("q4km" is Q4_K_M, not Q4_0).
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { parseQuant } from "./export.js";
 

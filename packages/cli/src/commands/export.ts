@@ -1,7 +1,7 @@
 // `owntune export --model DIR [--adapter DIR] --out DIR --quant TYPE [--merged] [--merged-dtype bf16|f32]
 //   [--adapter-gguf] [--no-merge] [--no-verify]`
 import { exportDir, isQuantMix, ourScore, QUANT_MIXES, type ExportDirResult } from "@owntune/export";
-import { claimOutputDir, didYouMean, UserError } from "@owntune/model";
+import { claimOutputDir, didYouMean, UserError } from "@owntune/core";
 import { Option, type Command } from "commander";
 import { commandIO, intFlag } from "../cli-io.js";
 import { readProbes } from "./verify.js";

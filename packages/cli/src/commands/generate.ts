@@ -1,6 +1,7 @@
 // `owntune generate --model DIR [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T]
 // [--top-k K] [--top-p P] [--seed S]`: continues a prompt with the hybrid KV cache, streaming the text.
-import { generate, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { generate } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO, intFlag, numberFlag } from "../cli-io.js";
 import { modelOptions, openModel, type ModelFlags } from "./model-session.js";

@@ -1,6 +1,6 @@
 // `owntune inspect PATH [--json]`: a summary of whatever PATH is, chosen by the inspectors below.
 import { statSync } from "node:fs";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import type { Command } from "commander";
 import { commandIO } from "../cli-io.js";
 import { datasetDirInspector } from "../inspectors/dataset-dir.js";

@@ -1,19 +1,7 @@
 // What `score` and `generate` share: pick and announce the backend, load a model folder and an optional
 // PEFT adapter, and put them on the backend.
-import {
-  describeBackend,
-  describeStorage,
-  initBackend,
-  loadGemma4,
-  loadModelDir,
-  parseBaseDtype,
-  parseKernelName,
-  selectKernels,
-  type BackendInfo,
-  type Gemma4Model,
-  type GemmaTokenizer,
-  type LoraLayers,
-} from "@owntune/model";
+import type { GemmaTokenizer } from "@owntune/tokenizer";
+import { describeBackend, describeStorage, initBackend, loadGemma4, loadModelDir, parseBaseDtype, parseKernelName, selectKernels, type BackendInfo, type Gemma4Model, type LoraLayers } from "@owntune/model";
 import { disposeLora, loraTensorsFrom, readPeftAdapter } from "@owntune/lora";
 import type { Command } from "commander";
 import type { CommandIO } from "../cli-io.js";

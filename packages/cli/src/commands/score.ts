@@ -1,7 +1,9 @@
 // `owntune score --model DIR [--adapter DIR] --input FILE.jsonl [--json]`: per-token log-probabilities and
 // mean NLL of each row under our forward pass (what `owntune verify` compares with llama.cpp).
 // Rows are `{"text": ...}` (tokenized with BOS, as the tokenizer says) or `{"ids": [...]}`.
-import { scoreIds, UserError, type GemmaTokenizer } from "@owntune/model";
+import type { GemmaTokenizer } from "@owntune/tokenizer";
+import { UserError } from "@owntune/core";
+import { scoreIds } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO, readJsonLines } from "../cli-io.js";
 import { modelOptions, openModel, type ModelFlags } from "./model-session.js";

@@ -4,7 +4,8 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { trainSchema } from "@owntune/lora";
-import { parseBaseDtype, parseKernelName, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { parseBaseDtype, parseKernelName } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO } from "../cli-io.js";
 import { parseWithOverrides } from "../recipe.js";

@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { exportAdapterGguf, ourScore, verifyGguf, type VerifyReport } from "@owntune/export";
 import { readPeftAdapter } from "@owntune/lora";
-import { clearStaleTemps, loadModelDir, UserError } from "@owntune/model";
+import { loadModelDir } from "@owntune/model";
+import { clearStaleTemps, UserError } from "@owntune/core";
 import type { Command } from "commander";
 import { commandIO, readJsonLines } from "../cli-io.js";
 

@@ -1,5 +1,5 @@
 // `owntune inspect FILE.safetensors`: metadata, tensor count, dtypes, sizes, and the tensors themselves.
-import { numElements, withSafetensors } from "@owntune/model";
+import { numElements, withSafetensors } from "@owntune/core";
 import { formatBytes, formatCount, type Inspector } from "./types.js";
 
 /** Tensors listed in human output before the rest are summarised (--json lists all). */

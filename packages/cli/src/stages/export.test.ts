@@ -1,5 +1,5 @@
 // The recipe's export section: defaults, the quant types it accepts, typos reported at their line.
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { parseRecipe } from "../recipe.js";
 

@@ -2,7 +2,7 @@
 // `adapter`) → GGUF, optional adapter.gguf and merged/, Modelfile, verified against llama.cpp.
 import { join } from "node:path";
 import { exportDir, ourScore, QUANT_MIXES } from "@owntune/export";
-import { RunFailure } from "@owntune/model";
+import { RunFailure } from "@owntune/core";
 import { z } from "zod";
 import type { StageDef } from "./types.js";
 

@@ -2,7 +2,7 @@
 // the section's `data`), writing a run directory whose adapter/ feeds the export stage. `owntune train`
 // runs the same code (`runTraining`).
 import { fineTune, trainSchema, type FineTuneOptions, type FineTuneResult } from "@owntune/lora";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { z } from "zod";
 import { withInterrupt } from "../interrupt.js";
 import type { StageDef } from "./types.js";

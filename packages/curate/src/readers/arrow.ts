@@ -4,7 +4,7 @@
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { DataType, RecordBatchReader, type Data, type RecordBatch } from "apache-arrow";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { arrowIpcProblem, fileSource } from "../arrow-ipc-check.js";
 import { toPlain, type SourceRow } from "./source-row.js";
 import { invalidUtf8Error, invalidUtf8Rows } from "./utf8-check.js";

@@ -3,7 +3,7 @@
 // .parquet/.jsonl shards, or a folder of .txt/.md files).
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { readArrow } from "./arrow.js";
 import { readCsv } from "./csv.js";
 import { readJsonl } from "./jsonl.js";

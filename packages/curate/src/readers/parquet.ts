@@ -3,7 +3,7 @@
 // hyparquet-compressors adds gzip, zstd, brotli and lz4.
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema, type FileMetaData } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { toPlain, type SourceRow } from "./source-row.js";
 import { findInvalidMarker, invalidUtf8Error, strictStringParsers } from "./utf8-check.js";
 

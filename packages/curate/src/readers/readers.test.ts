@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Field, Int32, List, Struct, Table, tableFromArrays, tableToIPC, Utf8, vectorFromArray } from "apache-arrow";
 import * as parquetWasm from "parquet-wasm/node";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readInput, type SourceRow } from "./index.js";
 

@@ -1,7 +1,7 @@
 // Our quantizers against ggml's reference ones (node-llama-cpp's libggml-base.so through FFI):
 // bytes must be identical, and dequantized values identical, on edge cases and random blocks.
 import { describe, expect, it } from "vitest";
-import { seededRandom } from "@owntune/model";
+import { seededRandom } from "@owntune/core";
 import { bf16ToFp32, fp16ToFp32, fp32ToBf16, fp32ToFp16, nearestInt, roundAway } from "./fp16.js";
 import { loadGgmlOracle } from "./ggml-oracle.js";
 import { GgmlType } from "./ggml-types.js";

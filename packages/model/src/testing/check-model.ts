@@ -3,6 +3,7 @@
 // every config must pass (reference match, cache = recompute, batching, packing, chunked loss).
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { roundToBf16 } from "@owntune/core";
 import { initBackend, type BackendName } from "../backend.js";
 import type { Gemma4Config } from "../config.js";
 import { forwardLogits, lmLoss } from "../gemma4.js";
@@ -10,7 +11,6 @@ import { randomWeights } from "../init-weights.js";
 import { KvCache } from "../kv-cache.js";
 import { gemma4FromWeights, type Gemma4Model } from "../model.js";
 import { expectedTensors } from "../tensors.js";
-import { roundToBf16 } from "../float-convert.js";
 import type { KernelName } from "../kernels.js";
 import type { WeightPlacement } from "../linear.js";
 import { referenceLogits } from "./reference-gemma4.js";

@@ -6,7 +6,7 @@ import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { Template } from "@huggingface/jinja";
-import { UserError } from "./errors.js";
+import { UserError } from "@owntune/core";
 
 /** One chat message; `content` is text or a list of parts (`{type: "text", text}`, `{type: "image"}`, …). */
 export interface ChatMessage {

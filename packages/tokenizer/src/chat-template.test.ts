@@ -4,8 +4,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { UserError } from "@owntune/core";
 import { ChatTemplate, readChatTemplateText, specialTokenVariables } from "./chat-template.js";
-import { UserError } from "./errors.js";
 import { loadDefaultTokenizer, type GemmaTokenizer } from "./tokenizer.js";
 
 let tok: GemmaTokenizer;

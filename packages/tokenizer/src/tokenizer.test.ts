@@ -4,7 +4,7 @@ import { copyFile, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { UserError } from "./errors.js";
+import { UserError } from "@owntune/core";
 import { defaultTokenizerDir, GemmaTokenizer, loadDefaultTokenizer, loadTokenizer } from "./tokenizer.js";
 
 let tok: GemmaTokenizer;

@@ -9,8 +9,8 @@ import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { beforeAll, describe, expect, it } from "vitest";
+import { seededRandom } from "@owntune/core";
 import { FastEncoder } from "./fast-encode.js";
-import { seededRandom } from "./init-weights.js";
 import { defaultTokenizerDir, loadDefaultTokenizer, type GemmaTokenizer } from "./tokenizer.js";
 
 const repo = join(dirname(fileURLToPath(import.meta.url)), "..", "..", "..");
