@@ -1,6 +1,8 @@
-// Conversions between float32 and the 16-bit floats checkpoints use: bfloat16 (the top half of a
-// float32) and IEEE 754 binary16. float32 → 16-bit rounds to nearest, ties to even, overflows to ±Inf
-// and keeps NaN a (quiet) NaN; 16-bit → float32 is exact. Reference: IEEE 754-2008 §4.3.1, §7.4.
+// Conversions between float32 and the 16-bit floats checkpoints and GGUF files use: bfloat16 (the top
+// half of a float32) and IEEE 754 binary16. float32 → 16-bit rounds to nearest, ties to even, overflows
+// to ±Inf and keeps NaN a quiet NaN; 16-bit → float32 is exact. Bit for bit what ggml computes on every
+// pattern (ggml-impl.h ggml_compute_fp32_to_fp16 / _fp16_to_fp32 / _fp32_to_bf16; tested against
+// libggml in export/src/quant/float16.test.ts). Reference: IEEE 754-2008 §4.3.1, §7.4.
 
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
@@ -24,7 +26,7 @@ export function bf16BitsToF32(h: number): number {
   return f32[0]!;
 }
 
-/** IEEE binary16 bits of `x`, rounded to nearest even; |x| ≥ 65520 becomes ±Inf; NaN stays NaN. */
+/** IEEE binary16 bits of `x`, rounded to nearest even; |x| ≥ 65520 becomes ±Inf; NaN becomes ±0x7e00. */
 export function f32ToF16Bits(x: number): number {
   f32[0] = x;
   return bitsToF16(u32[0]!);
@@ -34,7 +36,7 @@ function bitsToF16(bits: number): number {
   const sign = (bits >>> 16) & 0x8000;
   const exp = (bits >>> 23) & 0xff;
   const mant = bits & 0x7fffff;
-  if (exp === 0xff) return mant !== 0 ? sign | 0x7e00 | (mant >>> 13) : sign | 0x7c00; // NaN (quiet) or Inf
+  if (exp === 0xff) return mant !== 0 ? sign | 0x7e00 : sign | 0x7c00; // NaN (ggml's quiet NaN, payload dropped) or Inf
   const e = exp - 112; // binary16 biased exponent (bias 15 vs 127)
   if (e >= 31) return sign | 0x7c00; // ≥ 2^16: beyond every rounding of the largest finite half
   if (e <= 0) {
@@ -68,7 +70,7 @@ function f16ToF32Table(): Float32Array {
     const exp = (h >>> 10) & 0x1f;
     const mant = h & 0x3ff;
     if (exp === 0) table[h] = (sign ? -1 : 1) * mant * 2 ** -24; // zero and subnormals
-    else if (exp === 31) bits[h] = sign | 0x7f800000 | (mant << 13); // Inf and NaN (payload kept)
+    else if (exp === 31) bits[h] = sign | 0x7f800000 | (mant << 13) | (mant !== 0 ? 0x400000 : 0); // Inf, and NaN quieted (payload kept)
     else bits[h] = sign | ((exp + 112) << 23) | (mant << 13);
   }
   f16Table = table;
