@@ -2,11 +2,10 @@
 // the activation rounding bit for bit, the fp16 GELU table entry for entry, and whole quantized
 // products: deq(W)·round(x) must equal ggml's mul_mat to float32 summation noise, for every weight type.
 import * as tf from "@tensorflow/tfjs";
-import { seededRandom } from "@owntune/core";
+import { f16BitsToF32, seededRandom } from "@owntune/core";
 import { initBackend } from "@owntune/model";
 import { beforeAll, describe, expect, it } from "vitest";
 import { activationRounding, ggmlGelu, ggmlGeluRows, ggmlGeluTable, roundActivationRows, roundActivations } from "./ggml-activations.js";
-import { fp16ToFp32 } from "./quant/fp16.js";
 import { GgmlType, ggmlTypeName } from "./quant/ggml-types.js";
 import { dequantizeTensor, quantizeTensor } from "./quant/quantize.js";
 import { loadGgmlCpu } from "./testing/ggml-cpu.js";
@@ -35,7 +34,7 @@ function dequantizeActivations(kind: "q8_0" | "q8_K", bytes: Uint8Array, n: numb
   const out = new Float32Array(n);
   const [block, stride] = kind === "q8_0" ? [32, 34] : [256, 292];
   for (let b = 0; b < n / block; b++) {
-    const d = kind === "q8_0" ? fp16ToFp32(view.getUint16(b * stride, true)) : view.getFloat32(b * stride, true);
+    const d = kind === "q8_0" ? f16BitsToF32(view.getUint16(b * stride, true)) : view.getFloat32(b * stride, true);
     const qOffset = b * stride + (kind === "q8_0" ? 2 : 4);
     for (let j = 0; j < block; j++) out[b * block + j] = Math.fround(d * view.getInt8(qOffset + j));
   }
@@ -58,7 +57,7 @@ describe.skipIf(!ggml)("ggml's CPU arithmetic, copied", () => {
     const ours = ggmlGeluTable();
     let mismatches = 0;
     for (let h = 0; h < 65536; h++) {
-      const w = fp16ToFp32(want[h]!);
+      const w = f16BitsToF32(want[h]!);
       if (!Number.isNaN(w) && !Object.is(ours[h]! + 0, w + 0)) mismatches++;
     }
     expect(mismatches).toBe(0);

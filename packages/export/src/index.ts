@@ -1,4 +1,3 @@
-export * from "./quant/fp16.js";
 export * from "./quant/ggml-types.js";
 export * from "./quant/quantize.js";
 export * from "./quant/quantizer.js";
