@@ -6,7 +6,7 @@
 import { createWriteStream, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { mulberry32 } from "@owntune/curate";
+import { mulberry32 } from "@owntune/core";
 
 const WORDS = (
   "the of and to in that it with as for was on be by this are from at or an have not but they which one you were all we " +

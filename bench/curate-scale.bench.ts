@@ -13,8 +13,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
+import { mulberry32 } from "@owntune/core";
 import { loadDefaultTokenizer } from "@owntune/tokenizer";
-import { mulberry32, PACK_WINDOW_ITEMS, planRows } from "@owntune/curate";
+import { PACK_WINDOW_ITEMS, planRows } from "@owntune/curate";
 import { makeDocs, realTextJsonl, writeSyntheticJsonl } from "./corpora.js";
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -12,7 +12,6 @@ import {
   makeNormalizer,
   makeRedactor,
   minhashSignature,
-  mulberry32,
   normalizeSchema,
   permutationSeeds,
   piiSchema,
@@ -20,6 +19,7 @@ import {
   shingleHashes,
   type Example,
 } from "@owntune/curate";
+import { mulberry32 } from "@owntune/core";
 import { loadDefaultTokenizer } from "@owntune/tokenizer";
 
 const WORDS = (

@@ -3,9 +3,8 @@
 // shard is in memory at a time) and resumable from a position saved in a checkpoint.
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError } from "@owntune/core";
+import { fmix32, shuffledIndices, UserError } from "@owntune/core";
 import { readShard, shardSizeError, type ShardData } from "./arrow-dataset.js";
-import { fmix32, shuffledIndices } from "./hash.js";
 import { readManifest, type Manifest } from "./manifest.js";
 
 export type SplitName = "train" | "val";

@@ -2,7 +2,6 @@ export * from "./config.js";
 export * from "./records.js";
 export * from "./normalize.js";
 export * from "./pii.js";
-export * from "./hash.js";
 export * from "./format.js";
 export * from "./pack.js";
 export * from "./manifest.js";

@@ -1,7 +1,7 @@
 // Packing invariants: no token lost or duplicated, positions restart per document, segments number
 // documents, masks travel with their tokens, rows never overflow, and BFD against a brute-force bound.
 import { describe, expect, it } from "vitest";
-import { mulberry32 } from "./hash.js";
+import { mulberry32 } from "@owntune/core";
 import { bestFitDecreasing, packingEfficiency, packRows, type PackItem } from "./pack.js";
 
 function items(n: number, maxLen: number, seed: number): PackItem[] {

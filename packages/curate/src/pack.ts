@@ -3,7 +3,7 @@
 // restarting at each document, segment_ids numbering documents within a row (0 = padding).
 // The no-packing mode puts one example per row. Every row is padded to exactly seq_len.
 // Large splits are packed in windows of PACK_WINDOW_ITEMS consecutive examples (see planRows).
-import { shuffledIndices } from "./hash.js";
+import { shuffledIndices } from "@owntune/core";
 
 /** One example's tokens, as packing sees them. */
 export interface PackItem {

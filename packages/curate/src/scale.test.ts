@@ -7,9 +7,9 @@ import { join } from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mulberry32 } from "@owntune/core";
 import { curateSchema, type CurateConfigInput } from "./config.js";
 import { setDuckDBImporter } from "./duckdb.js";
-import { mulberry32 } from "./hash.js";
 import { curate, curateMerge, curateShard, type CurateSummary } from "./pipeline.js";
 
 let dir: string;

@@ -2,7 +2,7 @@
 // standard error is sqrt(J(1−J)/k)); LSH parameters against the closed-form S-curve integrals;
 // near-duplicate recall and precision on a generated set with known duplicates.
 import { describe, expect, it } from "vitest";
-import { mulberry32 } from "../hash.js";
+import { mulberry32 } from "@owntune/core";
 import { buildContaminationIndex, isContaminated } from "./decontaminate.js";
 import { exactKey } from "./exact.js";
 import {
