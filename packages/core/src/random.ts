@@ -7,9 +7,9 @@
 // ---------------------------------------------------------------------------------------------
 // Hashes.
 
-/** 32-bit FNV-1a of a string. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
+/** 32-bit FNV-1a of a string's UTF-16 code units, from `basis` (FNV's offset basis by default). */
+export function fnv1a(s: string, basis = 0x811c9dc5): number {
+  let h = basis >>> 0;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
@@ -29,12 +29,7 @@ export function fmix32(h: number): number {
 
 /** 32-bit hash of a string with a seed. */
 export function hashString32(s: string, seed = 0): number {
-  let h = (0x811c9dc5 ^ seed) >>> 0;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return fmix32(h);
+  return fmix32(fnv1a(s, 0x811c9dc5 ^ seed));
 }
 
 /** A 53-bit hash (exact in a JS number) from two independent 32-bit hashes: for Set/Map keys. */
