@@ -4,7 +4,7 @@
 import { basename } from "node:path";
 import { UserError, type Progress } from "@owntune/core";
 import { expectedTensors, llamaCppKvShareProblem, type Gemma4Config, type TensorSource } from "@owntune/model";
-import { mergedRows, type AdapterWeights } from "@owntune/lora";
+import { mergedRowReader, type AdapterWeights } from "@owntune/lora";
 import type { GgufEntry } from "./gguf-format.js";
 import { gemma4Entries, generalEntries, ropeFreqs } from "./gguf-metadata.js";
 import { tokenizerEntries, type TokenizerFiles } from "./gguf-tokenizer.js";
@@ -91,16 +91,7 @@ export function modelTensorInputs(o: Pick<ExportGgufOptions, "config" | "source"
   const types = planTensorTypes(planned, o.mix, config.num_hidden_layers);
   const inputs: GgufTensorInput[] = entries.map(({ spec, name, ne }) => {
     const rowLength = ne[0]!;
-    const moduleName = spec.name.replace(/\.weight$/, "");
-    const pair = adapter?.pairs.get(moduleName);
-    return {
-      name,
-      ne,
-      type: types.get(name)!,
-      readRows: pair
-        ? async (start, count) => mergedRows(await readRows(spec.name, rowLength, start, count), pair, adapter!.scale, start, count)
-        : (start, count) => readRows(spec.name, rowLength, start, count),
-    };
+    return { name, ne, type: types.get(name)!, readRows: mergedRowReader(adapter, spec.name, (start, count) => readRows(spec.name, rowLength, start, count)) };
   });
   inputs.push({ name: ROPE_FREQS_NAME, ne: [freqs.length], type: types.get(ROPE_FREQS_NAME)!, readRows: async () => freqs });
   if (adapter) {

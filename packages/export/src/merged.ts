@@ -9,7 +9,7 @@ import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { DTYPE_BYTES, numElements, withAtomicDir, writeFileAtomic, writeSafetensors, type FloatDtype, type Progress } from "@owntune/core";
 import { configToJson, expectedTensors, planShards, shardFileName, SINGLE_WEIGHTS_FILE, TEXT_PREFIX, WEIGHTS_INDEX_FILE, type Gemma4Config, type TensorSource } from "@owntune/model";
-import { mergedRows, type AdapterWeights } from "@owntune/lora";
+import { mergedRowReader, type AdapterWeights } from "@owntune/lora";
 
 /** Files copied from the base model folder when present. */
 const COPIED_FILES = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json", "tokenizer.model"];
@@ -94,12 +94,11 @@ export async function* mergedRowBlocks(
   shape: readonly number[],
   blockBytes = MERGED_BLOCK_BYTES,
 ): AsyncGenerator<{ start: number; count: number; values: Float32Array }> {
-  const pair = adapter?.pairs.get(name.replace(/\.weight$/, ""));
+  const read = mergedRowReader(adapter, name, (start, count) => source.readRows(name, start, count));
   const rows = shape[0]!;
   const block = Math.max(1, Math.floor(blockBytes / (4 * Math.max(1, numElements(shape.slice(1))))));
   for (let start = 0; start < rows; start += block) {
     const count = Math.min(block, rows - start);
-    const base = await source.readRows(name, start, count);
-    yield { start, count, values: pair ? mergedRows(base, pair, adapter!.scale, start, count) : base };
+    yield { start, count, values: await read(start, count) };
   }
 }
