@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { GgmlMatrix, type BaseDtype, type RowReader, type TransposedCopy } from "@owntune/ggml";
 import { bf16ToF32, f32ToBf16 } from "@owntune/core";
+import { customGrad } from "./autograd.js";
 import { filledTensor } from "./host-tables.js";
 
 /** One LoRA pair as tensors: `a` = lora_A [rank, in], `b` = lora_B [out, rank]; either may be a tf.Variable. */
@@ -81,30 +82,6 @@ export interface BaseWeight {
   /** dy·W: [N, out] → [N, in] (the input gradient). */
   backward(dy: tf.Tensor2D): tf.Tensor2D;
   dispose(): void;
-}
-
-/** tf.customGrad with typed inputs: `f(inputs, save)` returns the value and the gradient of each input. */
-export function customGrad<I extends tf.Tensor[], O extends tf.Tensor>(
-  f: (inputs: I, save: tf.GradSaveFunc) => { value: O; gradFunc: (dy: O, saved: tf.Tensor[]) => tf.Tensor[] },
-): (...inputs: I) => O {
-  const g = tf.customGrad(((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = args.pop() as tf.GradSaveFunc;
-    return f(args as I, save);
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return g as unknown as (...inputs: I) => O;
-}
-
-/**
- * Runs `fn` off the gradient tape: for values that depend on no trainable tensor (embedding lookups,
- * per-layer inputs). Under a tape tfjs saves the inputs each op's gradient needs, and on wasm saving
- * copies them (its Identity kernel copies), so a taped gather from the embedding would duplicate the
- * whole table. The result has a zero gradient.
- */
-export function untaped<T extends tf.Tensor>(fn: () => T): T {
-  const anchor = tf.scalar(0);
-  const out = customGrad(([a]: [tf.Tensor]) => ({ value: fn(), gradFunc: () => [tf.zerosLike(a)] }))(anchor);
-  anchor.dispose();
-  return out;
 }
 
 /** Transposes a row-major [rows, cols] matrix on the host (once, at load time). */

@@ -12,7 +12,7 @@
 // tensor when the head needs it, so a large table never occupies the (wasm: 4 GiB) backend heap.
 import * as tf from "@tensorflow/tfjs";
 import { ChunkedRows, filledTensor, type HostDtype } from "./host-tables.js";
-import { customGrad } from "./linear.js";
+import { customGrad } from "./autograd.js";
 
 /** Vocabulary columns per head tile: 16 tiles for the 262,144-token vocabulary. */
 export const DEFAULT_VOCAB_CHUNK = 16_384;

@@ -6,7 +6,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { floatView, GgmlMatrix, GgmlType, int32View, type GgmlBase, type GgmlRuntime, type Ptr, type RowReader } from "@owntune/ggml";
 import { filledTensor } from "./host-tables.js";
-import { customGrad } from "./linear.js";
+import { customGrad } from "./autograd.js";
 import { DEFAULT_TOKEN_BLOCK, DEFAULT_VOCAB_CHUNK, logAddExp, nllSumWith, targetLogprobsWith, type HeadPass, type TokenEmbedding } from "./lm-head.js";
 
 /** Float32 values one full-vocabulary logits graph may produce (`logits`): 64 rows of a 262,144-token vocabulary. */
