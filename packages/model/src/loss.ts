@@ -28,22 +28,45 @@ export function countLossTokens(batch: LossBatch): number {
   return lossTargets(batch, B, T).count;
 }
 
+export interface NextTokenOptions extends ForwardOptions {
+  /** Per row, the id that follows its last token (scoring a long sequence in chunks); absent or −1: none. */
+  following?: ArrayLike<number>;
+  /** Sees the final hidden states [B·T, H] before they are freed (e.g. to measure the logits' scale). */
+  withHidden?: (h: tf.Tensor2D) => void;
+}
+
 /**
- * log p(ids[t] | ids[<t]) for every row: [B][T] with NaN at t = 0 and where a token starts a new
- * segment (nothing predicts it). No gradient.
+ * log p(next token) at every position, flat [B·T] from one forward pass: position t of row b scores
+ * ids[b][t+1] (at the row's last position, its `following` id); NaN where no token of the same document
+ * follows. The loop every scorer shares (tokenLogprobs, scoreIds, the exporter's verify). No gradient.
  */
-export function tokenLogprobs(model: Gemma4Model, batch: TokenBatch, options: ForwardOptions = {}): Float32Array[] {
+export function nextTokenLogprobs(model: Gemma4Model, batch: TokenBatch, options: NextTokenOptions = {}): Float32Array {
   const { B, T } = batchShape(batch);
   const targets = new Int32Array(B * T).fill(-1);
   for (let b = 0; b < B; b++) {
     for (let t = 0; t + 1 < T; t++) {
       if (sameSegment(batch, b, t)) targets[b * T + t] = batch.ids[b]![t + 1]!;
     }
+    targets[b * T + T - 1] = options.following?.[b] ?? -1;
   }
   const h = forwardHidden(model, batch, options);
-  const h2 = h.reshape([B * T, -1]) as tf.Tensor2D;
-  const lp = model.embedding.targetLogprobs(h2, targets, softcapOf(model, options.ablate)); // (not inside tf.tidy: it would walk the returned array)
-  tf.dispose([h, h2]);
+  const h2 = h.reshape([B * T, -1]) as tf.Tensor2D; // [B, T, H] → [B·T, H]
+  try {
+    const lp = model.embedding.targetLogprobs(h2, targets, softcapOf(model, options.ablate)); // (not inside tf.tidy: it would walk the returned array)
+    options.withHidden?.(h2);
+    return lp;
+  } finally {
+    tf.dispose([h, h2]);
+  }
+}
+
+/**
+ * log p(ids[t] | ids[<t]) for every row: [B][T] with NaN at t = 0 and where a token starts a new
+ * segment (nothing predicts it). No gradient.
+ */
+export function tokenLogprobs(model: Gemma4Model, batch: TokenBatch, options: ForwardOptions = {}): Float32Array[] {
+  const { B, T } = batchShape(batch);
+  const lp = nextTokenLogprobs(model, batch, options);
   return Array.from({ length: B }, (_, b) => {
     const row = new Float32Array(T).fill(Number.NaN);
     row.set(lp.subarray(b * T, b * T + T - 1), 1); // the prediction made at t scores token t+1
