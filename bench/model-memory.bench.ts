@@ -15,6 +15,7 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { ChunkedRows, configToJson, describeBackend, expectedTensors, FileRows, gemma4E2b, gemma4E4b, initBackend, initModel, loadGemma4, loadModelDir, openCheckpoint, parseGemma4Config, readGemma4Config, scoreIds, type Gemma4Config } from "@owntune/model";
+import { formatBytes } from "@owntune/core";
 
 const CHILD = "OWNTUNE_BENCH_MEMORY_CHILD";
 const S = "sliding_attention";
@@ -184,7 +185,7 @@ async function full(which: "e2b" | "e4b"): Promise<void> {
   );
 }
 
-const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+const gib = (b: number) => formatBytes(b, "GiB", 2);
 
 export default async function bench(): Promise<void> {
   const childArgs = process.env[CHILD];

@@ -3,6 +3,7 @@ export * from "./config-errors.js";
 export * from "./atomic-write.js";
 export * from "./output-dir.js";
 export * from "./progress.js";
+export * from "./format-bytes.js";
 export * from "./worker-thread.js";
 export * from "./float-convert.js";
 export * from "./random.js";

@@ -1,6 +1,7 @@
 // Progress reporting for long work: library code reports through the `Progress` interface; the CLI
 // decides whether it is drawn (a bar with rate and ETA on a TTY) or silent (--json, pipes, tests).
 import cliProgress from "cli-progress";
+import { formatBytes } from "./format-bytes.js";
 
 /** Where long-running library code reports how far it got. */
 export interface Progress {
@@ -34,12 +35,7 @@ function formatRate(perSecond: number): string {
 
 /** An amount for the bar: bytes (unit "B") in kB/MB/GB, other units with the decimals their size needs. */
 export function formatAmount(v: number, unit: string): string {
-  if (unit === "B") {
-    if (v >= 1e9) return `${(v / 1e9).toFixed(2)} GB`;
-    if (v >= 1e6) return `${(v / 1e6).toFixed(1)} MB`;
-    if (v >= 1e3) return `${(v / 1e3).toFixed(1)} kB`;
-    return `${Math.round(v)} B`;
-  }
+  if (unit === "B") return formatBytes(v);
   const digits = v === 0 || Number.isInteger(v) || v >= 100 ? 0 : v >= 10 ? 1 : 2;
   return `${v.toFixed(digits)} ${unit}`.trimEnd();
 }

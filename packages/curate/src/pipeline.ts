@@ -5,7 +5,7 @@
 // with the same bytes out. The dataset folder is written under a temporary name and renamed at the end.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { defaultThreadCount, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/core";
+import { defaultThreadCount, formatBytes, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/core";
 import type { CurateConfig } from "./config.js";
 import { CurateCounters, emptyDatasetError } from "./counters.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";
@@ -179,7 +179,7 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
         docs.push(ex);
         held += exampleBytes(ex);
         if (held <= budget) return;
-        opts.log?.(`curate: kept examples passed ${formatBytes(budget)}; spilling them to ${scratch} and merging with DuckDB`);
+        opts.log?.(`curate: kept examples passed ${formatBytes(budget, "MiB", 0)}; spilling them to ${scratch} and merging with DuckDB`);
         engine = await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "a curate run larger than memory");
         await mkdir(partDir);
         spill = await PartWriter.open(engine, partDir, 0);
@@ -339,8 +339,6 @@ export async function curateMerge(opts: Omit<CurateRunOptions, "tokenizerDir"> &
   const bytesRead = parts.reduce((a, p) => a + p.meta.bytes_read, 0);
   return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
 }
-
-const formatBytes = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
 
 /** Counts the examples the weights sampled out, with the first few as samples. */
 export function countSampling(counters: CurateCounters, plan: SplitPlan, previewOf: (rank: number) => string): void {

@@ -5,12 +5,12 @@
 import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
-import { isUserError, removeStaleTemps, RUN_FORMAT, RunFailure, silentProgress, UserError, type Progress } from "@owntune/core";
+import { formatBytes, isUserError, removeStaleTemps, RUN_FORMAT, RunFailure, silentProgress, UserError, type Progress } from "@owntune/core";
 import { countParameters, describeBackend, describeStorage, initBackend, layerSpecs, loadGemma4, loadModelDir, planStorage, recomputeByDefault, selectKernels, type BaseDtype, type KernelName } from "@owntune/model";
 import { CuratedDataset } from "@owntune/curate";
 import { AdamW } from "./adamw.js";
 import { LoraState, loraScaling } from "./lora-state.js";
-import { estimateMemory, availableMemory, gib, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
+import { estimateMemory, availableMemory, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
 import { writePeftAdapter, type WritePeftOptions } from "./peft.js";
 import { writeTrainReport } from "./train-report.js";
 import {
@@ -133,12 +133,12 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
     const recompute = recomputeByDefault({ config: modelDir.config, layers: layerSpecs(modelDir.config) }, c.batch_size, dataset.seqLen);
     const est = estimateMemory({ config: modelDir.config, storage, trainable, rank: c.lora.r, batchSize: c.batch_size, seqLen: dataset.seqLen, backend: backend.name, recompute });
     const avail = availableMemory();
-    const biggest = est.activations >= est.base ? `batch_size (activations: ${gib(est.activations)} for ${c.batch_size} × ${dataset.seqLen} tokens) or the dataset's seq_len` : `the base model's size (weights: ${gib(est.base)}; a compact base_dtype such as q4_0 holds them in about a seventh of float32)`;
+    const biggest = est.activations >= est.base ? `batch_size (activations: ${formatBytes(est.activations, "GiB")} for ${c.batch_size} × ${dataset.seqLen} tokens) or the dataset's seq_len` : `the base model's size (weights: ${formatBytes(est.base, "GiB")}; a compact base_dtype such as q4_0 holds them in about a seventh of float32)`;
     if (est.total > avail.bytes) {
-      throw new UserError(`estimated peak memory ${gib(est.total)} exceeds ${avail.source} (${gib(avail.bytes)}); lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
+      throw new UserError(`estimated peak memory ${formatBytes(est.total, "GiB")} exceeds ${avail.source} (${formatBytes(avail.bytes, "GiB")}); lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
     }
     if (backend.name === "wasm" && est.backend > WASM_HEAP_LIMIT_BYTES) {
-      throw new UserError(`the wasm backend holds at most 4 GiB of tensors and this run needs an estimated ${gib(est.backend)} there; lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
+      throw new UserError(`the wasm backend holds at most 4 GiB of tensors and this run needs an estimated ${formatBytes(est.backend, "GiB")} there; lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
     }
 
     // --- The run directory: a fresh one, the same run to resume, or a refusal. -----------------------
@@ -196,7 +196,7 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
         ...describeSkipped(plan.skipped).map((s) => `  targets skipped: ${s}`),
         `  steps: ${totalSteps} × ${rowsPerStep} rows (batch_size ${c.batch_size} × grad_accum ${c.grad_accum}) = ${(rowsPerStep * dataset.seqLen).toLocaleString("en-US")} tokens per step, ~${targetsPerStep.toLocaleString("en-US")} trained; ${((totalSteps * rowsPerStep) / trainRows).toFixed(2)} epochs; seed ${seed}`,
         `  backend: ${describeBackend(backend)}; kernels: ${describeStorage(storage)}${recompute ? "; each layer recomputed in the backward pass" : ""}`,
-        `  memory estimate: ${gib(est.total)} peak (weights ${gib(est.base)}, activations ${gib(est.activations)}, adapter + AdamW ${gib(est.lora)}) of ${gib(avail.bytes)}`,
+        `  memory estimate: ${formatBytes(est.total, "GiB")} peak (weights ${formatBytes(est.base, "GiB")}, activations ${formatBytes(est.activations, "GiB")}, adapter + AdamW ${formatBytes(est.lora, "GiB")}) of ${formatBytes(avail.bytes, "GiB")}`,
       ];
       for (const line of banner) log(line);
 

@@ -115,7 +115,3 @@ export function availableMemory(): { bytes: number; source: string } {
 export function freeMemory(): number {
   return freemem();
 }
-
-export function gib(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 2 : 1)} GiB`;
-}

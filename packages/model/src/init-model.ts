@@ -5,7 +5,7 @@ import { existsSync } from "node:fs";
 import { copyFile, statfs } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
 import { defaultTokenizerDir, loadDefaultTokenizer, loadTokenizer, type TokenizerIdentity } from "@owntune/tokenizer";
-import { DTYPE_BYTES, MODEL_MARKER_FILE, MODEL_MARKER_FORMAT, numElements, silentProgress, UserError, withAtomicDir, writeFileAtomic, writeSafetensors, type FloatDtype, type Progress, type TensorToWrite } from "@owntune/core";
+import { DTYPE_BYTES, formatBytes, MODEL_MARKER_FILE, MODEL_MARKER_FORMAT, numElements, silentProgress, UserError, withAtomicDir, writeFileAtomic, writeSafetensors, type FloatDtype, type Progress, type TensorToWrite } from "@owntune/core";
 import { shardFileName, SINGLE_WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
 import { configToJson, countParameters, type Gemma4Config } from "./config.js";
 import { randomTensorChunks } from "./init-weights.js";
@@ -169,7 +169,7 @@ export async function checkDiskSpace(outDir: string, weightBytes: number): Promi
     return; // no statfs here: the write itself will say when the disk is full
   }
   if (bytes > free) {
-    const gb = (n: number) => `${(n / 1e9).toFixed(n < 1e10 ? 2 : 0)} GB`;
+    const gb = (n: number) => formatBytes(n, "GB", n < 1e10 ? 2 : 0);
     throw new UserError(`this model needs ${gb(bytes)} of disk, but only ${gb(free)} are free there`, {
       file: outDir,
       hint: "check the config's sizes (hidden_size, num_hidden_layers, vocab_size…), or write it to a bigger disk",

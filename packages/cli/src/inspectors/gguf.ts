@@ -3,8 +3,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { entryValue, GGUF_VALUE_TYPE_NAMES, ggmlTypeName, readGgufHeader } from "@owntune/export";
-import { UserError } from "@owntune/core";
-import { formatBytes, formatCount, type Inspection, type Inspector } from "./types.js";
+import { formatBytes, UserError } from "@owntune/core";
+import { formatCount, type Inspection, type Inspector } from "./types.js";
 
 /** Tensors listed in human output before the rest are summarised (--json lists all). */
 const MAX_LISTED_TENSORS = 40;

@@ -2,10 +2,10 @@
 // skipped towers, whether they fit the config), tokenizer identity and chat template, generation config.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { isUserError, UserError } from "@owntune/core";
+import { formatBytes, isUserError, UserError } from "@owntune/core";
 import { gemma3TokenizerWarning, loadTokenizer } from "@owntune/tokenizer";
 import { countParameters, openCheckpoint, readGemma4Config, readGenerationConfig, SINGLE_WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "@owntune/model";
-import { formatBytes, formatCount, type Inspector } from "./types.js";
+import { formatCount, type Inspector } from "./types.js";
 
 export const modelDirInspector: Inspector = {
   kind: "model directory",

@@ -1,6 +1,6 @@
 // `owntune inspect FILE.safetensors`: metadata, tensor count, dtypes, sizes, and the tensors themselves.
-import { numElements, withSafetensors } from "@owntune/core";
-import { formatBytes, formatCount, type Inspector } from "./types.js";
+import { formatBytes, numElements, withSafetensors } from "@owntune/core";
+import { formatCount, type Inspector } from "./types.js";
 
 /** Tensors listed in human output before the rest are summarised (--json lists all). */
 const MAX_LISTED_TENSORS = 40;
