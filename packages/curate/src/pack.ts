@@ -177,17 +177,6 @@ export function* planToRows(plan: RowPlan, item: (i: number) => PackItem, seqLen
   }
 }
 
-/** Packs (or, with `packing` false, pads one per row) the items into rows, in a deterministic order. */
-export function packRows(items: readonly PackItem[], seqLen: number, padId: number, packing: boolean, options: PlanOptions = {}): PackedRow[] {
-  const plan = planRows(
-    items.map((it) => it.ids.length),
-    seqLen,
-    packing,
-    options,
-  );
-  return [...planToRows(plan, (i) => items[i]!, seqLen, padId)];
-}
-
 /** Real tokens over row capacity: 1.0 means no padding at all. */
 export function packingEfficiency(rows: readonly PackedRow[], seqLen: number): number {
   if (rows.length === 0) return 0;
