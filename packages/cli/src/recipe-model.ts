@@ -44,7 +44,7 @@ export const modelSection = z
   })
   .describe("The base model every stage works on: an existing folder (path) or one created from a preset (init).");
 
-export type ModelSection = z.output<typeof modelSection>;
+type ModelSection = z.output<typeof modelSection>;
 
 /** What an init-created model was made from; equal markers mean the folder can be reused. */
 export interface InitMarker {

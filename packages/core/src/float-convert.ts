@@ -128,8 +128,3 @@ export function f16ToF32(src: Uint16Array, out: Float32Array = new Float32Array(
 export function roundToBf16(src: Float32Array): Float32Array {
   return bf16ToF32(f32ToBf16(src));
 }
-
-/** Rounds float32 values through binary16 and back (what storing them as f16 keeps). */
-export function roundToF16(src: Float32Array): Float32Array {
-  return f16ToF32(f32ToF16(src));
-}

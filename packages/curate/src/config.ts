@@ -215,7 +215,6 @@ export type CurateConfigInput = z.input<typeof curateSchema>;
 export type FiltersConfig = z.output<typeof filtersSchema>;
 export type NormalizeConfig = z.output<typeof normalizeSchema>;
 export type PiiConfig = z.output<typeof piiSchema>;
-export type NearDedupConfig = z.output<typeof nearDedupSchema>;
 
 /** Parses a config object already loaded (e.g. built from CLI flags); throws ZodError on bad input. */
 export function resolveCurateConfig(input: CurateConfigInput): CurateConfig {

@@ -2,7 +2,7 @@
 // is refused at once (naming the setting to lower) instead of failing hours in. The activation figure
 // counts what the training forward keeps for its backward pass per token and layer (see the list in
 // `activationFloatsPerToken`); BENCHMARKS.md ## train compares it with measured peaks.
-import { freemem, totalmem } from "node:os";
+import { totalmem } from "node:os";
 import { readFileSync } from "node:fs";
 import { DEFAULT_TOKEN_BLOCK, DEFAULT_VOCAB_CHUNK, expectedTensors, layerSpecs, type Gemma4Config, type StoragePlan } from "@owntune/model";
 
@@ -109,9 +109,4 @@ export function availableMemory(): { bytes: number; source: string } {
     }
   }
   return { bytes, source };
-}
-
-/** Free memory right now (for the banner). */
-export function freeMemory(): number {
-  return freemem();
 }

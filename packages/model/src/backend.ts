@@ -72,11 +72,6 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   }
 }
 
-/** The backend already initialized by initBackend, if any. */
-export function backendInfo(): BackendInfo | undefined {
-  return current;
-}
-
 /** `wasm (2 threads, tfjs 4.22.0)`: the line the CLI prints at start. */
 export function describeBackend(info: BackendInfo): string {
   const threads = info.threads > 0 ? `${info.threads} thread${info.threads === 1 ? "" : "s"}, ` : "";

@@ -40,7 +40,6 @@ export type LoraLayers = ReadonlyMap<string, LoraTensors>;
  * `native`: in ggml memory as the model's base dtype, multiplied by ggml's CPU kernels (`nativeWeight`).
  */
 export type WeightPlacement = "device" | "host" | "host-bf16" | "native";
-export const WEIGHT_PLACEMENTS: readonly WeightPlacement[] = ["device", "host", "host-bf16", "native"];
 
 /**
  * Float32 base-weight bytes above which `auto` keeps linears on the host under wasm: the wasm heap is

@@ -16,8 +16,6 @@ import { autoPlacement, baseWeight, F32_WEIGHT_MEMORY_SHARE, LinearWeights, nati
 import { NativeEmbedding } from "./native-head.js";
 import { expectedTensors, memoryTensorSource, type TensorSource } from "./tensors.js";
 
-export { WASM_DEVICE_WEIGHT_BUDGET } from "./linear.js";
-
 /** Where the per-layer-embedding table's rows come from: the checkpoint file (positioned reads), or memory. */
 export type PleStorage = "file" | "memory";
 
