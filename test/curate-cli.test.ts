@@ -8,6 +8,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { promisify } from "node:util";
 import { describe, expect, it } from "vitest";
+import { tempDir } from "@owntune/core/testing";
 
 const root = resolve(import.meta.dirname, "..");
 const owntune = (args: string[]) =>
@@ -18,7 +19,7 @@ const owntune = (args: string[]) =>
 
 describe("owntune curate", () => {
   it("curates the tiny-chat sample into a dataset that inspect verifies", async () => {
-    const out = join(await mkdtemp(join(tmpdir(), "owntune-cli-")), "ds");
+    const out = join(tempDir("cli"), "ds");
     const r = await owntune(["curate", "--input", "datasets/tiny-chat/data.jsonl", "--out", out, "--seq-len", "256", "--workers", "1", "--json"]);
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout);
@@ -31,7 +32,7 @@ describe("owntune curate", () => {
   }, 120_000);
 
   it("exits 2 naming file:line for a malformed row and writes nothing", async () => {
-    const dir = await mkdtemp(join(tmpdir(), "owntune-cli-"));
+    const dir = tempDir("cli");
     await writeFile(join(dir, "bad.jsonl"), '{"text": "fine"}\n{"text": "unterminated}\n');
     const r = await owntune(["curate", "--input", join(dir, "bad.jsonl"), "--out", join(dir, "out"), "--workers", "0"]);
     expect(r.code).toBe(2);

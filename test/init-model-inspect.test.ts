@@ -1,13 +1,13 @@
 // `owntune init-model` and `owntune inspect` as users run them: exit codes, located messages, output.
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { owntuneAsync, TOY_MODEL_CONFIG } from "./owntune.js";
+import { tempDir } from "@owntune/core/testing";
 
 let dir: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "owntune-init-cli-"));
+  dir = tempDir("init-cli");
   writeFileSync(join(dir, "micro.json"), JSON.stringify(TOY_MODEL_CONFIG, null, 2));
   writeFileSync(join(dir, "bad.json"), JSON.stringify({ ...TOY_MODEL_CONFIG, hidden_size: -5 }, null, 2));
 });

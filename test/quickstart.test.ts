@@ -1,17 +1,17 @@
 // The README's first command: `owntune run recipes/quickstart.yaml` end to end, from a fresh
 // working directory — model init, curate, LoRA training, export, verify against llama.cpp, and
 // llama.cpp's own answer from the exported file — and what it leaves.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { owntuneAsync, repoRoot, type CliResult } from "./owntune.js";
+import { tempDir } from "@owntune/core/testing";
 
 describe("recipes/quickstart.yaml", () => {
   let cwd: string;
   let run: CliResult;
   beforeAll(async () => {
-    cwd = mkdtempSync(join(tmpdir(), "owntune-quickstart-"));
+    cwd = tempDir("quickstart");
     run = await owntuneAsync(["run", join(repoRoot, "recipes/quickstart.yaml"), "--json"], cwd);
   }, 600_000);
 

@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { parseRecipe, type LoadedRecipe } from "./recipe.js";
 import { INIT_MARKER_FILE } from "./recipe-model.js";
 import { resolveModelDir } from "./run.js";
+import { tempDir } from "@owntune/core/testing";
 
 function problemOf(text: string): string {
   try {
@@ -38,7 +38,7 @@ describe("recipe model section", () => {
 
 describe("resolveModelDir with init", () => {
   it("creates runs/<name>/model once, reuses it for the same settings, and recreates it when the seed changes", async () => {
-    const cwd = mkdtempSync(join(tmpdir(), "owntune-init-recipe-"));
+    const cwd = tempDir("init-recipe");
     const loaded = (seed: number): LoadedRecipe => ({
       recipe: parseRecipe(`name: demo\nseed: ${seed}\nmodel:\n  init: { preset: gemma4-tiny }\n`, "r.yaml"),
       file: "r.yaml",
@@ -58,6 +58,5 @@ describe("resolveModelDir with init", () => {
     expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8")).seed).toBe(2);
     expect(logs.filter((l) => l.includes("creating gemma4-tiny")).length).toBe(2);
     expect(logs.some((l) => l.includes("made from other settings; recreating it"))).toBe(true);
-    rmSync(cwd, { recursive: true, force: true });
   });
 });

@@ -1,13 +1,13 @@
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { withAtomicDir, withAtomicFile, writeFileAtomic } from "./atomic-write.js";
+import { tempDir } from "./testing/temp-dir.js";
 
-const fresh = () => mkdtempSync(join(tmpdir(), "owntune-atomic-"));
+const fresh = () => tempDir("atomic");
 
 describe("atomic file writes", () => {
   it("writes the whole file under its final name", async () => {

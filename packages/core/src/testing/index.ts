@@ -1,0 +1,2 @@
+// Test helpers shared by every package's tests (`@owntune/core/testing`, source only: never built).
+export { tempDir } from "./temp-dir.js";
