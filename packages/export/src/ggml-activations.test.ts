@@ -3,6 +3,7 @@
 // products: deq(W)·round(x) must equal ggml's mul_mat to float32 summation noise, for every weight type.
 import * as tf from "@tensorflow/tfjs";
 import { f16BitsToF32, seededRandom } from "@owntune/core";
+import { oracle } from "@owntune/core/testing";
 import { initBackend } from "@owntune/model";
 import { beforeAll, describe, expect, it } from "vitest";
 import { activationRounding, ggmlGelu, ggmlGeluRows, ggmlGeluTable, roundActivationRows, roundActivations } from "./ggml-activations.js";
@@ -41,7 +42,14 @@ function dequantizeActivations(kind: "q8_0" | "q8_K", bytes: Uint8Array, n: numb
   return out;
 }
 
-describe.skipIf(!ggml)("ggml's CPU arithmetic, copied", () => {
+const haveGgmlCpu = oracle({
+  name: "libggml-cpu (haswell build)",
+  found: ggml !== null,
+  missing: "not an x86-64 CPU with AVX2, FMA, F16C and BMI2, or node-llama-cpp's build is not installed",
+  tests: "export's ggml-activations.test.ts",
+});
+
+describe.skipIf(!haveGgmlCpu)("ggml's CPU arithmetic, copied", () => {
   it.each(["q8_0", "q8_K"] as const)("rounds activations to %s exactly as ggml's quantize_row does", (kind) => {
     for (const [name, x] of Object.entries(ROWS)) {
       const want = dequantizeActivations(kind, ggml!.quantizeRow(kind, x), x.length);

@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { oracle } from "@owntune/core/testing";
 import { ChatTemplate, specialTokenVariables, type ChatMessage } from "@owntune/tokenizer";
 import { afterAll, describe, expect, it } from "vitest";
 import { chatFormat, goChatTemplate, modelfileText, type RenderChat } from "./modelfile.js";
@@ -29,12 +30,15 @@ const conversations: Array<{ name: string; messages: ChatMessage[]; gen: boolean
   { name: "system + multi-turn", messages: [{ role: "system", content: "S" }, { role: "user", content: "A" }, { role: "assistant", content: "B" }, { role: "user", content: "C" }], gen: true },
 ];
 
-let goAvailable = true;
-try {
-  execFileSync("go", ["version"], { stdio: "ignore" });
-} catch {
-  goAvailable = false;
+function goInstalled(): boolean {
+  try {
+    execFileSync("go", ["version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
 }
+const goAvailable = oracle({ name: "go", found: goInstalled(), missing: "no Go toolchain on PATH", tests: "export's Modelfile TEMPLATE rendering (modelfile.test.ts)" });
 
 /** Renders `template` with Go's text/template on Ollama's data shape (.Messages of {Role, Content}). */
 function goRender(template: string, messages: ChatMessage[]): string {
