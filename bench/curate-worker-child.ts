@@ -15,9 +15,17 @@ const [root, threadArg, preload] = process.argv.slice(2);
 const threads = Number(threadArg ?? 1);
 const curate = pathToFileURL(join(root!, "packages/curate/src/")).href;
 const { resolveCurateConfig } = (await import(new URL("config.ts", curate).href)) as typeof import("../packages/curate/src/config.js");
-const workerData = { setup: { config: resolveCurateConfig({ inputs: [{ path: "unused.jsonl" }] }), contamination: new Float64Array(0) }, tokenizerDir: undefined };
-const tsxApi = pathToFileURL(createRequire(curate).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href;
-const importIn = (spec: string) => `.then(() => m.tsImport(${JSON.stringify(spec)}, ${JSON.stringify(new URL("worker-pool.ts", curate).href)}))`;
+const workerData = {
+  setup: { config: resolveCurateConfig({ inputs: [{ path: "unused.jsonl" }] }), contamination: new Float64Array(0) },
+  tokenizerDir: undefined,
+};
+const tsxApi = pathToFileURL(
+  createRequire(curate)
+    .resolve("tsx/esm/api")
+    .replace(/\.cjs$/, ".mjs"),
+).href;
+const importIn = (spec: string) =>
+  `.then(() => m.tsImport(${JSON.stringify(spec)}, ${JSON.stringify(new URL("worker-pool.ts", curate).href)}))`;
 // Once the worker listens, a "gc" job also collects garbage in the thread: this second listener runs
 // before the worker's own answer to that job (whatever it is) is posted.
 const collect = `.then(() => require("node:worker_threads").parentPort.on("message", (m) => m.job.kind === "gc" && globalThis.gc?.()))`;
@@ -25,7 +33,10 @@ const boot = `import(${JSON.stringify(tsxApi)}).then((m) => Promise.resolve()${p
 
 const rss0 = process.memoryUsage().rss;
 const t0 = performance.now();
-const workers = Array.from({ length: threads }, () => new Worker(boot, { eval: true, workerData, execArgv: ["--conditions=@owntune/source"] }));
+const workers = Array.from(
+  { length: threads },
+  () => new Worker(boot, { eval: true, workerData, execArgv: ["--conditions=@owntune/source"] }),
+);
 const ask = (kind: string) =>
   Promise.all(
     workers.map(

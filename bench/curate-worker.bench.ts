@@ -20,7 +20,16 @@ interface Sample {
 }
 
 async function measure(tree: string, threads: number, preload: string | undefined): Promise<Sample> {
-  const args = ["--expose-gc", "--conditions=@owntune/source", "--import", "tsx", join(here, "curate-worker-child.ts"), tree, String(threads), ...(preload ? [preload] : [])];
+  const args = [
+    "--expose-gc",
+    "--conditions=@owntune/source",
+    "--import",
+    "tsx",
+    join(here, "curate-worker-child.ts"),
+    tree,
+    String(threads),
+    ...(preload ? [preload] : []),
+  ];
   const { stdout } = await promisify(execFile)(process.execPath, args, { cwd: tree });
   return JSON.parse(stdout.trim().split("\n").pop()!) as Sample;
 }
@@ -28,18 +37,27 @@ async function measure(tree: string, threads: number, preload: string | undefine
 export default async function main(): Promise<void> {
   const repeats = Number(process.env.OWNTUNE_BENCH_REPEATS ?? 3);
   const base = process.env.OWNTUNE_BENCH_BASE_TREE;
-  const variants: Array<[label: string, tree: string, preload?: string]> = [...(base ? [["base", base] as [string, string]] : []), ["this", root], ["this + @owntune/model", root, "@owntune/model"]];
+  const variants: Array<[label: string, tree: string, preload?: string]> = [
+    ...(base ? [["base", base] as [string, string]] : []),
+    ["this", root],
+    ["this + @owntune/model", root, "@owntune/model"],
+  ];
   for (const [label, tree, preload] of variants) {
     // Checked before timing: the worker's import graph holds no TensorFlow.js and no @owntune/model entry point.
     const g = importGraph(tree, WORKER);
     const tf = [...g.external.keys()].filter((k) => k.startsWith("@tensorflow/"));
     const model = g.files.filter((f) => f === "packages/model/src/index.ts");
-    if (!preload) console.log(`${label} (${tree}): the worker loads ${g.files.length} workspace modules and ${[...g.external.keys()].join(", ")}; TensorFlow.js ${tf.length ? "YES" : "no"}, @owntune/model's index ${model.length ? "YES" : "no"}`);
+    if (!preload)
+      console.log(
+        `${label} (${tree}): the worker loads ${g.files.length} workspace modules and ${[...g.external.keys()].join(", ")}; TensorFlow.js ${tf.length ? "YES" : "no"}, @owntune/model's index ${model.length ? "YES" : "no"}`,
+      );
     for (const threads of [1, 2]) {
       const runs: Sample[] = [];
       for (let i = 0; i < repeats; i++) runs.push(await measure(tree, threads, preload));
       const best = (k: keyof Sample) => Math.min(...runs.map((r) => r[k]));
-      console.log(`  ${label}, ${threads} thread${threads > 1 ? "s" : " "}: ready in ${best("startSeconds").toFixed(2)} s, ${best("rssPerThreadMiB").toFixed(0)} MiB RSS per thread`);
+      console.log(
+        `  ${label}, ${threads} thread${threads > 1 ? "s" : " "}: ready in ${best("startSeconds").toFixed(2)} s, ${best("rssPerThreadMiB").toFixed(0)} MiB RSS per thread`,
+      );
     }
   }
 }

@@ -10,4 +10,6 @@ const { loadDefaultTokenizer } = await import("@owntune/tokenizer");
 const t1 = performance.now();
 (await loadDefaultTokenizer()).encode("warm up the encoder tables");
 const t2 = performance.now();
-console.log(JSON.stringify({ importSeconds: (t1 - t0) / 1000, tokenizerSeconds: (t2 - t1) / 1000, rssMiB: process.memoryUsage().rss / 2 ** 20 }));
+console.log(
+  JSON.stringify({ importSeconds: (t1 - t0) / 1000, tokenizerSeconds: (t2 - t1) / 1000, rssMiB: process.memoryUsage().rss / 2 ** 20 }),
+);

@@ -55,7 +55,8 @@ function packageName(spec: string): string {
 function resolveSpecifier(root: string, from: string, spec: string): string | undefined {
   if (spec.startsWith(".")) {
     const base = resolve(dirname(from), spec);
-    for (const f of [base.replace(/\.js$/, ".ts"), base.replace(/\.mjs$/, ".mts"), base, `${base}.ts`, join(base, "index.ts")]) if (existsSync(f) && !f.endsWith("/")) return f;
+    for (const f of [base.replace(/\.js$/, ".ts"), base.replace(/\.mjs$/, ".mts"), base, `${base}.ts`, join(base, "index.ts")])
+      if (existsSync(f) && !f.endsWith("/")) return f;
     return undefined;
   }
   if (!spec.startsWith("@owntune/")) return undefined;

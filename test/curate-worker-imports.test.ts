@@ -11,7 +11,9 @@ describe("curate's worker thread", () => {
   const graph = importGraph(root, "packages/curate/src/worker.ts");
 
   it("imports no TensorFlow.js, directly or through any module it loads", () => {
-    const tf = [...graph.external].filter(([name]) => name.startsWith("@tensorflow/")).map(([name, by]) => `${name} via ${importChain(graph, by).join(" → ")}`);
+    const tf = [...graph.external]
+      .filter(([name]) => name.startsWith("@tensorflow/"))
+      .map(([name, by]) => `${name} via ${importChain(graph, by).join(" → ")}`);
     expect(tf).toEqual([]);
   });
 

@@ -29,7 +29,10 @@ describe("recipes/quickstart.yaml", () => {
   });
 
   it("trains: the loss falls visibly, and llama.cpp answers in the fine-tuned style from the exported file", () => {
-    const rows = readFileSync(join(cwd, "runs/quickstart/train/metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { type: string; loss?: number; eval_loss?: number });
+    const rows = readFileSync(join(cwd, "runs/quickstart/train/metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; loss?: number; eval_loss?: number });
     const losses = rows.filter((r) => r.type === "train").map((r) => r.loss!);
     const evals = rows.filter((r) => r.type === "eval").map((r) => r.eval_loss!);
     expect(losses[0]).toBeGreaterThan(12); // a random model over 262,144 tokens
@@ -48,9 +51,24 @@ describe("recipes/quickstart.yaml", () => {
     expect(manifest).toBeTypeOf("object");
     expect(readdirSync(join(root, "curate"))).toEqual(expect.arrayContaining(["manifest.json", "train-00000.arrow", "report.html"]));
     expect(statSync(join(root, "export/model-Q8_0.gguf")).size).toBeGreaterThan(1e6);
-    for (const f of ["verify.json", "verify-adapter.json"]) expect((JSON.parse(readFileSync(join(root, "export", f), "utf8")) as { ok: boolean }).ok).toBe(true);
-    expect(readdirSync(join(root, "export")).sort()).toEqual(["Modelfile", "adapter.gguf", "base-Q8_0.gguf", "model-Q8_0.gguf", "verify-adapter.json", "verify.json"]);
-    expect(readdirSync(join(root, "train")).sort()).toEqual(["adapter", "checkpoints", "metrics.jsonl", "report.html", "run.json", "samples.jsonl"]);
+    for (const f of ["verify.json", "verify-adapter.json"])
+      expect((JSON.parse(readFileSync(join(root, "export", f), "utf8")) as { ok: boolean }).ok).toBe(true);
+    expect(readdirSync(join(root, "export")).sort()).toEqual([
+      "Modelfile",
+      "adapter.gguf",
+      "base-Q8_0.gguf",
+      "model-Q8_0.gguf",
+      "verify-adapter.json",
+      "verify.json",
+    ]);
+    expect(readdirSync(join(root, "train")).sort()).toEqual([
+      "adapter",
+      "checkpoints",
+      "metrics.jsonl",
+      "report.html",
+      "run.json",
+      "samples.jsonl",
+    ]);
     const leftovers = [root, ...["model", "curate", "train", "train/checkpoints", "export"].map((d) => join(root, d))].flatMap((d) =>
       readdirSync(d).filter((f) => f.includes(".tmp-")),
     );

@@ -22,7 +22,18 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** Each command file adds itself to the program. */
-const commands: Array<(program: Command) => void> = [registerRun, registerSchema, registerInitModel, registerInspect, registerCurate, registerTrain, registerScore, registerGenerate, registerExport, registerVerify];
+const commands: Array<(program: Command) => void> = [
+  registerRun,
+  registerSchema,
+  registerInitModel,
+  registerInspect,
+  registerCurate,
+  registerTrain,
+  registerScore,
+  registerGenerate,
+  registerExport,
+  registerVerify,
+];
 
 export function buildProgram(): Command {
   const program = new Command("owntune")

@@ -24,8 +24,12 @@ describe("recipe model section", () => {
   });
 
   it("wants exactly one of path and init", () => {
-    expect(problemOf("name: demo\nmodel:\n  path: m\n  init: { preset: gemma4-tiny }\n")).toBe("r.yaml:3: model: give path or init, not both");
-    expect(problemOf("name: demo\nmodel: {}\n")).toBe("r.yaml:2: model: give either path (a model folder) or init (a preset to create one)");
+    expect(problemOf("name: demo\nmodel:\n  path: m\n  init: { preset: gemma4-tiny }\n")).toBe(
+      "r.yaml:3: model: give path or init, not both",
+    );
+    expect(problemOf("name: demo\nmodel: {}\n")).toBe(
+      "r.yaml:2: model: give either path (a model folder) or init (a preset to create one)",
+    );
   });
 
   it("names an unknown preset and a typo'd init key at their lines", () => {
@@ -48,7 +52,13 @@ describe("resolveModelDir with init", () => {
     const io = { progress: { start() {}, update() {}, increment() {}, stop() {} }, log: (l: string) => logs.push(l) };
     const dir = await resolveModelDir(loaded(1), cwd, io);
     expect(dir).toBe(join(cwd, "runs", "demo", "model"));
-    expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8"))).toEqual({ format: "owntune-model", preset: "gemma4-tiny", seed: 1, dtype: "bf16", tokenizer: null });
+    expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8"))).toEqual({
+      format: "owntune-model",
+      preset: "gemma4-tiny",
+      seed: 1,
+      dtype: "bf16",
+      tokenizer: null,
+    });
     const first = statSync(join(dir, "model.safetensors")).mtimeMs;
     expect(await resolveModelDir(loaded(1), cwd, io)).toBe(dir);
     expect(statSync(join(dir, "model.safetensors")).mtimeMs).toBe(first);

@@ -38,7 +38,8 @@ export const modelSection = z
     if ((m.path === undefined) === (m.init === undefined)) {
       ctx.addIssue({
         code: "custom",
-        message: m.path === undefined ? "give either path (a model folder) or init (a preset to create one)" : "give path or init, not both",
+        message:
+          m.path === undefined ? "give either path (a model folder) or init (a preset to create one)" : "give path or init, not both",
       });
     }
   })
@@ -72,8 +73,14 @@ export async function ensureInitModel(
       const same = (Object.keys(marker) as Array<keyof InitMarker>).every((k) => found[k] === marker[k]);
       if (same) return { created: false };
       if (!io.force) {
-        const was = (Object.keys(marker) as Array<keyof InitMarker>).filter((k) => found[k] !== marker[k]).map((k) => `${k} ${JSON.stringify(found[k])}, now ${JSON.stringify(marker[k])}`);
-        throw new UserError(`was made from other settings (${was.join("; ")})`, { file: dir, field: "model.init", hint: "pass --force to recreate it" });
+        const was = (Object.keys(marker) as Array<keyof InitMarker>)
+          .filter((k) => found[k] !== marker[k])
+          .map((k) => `${k} ${JSON.stringify(found[k])}, now ${JSON.stringify(marker[k])}`);
+        throw new UserError(`was made from other settings (${was.join("; ")})`, {
+          file: dir,
+          field: "model.init",
+          hint: "pass --force to recreate it",
+        });
       }
     } catch (e) {
       if (isUserError(e)) throw e;

@@ -32,9 +32,17 @@ export const MAX_YAML_ALIAS_COUNT = 100;
  * A `.json` file must be JSON, and its errors say so.
  */
 export function parseLocated(text: string, file: string): LocatedSource {
-  if (text.length > MAX_CONFIG_BYTES) throw new UserError(`${text.length} characters, more than the ${MAX_CONFIG_BYTES} a config file may have`, { file, hint: "is this the right file?" });
+  if (text.length > MAX_CONFIG_BYTES)
+    throw new UserError(`${text.length} characters, more than the ${MAX_CONFIG_BYTES} a config file may have`, {
+      file,
+      hint: "is this the right file?",
+    });
   const deep = tooDeep(text);
-  if (deep !== undefined) throw new UserError(`brackets nested more than ${MAX_FLOW_NESTING} levels deep`, { file, line: text.slice(0, deep).split("\n").length });
+  if (deep !== undefined)
+    throw new UserError(`brackets nested more than ${MAX_FLOW_NESTING} levels deep`, {
+      file,
+      line: text.slice(0, deep).split("\n").length,
+    });
   const json = /\.json$/i.test(file);
   if (json) checkJson(text, file);
   const language = json ? "JSON" : "YAML";
@@ -50,7 +58,10 @@ export function parseLocated(text: string, file: string): LocatedSource {
     // An unclosed [ or { is noticed lines later; name the line it opens on.
     const opened = /^Flow (sequence|map)/.test(first.message) ? unclosedBracketAt(text, first.pos[0]) : undefined;
     const line = lineCounter.linePos(opened ?? first.pos[0]).line;
-    const what = opened !== undefined ? `unclosed ${text[opened]} (a flow ${text[opened] === "[" ? "sequence must end with ]" : "mapping must end with }"})` : first.message.split("\n")[0];
+    const what =
+      opened !== undefined
+        ? `unclosed ${text[opened]} (a flow ${text[opened] === "[" ? "sequence must end with ]" : "mapping must end with }"})`
+        : first.message.split("\n")[0];
     throw new UserError(`invalid ${language}: ${what}`, { file, line });
   }
   let value: unknown;
@@ -58,7 +69,11 @@ export function parseLocated(text: string, file: string): LocatedSource {
     value = doc.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
   } catch (e) {
     const message = (e as Error).message;
-    if (/alias count/i.test(message)) throw new UserError(`YAML aliases expand to too much data (more than ${MAX_YAML_ALIAS_COUNT} expansions)`, { file, hint: "write the values out instead of nesting anchors" });
+    if (/alias count/i.test(message))
+      throw new UserError(`YAML aliases expand to too much data (more than ${MAX_YAML_ALIAS_COUNT} expansions)`, {
+        file,
+        hint: "write the values out instead of nesting anchors",
+      });
     throw new UserError(`invalid ${language}: ${message.split("\n")[0]}`, { file });
   }
   const nodeAt = (path: readonly PropertyKey[]) => {
@@ -104,7 +119,10 @@ function checkJson(text: string, file: string): void {
     }
     const line = text.slice(0, offset).split("\n").length;
     // V8 quotes the whole input after the reason: keep the reason only.
-    const reason = message.replace(/, (\.\.\.)?".*" is not valid JSON$/s, "").replace(/ in JSON at position \d+.*$/s, "").replace(/ at position \d+.*$/s, "");
+    const reason = message
+      .replace(/, (\.\.\.)?".*" is not valid JSON$/s, "")
+      .replace(/ in JSON at position \d+.*$/s, "")
+      .replace(/ at position \d+.*$/s, "");
     throw new UserError(`not valid JSON (${reason})`, { file, line });
   }
 }
@@ -291,12 +309,11 @@ export function locateIssues(error: z.ZodError, source: LocatedSource, schema: A
         ? source.keyLineOf(issue.path, issue.keys[0])
         : source.lineOf(issue.path);
     const field =
+      issue.code === "unrecognized_keys" && issue.keys.length === 1 ? fieldName([...issue.path, issue.keys[0]!]) : fieldName(issue.path);
+    const message =
       issue.code === "unrecognized_keys" && issue.keys.length === 1
-        ? fieldName([...issue.path, issue.keys[0]!])
-        : fieldName(issue.path);
-    const message = issue.code === "unrecognized_keys" && issue.keys.length === 1
-      ? describeIssue(issue, source.value, schema).replace(/^unknown key "[^"]*"/, "unknown key")
-      : describeIssue(issue, source.value, schema);
+        ? describeIssue(issue, source.value, schema).replace(/^unknown key "[^"]*"/, "unknown key")
+        : describeIssue(issue, source.value, schema);
     problems.push({ line, field, message });
   }
   problems.sort((a, b) => (a.line ?? 0) - (b.line ?? 0));
@@ -305,9 +322,7 @@ export function locateIssues(error: z.ZodError, source: LocatedSource, schema: A
 
 /** Formats problems as `file:line: field: message`, one per line. */
 export function formatProblems(file: string, problems: readonly ConfigProblem[]): string {
-  return problems
-    .map((p) => `${file}${p.line !== undefined ? `:${p.line}` : ""}: ${p.field ? `${p.field}: ` : ""}${p.message}`)
-    .join("\n");
+  return problems.map((p) => `${file}${p.line !== undefined ? `:${p.line}` : ""}: ${p.field ? `${p.field}: ` : ""}${p.message}`).join("\n");
 }
 
 /** Thrown when a config file has problems: the message lists all of them, one per line. */

@@ -64,9 +64,32 @@ const toF32 = (bits: number) => new Float32Array(new Uint32Array([bits >>> 0]).b
 
 /** Deterministic float32 test inputs: edge values plus random bit patterns concentrated on the 16-bit range. */
 function inputs(fmt: Format, table: { values: number[] }): number[] {
-  const out = [0, -0, 1, -1, 1.5, 65504, 65519.99, 65520, 65536, 1e5, -1e5, 3.4028234663852886e38, -3.4028234663852886e38,
-    2 ** -24, 2 ** -25, 2 ** -25 * 1.0000001, 3 * 2 ** -26, 2 ** -14, 2 ** -14 - 2 ** -25, 2 ** -126, 2 ** -149, 1e-45, Infinity, -Infinity]
-    .map((v) => Math.fround(v));
+  const out = [
+    0,
+    -0,
+    1,
+    -1,
+    1.5,
+    65504,
+    65519.99,
+    65520,
+    65536,
+    1e5,
+    -1e5,
+    3.4028234663852886e38,
+    -3.4028234663852886e38,
+    2 ** -24,
+    2 ** -25,
+    2 ** -25 * 1.0000001,
+    3 * 2 ** -26,
+    2 ** -14,
+    2 ** -14 - 2 ** -25,
+    2 ** -126,
+    2 ** -149,
+    1e-45,
+    Infinity,
+    -Infinity,
+  ].map((v) => Math.fround(v));
   // Every midpoint between consecutive values (exact ties, representable in float32) and its neighbours.
   const v = table.values;
   for (let i = 0; i + 1 < v.length; i += fmt === HALF ? 1 : 7) {

@@ -69,8 +69,10 @@ function f16ToF32Table(): Float32Array {
     const sign = (h & 0x8000) << 16;
     const exp = (h >>> 10) & 0x1f;
     const mant = h & 0x3ff;
-    if (exp === 0) table[h] = (sign ? -1 : 1) * mant * 2 ** -24; // zero and subnormals
-    else if (exp === 31) bits[h] = sign | 0x7f800000 | (mant << 13) | (mant !== 0 ? 0x400000 : 0); // Inf, and NaN quieted (payload kept)
+    if (exp === 0)
+      table[h] = (sign ? -1 : 1) * mant * 2 ** -24; // zero and subnormals
+    else if (exp === 31)
+      bits[h] = sign | 0x7f800000 | (mant << 13) | (mant !== 0 ? 0x400000 : 0); // Inf, and NaN quieted (payload kept)
     else bits[h] = sign | ((exp + 112) << 23) | (mant << 13);
   }
   f16Table = table;

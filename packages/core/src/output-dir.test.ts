@@ -96,7 +96,9 @@ describe("claimOutputDir", () => {
   it("does not replace its own output when the user put files of theirs into it", async () => {
     const dataset = makeOutput("dataset");
     writeFileSync(join(dataset, "notes.md"), "mine");
-    expect(await refusal(claimOutputDir(dataset, "dataset", { force: true }))).toMatch(/also files owntune did not write \(notes\.md\); replacing it would delete them/);
+    expect(await refusal(claimOutputDir(dataset, "dataset", { force: true }))).toMatch(
+      /also files owntune did not write \(notes\.md\); replacing it would delete them/,
+    );
   });
 
   it("removes the temporaries of killed writers beside and inside the folder, says so, and keeps live ones", async () => {

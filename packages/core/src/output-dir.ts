@@ -36,7 +36,8 @@ async function jsonField(path: string, field: string): Promise<unknown> {
 const KINDS: Record<OutputKind, KindRule> = {
   dataset: {
     noun: "a curated dataset",
-    marked: async (dir, names) => names.includes("manifest.json") && (await jsonField(join(dir, "manifest.json"), "format")) === "owntune-dataset",
+    marked: async (dir, names) =>
+      names.includes("manifest.json") && (await jsonField(join(dir, "manifest.json"), "format")) === "owntune-dataset",
     owns: /^(manifest\.json|report\.html|[\w.-]+\.arrow)$/,
   },
   export: {
@@ -51,7 +52,9 @@ const KINDS: Record<OutputKind, KindRule> = {
       if (!names.includes(MODEL_MARKER_FILE)) return false;
       const format = await jsonField(join(dir, MODEL_MARKER_FILE), "format");
       // Markers written before `format` existed hold the preset and seed only.
-      return format === MODEL_MARKER_FORMAT || (format === undefined && (await jsonField(join(dir, MODEL_MARKER_FILE), "preset")) !== undefined);
+      return (
+        format === MODEL_MARKER_FORMAT || (format === undefined && (await jsonField(join(dir, MODEL_MARKER_FILE), "preset")) !== undefined)
+      );
     },
     owns: /^(owntune-init\.json|config\.json|generation_config\.json|model(-\d{5}-of-\d{5})?\.safetensors|model\.safetensors\.index\.json|tokenizer\.json|tokenizer_config\.json|chat_template\.jinja|special_tokens_map\.json)$/,
   },
@@ -74,7 +77,9 @@ export async function clearStaleTemps(dir: string, log?: (line: string) => void)
 
 function announceRemoved(names: readonly string[], log: ((line: string) => void) | undefined): void {
   if (names.length === 0) return;
-  log?.(`removed ${names.length} stale temporary file(s) left by an interrupted run (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""})`);
+  log?.(
+    `removed ${names.length} stale temporary file(s) left by an interrupted run (${names.slice(0, 3).join(", ")}${names.length > 3 ? ", …" : ""})`,
+  );
 }
 
 /** Which kind of owntune output `dir` holds (its marker), or undefined. */
@@ -125,7 +130,10 @@ export async function claimOutputDir(path: string, kind: OutputKind, options: Cl
   }
   const rule = KINDS[kind];
   if (stat.isSymbolicLink()) {
-    throw new UserError("is a symbolic link; owntune writes its output as a new folder and will not replace a link", { ...where, hint: "name the folder itself, or another one" });
+    throw new UserError("is a symbolic link; owntune writes its output as a new folder and will not replace a link", {
+      ...where,
+      hint: "name the folder itself, or another one",
+    });
   }
   if (!stat.isDirectory()) {
     throw new UserError(FILE_NOT_REPLACED, { ...where, hint: "choose another output folder, or move the file away" });
@@ -144,17 +152,26 @@ export async function claimOutputDir(path: string, kind: OutputKind, options: Cl
     });
   }
   if (found !== kind) {
-    throw new UserError(`holds ${KINDS[found].noun}, not ${rule.noun}; owntune will not replace one kind of output with another`, { ...where, hint: "choose another output folder" });
+    throw new UserError(`holds ${KINDS[found].noun}, not ${rule.noun}; owntune will not replace one kind of output with another`, {
+      ...where,
+      hint: "choose another output folder",
+    });
   }
   const foreign = names.filter((n) => !rule.owns.test(n) && !isTempName(n));
   if (foreign.length > 0) {
-    throw new UserError(`holds ${rule.noun}, but also files owntune did not write (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}); replacing it would delete them`, {
-      ...where,
-      hint: "move those files out, or choose another output folder",
-    });
+    throw new UserError(
+      `holds ${rule.noun}, but also files owntune did not write (${foreign.slice(0, 3).join(", ")}${foreign.length > 3 ? ", …" : ""}); replacing it would delete them`,
+      {
+        ...where,
+        hint: "move those files out, or choose another output folder",
+      },
+    );
   }
   if (!options.force) {
-    throw new UserError(`already holds ${rule.noun} from an earlier run`, { ...where, hint: "pass --force to replace it (the old one stays until the new one is complete)" });
+    throw new UserError(`already holds ${rule.noun} from an earlier run`, {
+      ...where,
+      hint: "pass --force to replace it (the old one stays until the new one is complete)",
+    });
   }
   removedTemps.push(...(await removeStaleTemps(path)));
   announce();

@@ -54,7 +54,10 @@ export function createProgressBar(stream: NodeJS.WriteStream = process.stderr): 
     return {
       done: formatAmount(value, unit),
       all: formatAmount(total, unit),
-      rate: unit === "B" ? `${Number.isFinite(perSecond) ? formatAmount(perSecond, unit) : "-"}/s` : `${formatRate(perSecond)} ${unit}/s`.trimStart(),
+      rate:
+        unit === "B"
+          ? `${Number.isFinite(perSecond) ? formatAmount(perSecond, unit) : "-"}/s`
+          : `${formatRate(perSecond)} ${unit}/s`.trimStart(),
       note: note === "" ? "" : ` | ${note}`,
     };
   };

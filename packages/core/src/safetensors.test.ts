@@ -54,7 +54,12 @@ describe("writeSafetensors → SafetensorsFile round trip", () => {
       { name: "c.empty", dtype, shape: [0, 4] },
       { name: "d.big", dtype, shape: [2_100_000] }, // spans several decode chunks
     ];
-    const data = tensors.map((t, i) => values(t.shape.reduce((a, b) => a * b, 1), i));
+    const data = tensors.map((t, i) =>
+      values(
+        t.shape.reduce((a, b) => a * b, 1),
+        i,
+      ),
+    );
     let calls = 0;
     await writeSafetensors(path, tensors, (_t, i) => (calls++, data[i]!), { metadata: { format: "pt" } });
     expect(calls).toBe(4);
@@ -64,8 +69,7 @@ describe("writeSafetensors → SafetensorsFile round trip", () => {
       for (const [i, t] of tensors.entries()) {
         expect(f.entry(t.name).shape).toEqual(t.shape);
         expect(f.entry(t.name).dtype).toBe(dtype);
-        const want =
-          dtype === "F32" ? data[i]! : dtype === "BF16" ? bf16ToF32(f32ToBf16(data[i]!)) : f16ToF32(f32ToF16(data[i]!));
+        const want = dtype === "F32" ? data[i]! : dtype === "BF16" ? bf16ToF32(f32ToBf16(data[i]!)) : f16ToF32(f32ToF16(data[i]!));
         const got = await f.read(t.name);
         expect(got.length).toBe(want.length);
         expect(Buffer.from(got.buffer).equals(Buffer.from(want.buffer)), `${t.name} differs`).toBe(true);
@@ -75,17 +79,32 @@ describe("writeSafetensors → SafetensorsFile round trip", () => {
       expect(Array.from(await f.readRows("a.weight", 1, 2))).toEqual(Array.from(all.subarray(5, 15)));
       // Raw bytes are what the converter produced.
       const raw = await f.readRaw("a.weight");
-      const expectRaw = dtype === "F32" ? new Uint8Array(data[0]!.buffer) : new Uint8Array((dtype === "BF16" ? f32ToBf16 : f32ToF16)(data[0]!).buffer);
+      const expectRaw =
+        dtype === "F32" ? new Uint8Array(data[0]!.buffer) : new Uint8Array((dtype === "BF16" ? f32ToBf16 : f32ToF16)(data[0]!).buffer);
       expect(Buffer.from(raw).equals(Buffer.from(expectRaw))).toBe(true);
     });
   });
 
   it("writes the header padded so the data section starts 8-byte aligned, offsets contiguous", async () => {
     const path = join(dir, "aligned.safetensors");
-    await writeSafetensors(path, [{ name: "x", dtype: "BF16", shape: [3] }, { name: "y", dtype: "F32", shape: [1] }], () => new Float32Array(0)).catch(() => undefined);
+    await writeSafetensors(
+      path,
+      [
+        { name: "x", dtype: "BF16", shape: [3] },
+        { name: "y", dtype: "F32", shape: [1] },
+      ],
+      () => new Float32Array(0),
+    ).catch(() => undefined);
     // That producer returned the wrong length: the write failed and left no file behind.
     expect((await readdir(dir)).filter((n) => n.startsWith("aligned") || n.startsWith(".aligned"))).toEqual([]);
-    await writeSafetensors(path, [{ name: "x", dtype: "BF16", shape: [3] }, { name: "y", dtype: "F32", shape: [1] }], (t) => (t.name === "x" ? new Float32Array([1, 2, 3]) : new Float32Array([4])));
+    await writeSafetensors(
+      path,
+      [
+        { name: "x", dtype: "BF16", shape: [3] },
+        { name: "y", dtype: "F32", shape: [1] },
+      ],
+      (t) => (t.name === "x" ? new Float32Array([1, 2, 3]) : new Float32Array([4])),
+    );
     await withSafetensors(path, async (f) => {
       expect(f.entry("x").begin % 8).toBe(0);
       expect(f.entry("y").begin).toBe(f.entry("x").end);
@@ -111,7 +130,9 @@ describe("writeSafetensors → SafetensorsFile round trip", () => {
     async function* short(): AsyncGenerator<Float32Array> {
       yield whole.slice(0, 10);
     }
-    await expect(writeSafetensors(path, [{ name: "w", dtype: "F32", shape: [100, 100] }], () => short())).rejects.toThrow("tensor w: produced 10 values, shape [100, 100] needs 10000");
+    await expect(writeSafetensors(path, [{ name: "w", dtype: "F32", shape: [100, 100] }], () => short())).rejects.toThrow(
+      "tensor w: produced 10 values, shape [100, 100] needs 10000",
+    );
   });
 
   it("copies producer bytes as they are when given a Uint8Array", async () => {
@@ -125,7 +146,11 @@ describe("writeSafetensors → SafetensorsFile round trip", () => {
 describe("SafetensorsFile.open rejects malformed files with a message naming the file and tensor", () => {
   const f32 = (n: number) => new Uint8Array(4 * n);
   const cases: Array<[string, Uint8Array, string]> = [
-    ["shorter than the length prefix", new Uint8Array([1, 2, 3]), "F: file is 3 bytes, too short for a safetensors header (8-byte length, then JSON)"],
+    [
+      "shorter than the length prefix",
+      new Uint8Array([1, 2, 3]),
+      "F: file is 3 bytes, too short for a safetensors header (8-byte length, then JSON)",
+    ],
     [
       "header length past the cap",
       build("{}", new Uint8Array(0), BigInt(MAX_HEADER_BYTES + 1)),
@@ -178,11 +203,7 @@ describe("SafetensorsFile.open rejects malformed files with a message naming the
       build({ w: { dtype: "F32", shape: [1], data_offsets: [4, 0] } }, f32(1)),
       "F: tensor w: data_offsets must be [begin, end] with 0 ≤ begin ≤ end, got [4,0]",
     ],
-    [
-      "non-string metadata",
-      build({ __metadata__: { format: "pt", step: 3 } }),
-      "F: __metadata__.step must be a string, got 3",
-    ],
+    ["non-string metadata", build({ __metadata__: { format: "pt", step: 3 } }), "F: __metadata__.step must be a string, got 3"],
   ];
   it.each(cases)("%s", async (label, bytes, message) => {
     expect(await openError(label.replace(/\W+/g, "-") + ".safetensors", bytes)).toBe(message);

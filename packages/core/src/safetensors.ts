@@ -172,7 +172,8 @@ export class SafetensorsFile {
     }
     try {
       const size = (await fh.stat()).size;
-      if (size < 8) throw new UserError(`file is ${size} bytes, too short for a safetensors header (8-byte length, then JSON)`, { file: path });
+      if (size < 8)
+        throw new UserError(`file is ${size} bytes, too short for a safetensors header (8-byte length, then JSON)`, { file: path });
       const lenBytes = new Uint8Array(8);
       await readExactly(fh, lenBytes, 0, path);
       const headerLen = new DataView(lenBytes.buffer).getBigUint64(0, true);
@@ -184,7 +185,10 @@ export class SafetensorsFile {
       }
       const n = Number(headerLen);
       if (8 + n > size) {
-        throw new UserError(`header length ${n} bytes runs past the end of the file (${size} bytes)`, { file: path, hint: "the file is truncated" });
+        throw new UserError(`header length ${n} bytes runs past the end of the file (${size} bytes)`, {
+          file: path,
+          hint: "the file is truncated",
+        });
       }
       const headerBytes = new Uint8Array(n);
       await readExactly(fh, headerBytes, 8, path);
@@ -368,7 +372,8 @@ export async function writeSafetensors(
       const elements = numElements(t.shape);
       const bytes = elements * DTYPE_BYTES[t.dtype];
       if (data instanceof Uint8Array) {
-        if (data.byteLength !== bytes) throw new Error(`tensor ${t.name}: got ${data.byteLength} bytes, ${t.dtype} ${formatShape(t.shape)} needs ${bytes}`);
+        if (data.byteLength !== bytes)
+          throw new Error(`tensor ${t.name}: got ${data.byteLength} bytes, ${t.dtype} ${formatShape(t.shape)} needs ${bytes}`);
         await file.write(data);
       } else {
         let count = 0;
@@ -377,7 +382,10 @@ export async function writeSafetensors(
           if (count > elements) break;
           await writeConverted(file.write.bind(file), chunk, t.dtype);
         }
-        if (count !== elements) throw new Error(`tensor ${t.name}: produced ${count > elements ? "too many" : count} values, shape ${formatShape(t.shape)} needs ${elements}`);
+        if (count !== elements)
+          throw new Error(
+            `tensor ${t.name}: produced ${count > elements ? "too many" : count} values, shape ${formatShape(t.shape)} needs ${elements}`,
+          );
       }
       progress.increment(bytes);
     }

@@ -17,7 +17,11 @@ export const defaultThreadCount = (): number => Math.max(1, availableParallelism
  */
 export function startModuleWorker(callerUrl: string, name: string, workerData: unknown): Worker {
   if (!callerUrl.endsWith(".ts")) return new Worker(new URL(`./${name}.js`, callerUrl), { workerData });
-  const tsxApi = pathToFileURL(createRequire(callerUrl).resolve("tsx/esm/api").replace(/\.cjs$/, ".mjs")).href;
+  const tsxApi = pathToFileURL(
+    createRequire(callerUrl)
+      .resolve("tsx/esm/api")
+      .replace(/\.cjs$/, ".mjs"),
+  ).href;
   const entry = new URL(`./${name}.ts`, callerUrl).href;
   const boot = `import(${JSON.stringify(tsxApi)}).then((m) => m.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(callerUrl)}));`;
   return new Worker(boot, { eval: true, workerData, execArgv: ["--conditions=@owntune/source"] });
@@ -52,7 +56,15 @@ export function serveJobs<J, R>(handle: (job: J) => R | Promise<R>, transfer: Tr
       port.postMessage({ id: msg.id, result } satisfies Reply<R>, transfer(result));
     } catch (e) {
       const err = e as Error & Partial<WireError>;
-      const error: WireError = { name: err.name, message: err.message, stack: err.stack, file: err.file, line: err.line, field: err.field, hint: err.hint };
+      const error: WireError = {
+        name: err.name,
+        message: err.message,
+        stack: err.stack,
+        file: err.file,
+        line: err.line,
+        field: err.field,
+        hint: err.hint,
+      };
       port.postMessage({ id: msg.id, error } satisfies Reply<R>);
     }
   });
@@ -79,7 +91,12 @@ export class ThreadPool<J, R> {
   private failure: Error | undefined;
   private closed = false;
 
-  constructor(callerUrl: string, name: string, readonly size: number, workerData?: unknown) {
+  constructor(
+    callerUrl: string,
+    name: string,
+    readonly size: number,
+    workerData?: unknown,
+  ) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`a thread pool needs a positive integer size, got ${size}`);
     for (let i = 0; i < size; i++) {
       const w = startModuleWorker(callerUrl, name, workerData);

@@ -80,9 +80,13 @@ describe("chat loss masks", () => {
   });
 
   it("reports a conversation the template rejects as a problem with the row", () => {
-    expect(() => formatChat(gemma, [{ role: "user", content: "a" }, { role: "user", content: "b" }, { role: "assistant", content: "c" }])).toThrow(
-      /chat template rejected the conversation: .*alternate/,
-    );
+    expect(() =>
+      formatChat(gemma, [
+        { role: "user", content: "a" },
+        { role: "user", content: "b" },
+        { role: "assistant", content: "c" },
+      ]),
+    ).toThrow(/chat template rejected the conversation: .*alternate/);
   });
 
   it("rejects a conversation without an assistant message", () => {

@@ -1,4 +1,12 @@
-export { type CurateConfig, type CurateConfigInput, curateSchema, type InputConfig, normalizeSchema, piiSchema, resolveCurateConfig } from "./config.js";
+export {
+  type CurateConfig,
+  type CurateConfigInput,
+  curateSchema,
+  type InputConfig,
+  normalizeSchema,
+  piiSchema,
+  resolveCurateConfig,
+} from "./config.js";
 export { type Example } from "./records.js";
 export { makeNormalizer } from "./normalize.js";
 export { makeRedactor } from "./pii.js";

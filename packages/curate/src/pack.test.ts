@@ -17,7 +17,12 @@ function items(n: number, maxLen: number, seed: number): PackItem[] {
 
 /** Rows as curate's pipeline makes them: a plan from the lengths, then the rows of that plan. */
 function packRows(docs: readonly PackItem[], seqLen: number, padId: number, packing: boolean, options: PlanOptions = {}): PackedRow[] {
-  const plan = planRows(Int32Array.from(docs, (d) => d.ids.length), seqLen, packing, options);
+  const plan = planRows(
+    Int32Array.from(docs, (d) => d.ids.length),
+    seqLen,
+    packing,
+    options,
+  );
   return [...planToRows(plan, (i) => docs[i]!, seqLen, padId)];
 }
 
@@ -77,7 +82,9 @@ describe("packing", () => {
     const bins = bestFitDecreasing(lengths, seqLen);
     expect(bins.length).toBeGreaterThanOrEqual(Math.ceil(total / seqLen));
     expect(bins.length).toBeLessThanOrEqual(ffd.length);
-    console.log(`BFD: ${bins.length} rows, volume bound ${Math.ceil(total / seqLen)}, efficiency ${(100 * packingEfficiency(rows, seqLen)).toFixed(1)}%`);
+    console.log(
+      `BFD: ${bins.length} rows, volume bound ${Math.ceil(total / seqLen)}, efficiency ${(100 * packingEfficiency(rows, seqLen)).toFixed(1)}%`,
+    );
   });
 
   it("shuffles whole rows with a seed, and packs each window of examples on its own", () => {
@@ -86,7 +93,12 @@ describe("packing", () => {
     expect(rows.map(key).sort()).toEqual(unshuffled.map(key).sort());
     expect(rows.map(key)).not.toEqual(unshuffled.map(key));
     const window = 64;
-    const plan = planRows(Int32Array.from(docs, (d) => d.ids.length), seqLen, true, { shuffleSeed: 3, window });
+    const plan = planRows(
+      Int32Array.from(docs, (d) => d.ids.length),
+      seqLen,
+      true,
+      { shuffleSeed: 3, window },
+    );
     expect(Array.from(plan.items).sort((a, b) => a - b)).toEqual(docs.map((_, i) => i));
     for (let r = 0; r + 1 < plan.rowStart.length; r++) {
       const its = Array.from(plan.items.subarray(plan.rowStart[r]!, plan.rowStart[r + 1]!));

@@ -157,7 +157,10 @@ export async function readPartMeta(dir: string): Promise<PartMeta> {
   }
   if (raw.format !== PART_FORMAT) throw new UserError(`not a curate shard (format ${JSON.stringify(raw.format)})`, { file });
   if (raw.format_version !== PART_FORMAT_VERSION) {
-    throw new UserError(`shard format ${String(raw.format_version)}, this owntune merges ${PART_FORMAT_VERSION}`, { file, hint: "re-run the shards with this owntune" });
+    throw new UserError(`shard format ${String(raw.format_version)}, this owntune merges ${PART_FORMAT_VERSION}`, {
+      file,
+      hint: "re-run the shards with this owntune",
+    });
   }
   return raw as PartMeta;
 }

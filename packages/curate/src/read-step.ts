@@ -86,7 +86,12 @@ export async function readStep(o: ReadStepOptions, keep: (ex: ProcessedExample) 
       counters.inputRows[chunk.input]!++;
       if (r.status === "bad") {
         if (!cfg.skip_bad_rows) {
-          throw new UserError(r.message, { file: r.file, line: r.line, field: r.field, hint: "fix the row, or pass --skip-bad-rows to skip such rows" });
+          throw new UserError(r.message, {
+            file: r.file,
+            line: r.line,
+            field: r.field,
+            hint: "fix the row, or pass --skip-bad-rows to skip such rows",
+          });
         }
         counters.badRow({ file: r.file, line: r.line, field: r.field, message: r.message }, id);
       } else if (r.status === "dropped") {
@@ -134,8 +139,15 @@ export async function readStep(o: ReadStepOptions, keep: (ex: ProcessedExample) 
     for (const p of o.pieces) {
       const base = { input: p.input, schema: o.schemas[p.input]!, fields: cfg.inputs[p.input]!.fields };
       if (p.kind === "jsonl") {
-        const blocks = jsonlBlocks(p.path, p.display, { start: p.start, end: p.end, gzip: p.gzip, maxBytes: CHUNK_BYTES, maxLines: CHUNK_ROWS });
-        for await (const b of blocks) await send({ ...base, kind: "jsonl", file: p.display, firstLine: b.firstLine, bytes: b.bytes }, b.bytes.length);
+        const blocks = jsonlBlocks(p.path, p.display, {
+          start: p.start,
+          end: p.end,
+          gzip: p.gzip,
+          maxBytes: CHUNK_BYTES,
+          maxLines: CHUNK_ROWS,
+        });
+        for await (const b of blocks)
+          await send({ ...base, kind: "jsonl", file: p.display, firstLine: b.firstLine, bytes: b.bytes }, b.bytes.length);
         continue;
       }
       let chunk: Extract<RowChunk, { kind: "rows" }> | undefined;

@@ -25,7 +25,8 @@ export interface AdapterGgufOptions {
  */
 export function ggufLoraAlpha(adapter: AdapterWeights): number {
   const ranks = new Set([...adapter.pairs.values()].map((p) => p.rank));
-  if (ranks.size !== 1) throw new RangeError(`adapter pairs have several ranks (${[...ranks].join(", ")}); llama.cpp takes one alpha per file`);
+  if (ranks.size !== 1)
+    throw new RangeError(`adapter pairs have several ranks (${[...ranks].join(", ")}); llama.cpp takes one alpha per file`);
   return adapter.scale * [...ranks][0]!;
 }
 
@@ -38,7 +39,9 @@ export async function exportAdapterGguf(o: AdapterGgufOptions): Promise<WriteGgu
     const shape = shapes.get(`${module}.weight`);
     if (!target || !shape) throw new UserError(`adapter module ${module} has no base weight in this model`, { field: module });
     if (shape[0] !== p.outFeatures || shape[1] !== p.inFeatures) {
-      throw new UserError(`adapter module ${module} is [${p.outFeatures}, ${p.inFeatures}], the base weight is [${shape.join(", ")}]`, { field: module });
+      throw new UserError(`adapter module ${module} is [${p.outFeatures}, ${p.inFeatures}], the base weight is [${shape.join(", ")}]`, {
+        field: module,
+      });
     }
     tensors.push(
       { name: `${target}.lora_a`, ne: [p.inFeatures, p.rank], type: GgmlType.F32, readRows: async () => p.a },

@@ -69,7 +69,23 @@ describe.skipIf(!haveGgmlCpu)("ggml's CPU arithmetic, copied", () => {
       if (!Number.isNaN(w) && !Object.is(ours[h]! + 0, w + 0)) mismatches++;
     }
     expect(mismatches).toBe(0);
-    const x = Float32Array.from([-12, -10, -9.999, -3.3, -1e-6, 0, 6e-8, 0.5, 1.0009765625, 2.71828, 9.999, 10, 10.5, 40, ...row(500, () => gauss() * 4)]);
+    const x = Float32Array.from([
+      -12,
+      -10,
+      -9.999,
+      -3.3,
+      -1e-6,
+      0,
+      6e-8,
+      0.5,
+      1.0009765625,
+      2.71828,
+      9.999,
+      10,
+      10.5,
+      40,
+      ...row(500, () => gauss() * 4),
+    ]);
     const g = row(x.length, () => gauss());
     const gelu = Float32Array.from(x);
     ggmlGeluRows(gelu);
@@ -82,7 +98,17 @@ describe.skipIf(!haveGgmlCpu)("ggml's CPU arithmetic, copied", () => {
     beforeAll(async () => {
       await initBackend();
     });
-    const TYPES = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.F16, GgmlType.BF16];
+    const TYPES = [
+      GgmlType.Q8_0,
+      GgmlType.Q4_0,
+      GgmlType.Q5_0,
+      GgmlType.Q5_1,
+      GgmlType.Q4_K,
+      GgmlType.Q5_K,
+      GgmlType.Q6_K,
+      GgmlType.F16,
+      GgmlType.BF16,
+    ];
     it.each(TYPES.map((t) => [ggmlTypeName(t), t] as const))("%s: deq(W)·round(x) is ggml's mul_mat; deq(W)·x is not", (_, type) => {
       const [inF, outF, rows] = [512, 24, 5];
       const w = row(inF * outF, () => gauss() * 0.05);
@@ -102,7 +128,9 @@ describe.skipIf(!haveGgmlCpu)("ggml's CPU arithmetic, copied", () => {
       const err = (p: Float64Array) => Math.max(...p.map((v, k) => Math.abs(v - want[k]!))) / scale;
       const emulated = err(product(rounded));
       const plain = err(product(x));
-      console.log(`${ggmlTypeName(type)}: max |ours − ggml| / rms = ${emulated.toExponential(2)} with the rounding, ${plain.toExponential(2)} without`);
+      console.log(
+        `${ggmlTypeName(type)}: max |ours − ggml| / rms = ${emulated.toExponential(2)} with the rounding, ${plain.toExponential(2)} without`,
+      );
       if (activationRounding(type) === "q8_1") {
         // Q8_1's block sum fp16(d·Σq) feeds the weight's min term; we do not copy it (≈ 2^-12 of that term).
         expect(emulated).toBeLessThan(2e-3);

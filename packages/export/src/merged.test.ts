@@ -6,7 +6,15 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mergeLora, randomAdapter } from "@owntune/lora";
 import { roundToBf16 } from "@owntune/core";
-import { configToJson, expectedTensors, memoryTensorSource, openCheckpoint, parseGemma4Config, randomWeights, type TensorSource } from "@owntune/model";
+import {
+  configToJson,
+  expectedTensors,
+  memoryTensorSource,
+  openCheckpoint,
+  parseGemma4Config,
+  randomWeights,
+  type TensorSource,
+} from "@owntune/model";
 import { afterAll, describe, expect, it } from "vitest";
 import { exportMerged } from "./merged.js";
 

@@ -22,7 +22,12 @@ export interface Scorer {
  * sequence is one forward pass; the head gives the log-probs (tiled over the vocabulary) and the
  * logit scale.
  */
-export async function loadScorer(config: Gemma4Config, weights: TensorSource, adapter: AdapterWeights | undefined, options: { ggml?: GgmlArithmetic } = {}): Promise<Scorer> {
+export async function loadScorer(
+  config: Gemma4Config,
+  weights: TensorSource,
+  adapter: AdapterWeights | undefined,
+  options: { ggml?: GgmlArithmetic } = {},
+): Promise<Scorer> {
   await initBackend();
   const loaded = await loadGemma4(config, weights);
   const typed = weights as { ggmlType?: (name: string) => number };
@@ -37,7 +42,10 @@ export async function loadScorer(config: Gemma4Config, weights: TensorSource, ad
         const measureScale = (h: tf.Tensor2D): void => {
           for (let t0 = 0; t0 < T; t0 += LOGIT_SCALE_ROWS) {
             const rows = Math.min(LOGIT_SCALE_ROWS, T - t0);
-            maxLogit = Math.max(maxLogit, tf.tidy(() => tf.max(tf.abs(model.embedding.logits(tf.slice(h, [t0, 0], [rows, -1]), null))).dataSync()[0]!));
+            maxLogit = Math.max(
+              maxLogit,
+              tf.tidy(() => tf.max(tf.abs(model.embedding.logits(tf.slice(h, [t0, 0], [rows, -1]), null))).dataSync()[0]!),
+            );
           }
         };
         const lp = nextTokenLogprobs(model, { ids: [seq] }, { lora, ablate, withHidden: measureScale });

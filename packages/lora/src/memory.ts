@@ -72,8 +72,13 @@ export function estimateMemory(o: EstimateInput): MemoryEstimate {
     : (st.linears === "host-bf16" ? 2 : 4) * linearValues * (o.backend === "wasm" && st.linears === "device" ? 2 : 1);
   const embValues = c.vocab_size * c.hidden_size;
   const embBytes =
-    st.embedding === "bf16" || st.embedding === "native-bf16" ? 2 * embValues : 4 * embValues * (st.embedding === "device" && o.backend === "wasm" ? 2 : 1);
-  const pleBytes = st.ple?.where === "memory" ? (st.ple.dtype === "bf16" ? 2 : 4) * c.vocab_size_per_layer_input * c.num_hidden_layers * c.hidden_size_per_layer_input : 0;
+    st.embedding === "bf16" || st.embedding === "native-bf16"
+      ? 2 * embValues
+      : 4 * embValues * (st.embedding === "device" && o.backend === "wasm" ? 2 : 1);
+  const pleBytes =
+    st.ple?.where === "memory"
+      ? (st.ple.dtype === "bf16" ? 2 : 4) * c.vocab_size_per_layer_input * c.num_hidden_layers * c.hidden_size_per_layer_input
+      : 0;
   const base = linearBytes + embBytes + pleBytes + 4 * sum("norm");
   // Host parameters, variables, gradients, their accumulation, AdamW's two moments, the best copy.
   const lora = 7 * 4 * o.trainable;

@@ -34,7 +34,11 @@ export function untaped<T extends tf.Tensor>(fn: () => T): T {
  * kept for the recomputation and get none. `f` must read only its arguments (the backward pass calls it
  * on saved copies) and compute the same thing each time. Any number of outputs, of any shapes.
  */
-export function recomputed(f: (inputs: tf.Tensor[], constants: tf.Tensor[]) => tf.Tensor[], inputs: tf.Tensor[], constants: tf.Tensor[]): tf.Tensor[] {
+export function recomputed(
+  f: (inputs: tf.Tensor[], constants: tf.Tensor[]) => tf.Tensor[],
+  inputs: tf.Tensor[],
+  constants: tf.Tensor[],
+): tf.Tensor[] {
   const shapes: number[][] = [];
   // tf.customGrad has one output: the outputs travel flattened and concatenated, and are sliced apart after.
   const packed = (outs: tf.Tensor[]) => {
@@ -71,7 +75,12 @@ export function recomputed(f: (inputs: tf.Tensor[], constants: tf.Tensor[]) => t
 
 /** The part of tfjs's engine used here (tf.grads refuses inputs without a gradient; this call allows them). */
 interface Engine {
-  gradients(f: () => tf.Tensor, xs: tf.Tensor[], dy: tf.Tensor, allowNoGradients: boolean): { value: tf.Tensor; grads: Array<tf.Tensor | undefined> };
+  gradients(
+    f: () => tf.Tensor,
+    xs: tf.Tensor[],
+    dy: tf.Tensor,
+    allowNoGradients: boolean,
+  ): { value: tf.Tensor; grads: Array<tf.Tensor | undefined> };
 }
 
 /**

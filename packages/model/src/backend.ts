@@ -60,7 +60,10 @@ let pending: Promise<BackendInfo> | undefined;
  */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const forcedText = options.backend ?? process.env.OWNTUNE_BACKEND;
-  const forced = forcedText !== undefined && forcedText !== "" ? parseBackendName(forcedText, options.backend !== undefined ? "--backend" : "OWNTUNE_BACKEND") : undefined;
+  const forced =
+    forcedText !== undefined && forcedText !== ""
+      ? parseBackendName(forcedText, options.backend !== undefined ? "--backend" : "OWNTUNE_BACKEND")
+      : undefined;
   if (current && (forced === undefined || forced === current.name)) return current;
   if (pending && forced === undefined) return pending;
   pending = select(forced, options.threads);
@@ -90,7 +93,10 @@ async function select(forced: BackendName | undefined, threadsOption: number | u
       return { name, threads, version: tf.version.tfjs, reason };
     } catch (e) {
       const why = shortReason(e);
-      if (forced) throw new UserError(`backend ${name} failed to start: ${why}`, { hint: "unset OWNTUNE_BACKEND / --backend to fall back automatically" });
+      if (forced)
+        throw new UserError(`backend ${name} failed to start: ${why}`, {
+          hint: "unset OWNTUNE_BACKEND / --backend to fall back automatically",
+        });
       failures.push(`${name === "tensorflow" ? "tfjs-node" : name} unavailable: ${why}`);
     }
   }
@@ -156,7 +162,9 @@ async function startThreadedWasm(threads: number): Promise<number> {
   const require = createRequire(import.meta.url);
   const pkgDir = dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json"));
   const factory = require(join(pkgDir, "wasm-out/tfjs-backend-wasm-threaded-simd.js")) as { toString(): string };
-  const { wasmWorkerContents } = require(join(pkgDir, "wasm-out/tfjs-backend-wasm-threaded-simd.worker.js")) as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = require(join(pkgDir, "wasm-out/tfjs-backend-wasm-threaded-simd.worker.js")) as {
+    wasmWorkerContents: string;
+  };
   const dir = mkdtempSync(join(tmpdir(), "owntune-wasm-"));
   const mainPath = join(dir, "main.js");
   const workerPath = join(dir, "worker.js");

@@ -27,18 +27,25 @@ describe("config.json", () => {
     writeFileSync(path, JSON.stringify(value, null, 2));
     return path;
   };
-  const lineOf = (path: string, key: string) => readFileSync(path, "utf8").split("\n").findIndex((l) => l.startsWith(`  "${key}":`)) + 1;
+  const lineOf = (path: string, key: string) =>
+    readFileSync(path, "utf8")
+      .split("\n")
+      .findIndex((l) => l.startsWith(`  "${key}":`)) + 1;
 
   it("locates a semantic problem (across fields) at its field's line", async () => {
     const path = write("heads.json", { ...base, num_key_value_heads: 3 });
     const message = await messageOf(readGemma4Config(path));
-    expect(message).toBe(`${path}:${lineOf(path, "num_key_value_heads")}: num_key_value_heads: num_attention_heads (2) must be a multiple of it, got 3`);
+    expect(message).toBe(
+      `${path}:${lineOf(path, "num_key_value_heads")}: num_key_value_heads: num_attention_heads (2) must be a multiple of it, got 3`,
+    );
   });
 
   it("gives one line for a short layer_types, without a knock-on problem about KV sharing", async () => {
     const path = write("short.json", { ...base, layer_types: ["sliding_attention", "full_attention", "sliding_attention"] });
     const message = await messageOf(readGemma4Config(path));
-    expect(message.split("\n")).toEqual([`${path}:${lineOf(path, "layer_types")}: layer_types: expected 4 entries (num_hidden_layers), got 3`]);
+    expect(message.split("\n")).toEqual([
+      `${path}:${lineOf(path, "layer_types")}: layer_types: expected 4 entries (num_hidden_layers), got 3`,
+    ]);
   });
 
   it("refuses sizes past any real model before anything is sized by them", async () => {

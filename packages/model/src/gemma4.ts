@@ -60,13 +60,28 @@ export function forwardHidden(model: Gemma4Model, batch: TokenBatch, options: Fo
   const flatIds = new Int32Array(B * T);
   batch.ids.forEach((row, b) => flatIds.set(Array.from(row), b * T));
   cache?.beginStep();
-  const step: Step = { model, B, T, lora: options.lora, ablate: options.ablate ?? {}, kv: cache ?? new StepKv(), queries, masks: new Map(), rope: new Map() };
+  const step: Step = {
+    model,
+    B,
+    T,
+    lora: options.lora,
+    ablate: options.ablate ?? {},
+    kv: cache ?? new StepKv(),
+    queries,
+    masks: new Map(),
+    rope: new Map(),
+  };
   const taping = tf.engine().state.gradientDepth > 0;
-  const recompute = !cache && taping && (options.recompute === "auto" || options.recompute === undefined ? recomputeByDefault(model, B, T) : options.recompute);
+  const recompute =
+    !cache &&
+    taping &&
+    (options.recompute === "auto" || options.recompute === undefined ? recomputeByDefault(model, B, T) : options.recompute);
   const out = tf.tidy(() => {
     // §3.1 step 1: h = E[id]·√H (exact float √H, as llama.cpp and mlx; HF's bf16-rounded scale differs slightly).
     // It and the per-layer inputs depend on no trainable tensor: computed off the tape.
-    let h = untaped(() => tf.mul(model.embedding.lookup(flatIds), Math.fround(Math.sqrt(c.hidden_size))).reshape([B, T, c.hidden_size]) as tf.Tensor3D);
+    let h = untaped(
+      () => tf.mul(model.embedding.lookup(flatIds), Math.fround(Math.sqrt(c.hidden_size))).reshape([B, T, c.hidden_size]) as tf.Tensor3D,
+    );
     const ple = c.hidden_size_per_layer_input > 0 && !step.ablate.noPle ? perLayerInputs(step, flatIds, h) : undefined;
     const layerFn = recompute ? recomputedLayer(step) : decoderLayer;
     for (const layer of model.layers) {
@@ -147,7 +162,11 @@ function recomputedLayer(step: Step): typeof decoderLayer {
   for (const l of step.model.layers) {
     const r = ropeTables(step, l);
     const m = attentionMask(step, l, step.queries);
-    for (const [kind, t] of [["mask", m], ["cos", r.cos], ["sin", r.sin]] as const) {
+    for (const [kind, t] of [
+      ["mask", m],
+      ["cos", r.cos],
+      ["sin", r.sin],
+    ] as const) {
       const key = kind === "mask" ? maskKey(l, step.queries) : ropeKey(l);
       if (!constantKeys.some(([k, n]) => k === kind && n === key)) {
         constantKeys.push([kind, key]);
@@ -165,7 +184,12 @@ function recomputedLayer(step: Step): typeof decoderLayer {
       (xs, cs) => {
         const [hIn, ...rest] = xs;
         const kvIn = source ? { kT: rest.shift() as tf.Tensor3D, v: rest.shift() as tf.Tensor3D, keys: source.keys } : undefined;
-        const lora = new Map<string, LoraTensors>(loras.map(([m, p], i) => [m, { a: rest[2 * i] as tf.Tensor2D, b: rest[2 * i + 1] as tf.Tensor2D, scale: p.scale, dropoutMask: p.dropoutMask }]));
+        const lora = new Map<string, LoraTensors>(
+          loras.map(([m, p], i) => [
+            m,
+            { a: rest[2 * i] as tf.Tensor2D, b: rest[2 * i + 1] as tf.Tensor2D, scale: p.scale, dropoutMask: p.dropoutMask },
+          ]),
+        );
         let own: KvEntry | undefined;
         const kv: KvStore = {
           put: (_, fresh) => (own = fresh),
@@ -322,7 +346,9 @@ function perLayerInputs(step: Step, flatIds: Int32Array, h: tf.Tensor3D): tf.Ten
   const tok = new Float32Array(B * T * L * P); // host gather (memory or file): the table is never a backend tensor
   model.ple!.gather(flatIds, tok, Math.sqrt(P));
   const ple = untaped(() => {
-    const ctx = tf.mul(linear(h, model.linears.get("per_layer_model_projection.weight")), 1 / Math.sqrt(c.hidden_size)).reshape([B, T, L, P]); // [B, T, L·P] → [B, T, L, P]
+    const ctx = tf
+      .mul(linear(h, model.linears.get("per_layer_model_projection.weight")), 1 / Math.sqrt(c.hidden_size))
+      .reshape([B, T, L, P]); // [B, T, L·P] → [B, T, L, P]
     const ctxNormed = rmsNorm(ctx, model.norms.get("per_layer_projection_norm.weight")!, c.rms_norm_eps);
     return tf.mul(tf.add(ctxNormed, tf.tensor(tok, [B, T, L, P])), Math.SQRT1_2);
   });
@@ -347,4 +373,3 @@ function tokenMeta(batch: TokenBatch, B: number, T: number, offset: number): Tok
   }
   return { index, position, segment };
 }
-

@@ -40,7 +40,9 @@ describeBackends("generate", () => {
       expect(r.stoppedBy).toBe("context-length");
       expect(prompt.length + r.ids.length).toBe(8);
       expect((await generate(short, prompt, { maxTokens: 10 })).ids).toEqual((await generate(model, prompt, { maxTokens: 3 })).ids);
-      await expect(generate(short, testIds(9, config.vocab_size, 1), { maxTokens: 1 })).rejects.toThrow("the prompt has 9 tokens, more than the model's context of 8");
+      await expect(generate(short, testIds(9, config.vocab_size, 1), { maxTokens: 1 })).rejects.toThrow(
+        "the prompt has 9 tokens, more than the model's context of 8",
+      );
     } finally {
       short.dispose();
     }

@@ -1,4 +1,12 @@
-export { configToJson, countParameters, type Gemma4Config, layerSpecs, llamaCppKvShareProblem, parseGemma4Config, readGemma4Config } from "./config.js";
+export {
+  configToJson,
+  countParameters,
+  type Gemma4Config,
+  layerSpecs,
+  llamaCppKvShareProblem,
+  parseGemma4Config,
+  readGemma4Config,
+} from "./config.js";
 export { gemma4_31b, gemma4E2b, gemma4E4b, gemma4Tiny, presetNames, presets } from "./presets.js";
 export { expectedTensors, memoryTensorSource, type TensorSource, TEXT_PREFIX } from "./tensors.js";
 export { randomTensor, randomWeights } from "./init-weights.js";
@@ -10,7 +18,15 @@ export { BASE_DTYPES, TRANSPOSED_COPIES, type BaseDtype, type TransposedCopy } f
 export { type KernelName, parseBaseDtype, parseKernelName, selectKernels } from "./kernels.js";
 export { baseWeight, type BaseWeight, linear, LinearWeights, type LoraLayers, type LoraTensors } from "./linear.js";
 export { DEFAULT_TOKEN_BLOCK, DEFAULT_VOCAB_CHUNK, EmbeddingTable } from "./lm-head.js";
-export { describeStorage, gemma4FromWeights, type Gemma4Model, loadGemma4, type LoadOptions, planStorage, type StoragePlan } from "./model.js";
+export {
+  describeStorage,
+  gemma4FromWeights,
+  type Gemma4Model,
+  loadGemma4,
+  type LoadOptions,
+  planStorage,
+  type StoragePlan,
+} from "./model.js";
 export { type LossBatch } from "./batch.js";
 export { type Ablation, ABLATIONS } from "./ablation.js";
 export { lastTokenLogits } from "./gemma4.js";

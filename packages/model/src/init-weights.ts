@@ -16,7 +16,11 @@ function distribution(c: Gemma4Config, spec: TensorSpec): Distribution {
     case "embedding":
       // Token embedding: std 3/√H so tied-head logits (final-norm output · E) have std ≈ 3.
       // PLE table: scaled by √P in the forward pass, so std 1/√P keeps it O(1).
-      return { kind: "normal", mean: 0, std: spec.name.startsWith("embed_tokens_per_layer") ? 1 / Math.sqrt(spec.shape[1]! / c.num_hidden_layers) : 3 / Math.sqrt(H) };
+      return {
+        kind: "normal",
+        mean: 0,
+        std: spec.name.startsWith("embed_tokens_per_layer") ? 1 / Math.sqrt(spec.shape[1]! / c.num_hidden_layers) : 3 / Math.sqrt(H),
+      };
     case "linear":
       return { kind: "normal", mean: 0, std: 1 / Math.sqrt(spec.shape[1]!) };
     case "norm":

@@ -48,7 +48,11 @@ export function selectKernels(requested?: KernelName | "auto", origin = "--kerne
   if (wanted === "tfjs") return { info: { name: "tfjs", reason: forced } };
   const rt = ggmlRuntime();
   if ("reason" in rt) {
-    if (wanted === "native") throw new UserError(`native kernels unavailable: ${rt.reason}`, { field: from, hint: "use --kernels tfjs (or unset it) to run on TensorFlow.js" });
+    if (wanted === "native")
+      throw new UserError(`native kernels unavailable: ${rt.reason}`, {
+        field: from,
+        hint: "use --kernels tfjs (or unset it) to run on TensorFlow.js",
+      });
     return { info: { name: "tfjs", reason: `native kernels unavailable: ${rt.reason}` } };
   }
   const ggml = { release: rt.libs.release, cpu: rt.libs.cpu.variant, threads: rt.threads };

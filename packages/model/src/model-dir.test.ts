@@ -24,7 +24,12 @@ describe("loadModelDir", () => {
     const { architectures: _a, ...text } = configToJson(config);
     await writeFile(
       join(dir, "config.json"),
-      JSON.stringify({ architectures: ["Gemma4ForConditionalGeneration"], model_type: "gemma4", text_config: text, vision_config: { hidden_size: 8 } }),
+      JSON.stringify({
+        architectures: ["Gemma4ForConditionalGeneration"],
+        model_type: "gemma4",
+        text_config: text,
+        vision_config: { hidden_size: 8 },
+      }),
     );
     await writeFile(join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: 2, eos_token_id: [1, 106], top_k: 64 }));
     await writeMicroWeights(join(dir, "model.safetensors"), config, {

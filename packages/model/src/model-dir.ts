@@ -79,16 +79,20 @@ export async function loadModelDir(dir: string): Promise<ModelDir> {
  */
 export function checkTokenizerFits(tokenizer: GemmaTokenizer, config: Gemma4Config, dir: string, warnings: string[]): void {
   if (tokenizer.vocabSize > config.vocab_size) {
-    throw new UserError(
-      `tokenizer.json has ${tokenizer.vocabSize} vocabulary entries but config.json vocab_size is ${config.vocab_size}`,
-      { file: join(dir, "config.json"), field: "vocab_size", hint: "the tokenizer and the weights must come from the same model" },
-    );
+    throw new UserError(`tokenizer.json has ${tokenizer.vocabSize} vocabulary entries but config.json vocab_size is ${config.vocab_size}`, {
+      file: join(dir, "config.json"),
+      field: "vocab_size",
+      hint: "the tokenizer and the weights must come from the same model",
+    });
   }
   const beyond = tokenizer.tokensBeyondVocab.filter((t) => t.id >= config.vocab_size);
   if (beyond.length > 0) {
     warnings.push(
       `the tokenizer has ${beyond.length} added token(s) past vocab_size ${config.vocab_size} ` +
-        `(${beyond.slice(0, 3).map((t) => `${t.content} = ${t.id}`).join(", ")}); text containing them cannot be fed to the model`,
+        `(${beyond
+          .slice(0, 3)
+          .map((t) => `${t.content} = ${t.id}`)
+          .join(", ")}); text containing them cannot be fed to the model`,
     );
   }
 }

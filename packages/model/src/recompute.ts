@@ -14,7 +14,12 @@ export const RECOMPUTE_MEMORY_SHARE = 1 / 16;
  * what the ops save (norm inputs, projections, the MLP's gate/up/product, attention probabilities and
  * its products: 16·H + 4·F + Nq·(2·S + 4·d) with S the keys a query sees), over B·T tokens and every layer.
  */
-export function recomputeByDefault(model: { config: Gemma4Config; layers: readonly LayerSpec[] }, B: number, T: number, totalMemory = totalmem()): boolean {
+export function recomputeByDefault(
+  model: { config: Gemma4Config; layers: readonly LayerSpec[] },
+  B: number,
+  T: number,
+  totalMemory = totalmem(),
+): boolean {
   const H = model.config.hidden_size;
   let perToken = 0;
   for (const l of model.layers) {

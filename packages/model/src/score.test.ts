@@ -47,7 +47,12 @@ describeBackends("scoreIds", () => {
       ["layers.0.self_attn.v_proj", make(config.num_key_value_heads * config.head_dim, H, "v")],
       ["layers.3.mlp.up_proj", make(2 * config.intermediate_size, H, "up")],
     ]);
-    const lora = new Map([...pairs].map(([m, p]) => [m, { a: tf.tensor2d(p.a, [p.rank, p.inFeatures]), b: tf.tensor2d(p.b, [p.outFeatures, p.rank]), scale: 1.25 }]));
+    const lora = new Map(
+      [...pairs].map(([m, p]) => [
+        m,
+        { a: tf.tensor2d(p.a, [p.rank, p.inFeatures]), b: tf.tensor2d(p.b, [p.outFeatures, p.rank]), scale: 1.25 },
+      ]),
+    );
     const r = scoreIds(model, ids, { lora, chunk: 6 });
     for (const p of lora.values()) tf.dispose([p.a, p.b]);
     const ref = referenceLogprobs(config, weights, { ids, lora: new Map([...pairs].map(([m, p]) => [m, { ...p, scale: 1.25 }])) });

@@ -31,7 +31,11 @@ export function scoreIds(model: Gemma4Model, ids: readonly number[], options: Sc
   try {
     for (let t0 = 0; t0 < ids.length - 1; t0 += chunk) {
       const part = ids.slice(t0, Math.min(t0 + chunk, ids.length - 1)); // the last token predicts nothing
-      const lp = nextTokenLogprobs(model, { ids: [part] }, { cache, lora: options.lora, ablate: options.ablate, following: [ids[t0 + part.length]!] });
+      const lp = nextTokenLogprobs(
+        model,
+        { ids: [part] },
+        { cache, lora: options.lora, ablate: options.ablate, following: [ids[t0 + part.length]!] },
+      );
       for (const v of lp) logprobs.push(v);
     }
   } finally {

@@ -31,7 +31,13 @@ export function microConfig(overrides: Record<string, unknown> = {}): Gemma4Conf
 export async function writeMicroWeights(
   path: string,
   config: Gemma4Config,
-  options: { seed?: number; prefix?: string; dtype?: FloatDtype; extra?: Array<{ name: string; shape: number[] }>; only?: (name: string) => boolean } = {},
+  options: {
+    seed?: number;
+    prefix?: string;
+    dtype?: FloatDtype;
+    extra?: Array<{ name: string; shape: number[] }>;
+    only?: (name: string) => boolean;
+  } = {},
 ): Promise<Map<string, Float32Array>> {
   const { seed = 1, prefix = "model.", dtype = "F32", extra = [], only = () => true } = options;
   const specs = expectedTensors(config).filter((s) => only(s.name));

@@ -79,7 +79,9 @@ describe("a Gemma 4-style template", () => {
   const t = new ChatTemplate(GEMMA4_STYLE, "test", { bos_token: "<bos>", eos_token: "<eos>" });
 
   it("renders the minimal single-turn prompt of spec §6", () => {
-    expect(t.render([{ role: "user", content: "Hello" }], { addGenerationPrompt: true })).toBe("<bos><|turn>user\nHello<turn|>\n<|turn>model\n");
+    expect(t.render([{ role: "user", content: "Hello" }], { addGenerationPrompt: true })).toBe(
+      "<bos><|turn>user\nHello<turn|>\n<|turn>model\n",
+    );
   });
 
   it("writes a native system turn with <|think|>, maps assistant to model and strips thinking from history", () => {
@@ -106,8 +108,16 @@ describe("readChatTemplateText", () => {
   it("takes chat_template.jinja over tokenizer_config.json, and picks named templates from a list", async () => {
     const dir = join(tmp, "named");
     await mkdir(dir);
-    const config = { chat_template: [{ name: "default", template: "D" }, { name: "tool_use", template: "T" }] };
-    expect(await readChatTemplateText(dir, config)).toEqual({ text: "D", source: `${join(dir, "tokenizer_config.json")} (chat_template "default")` });
+    const config = {
+      chat_template: [
+        { name: "default", template: "D" },
+        { name: "tool_use", template: "T" },
+      ],
+    };
+    expect(await readChatTemplateText(dir, config)).toEqual({
+      text: "D",
+      source: `${join(dir, "tokenizer_config.json")} (chat_template "default")`,
+    });
     expect((await readChatTemplateText(dir, config, "tool_use"))?.text).toBe("T");
     await expect(readChatTemplateText(dir, config, "rag")).rejects.toThrow('no chat template named "rag" (has: default, tool_use)');
     await writeFile(join(dir, "chat_template.jinja"), "J");
@@ -115,7 +125,9 @@ describe("readChatTemplateText", () => {
   });
 
   it("passes every *_token of tokenizer_config (strings or AddedToken objects) to the template", () => {
-    expect(specialTokenVariables({ bos_token: "<bos>", eos_token: { content: "<eos>", lstrip: false }, model_max_length: 5, pad_token: null })).toEqual({
+    expect(
+      specialTokenVariables({ bos_token: "<bos>", eos_token: { content: "<eos>", lstrip: false }, model_max_length: 5, pad_token: null }),
+    ).toEqual({
       bos_token: "<bos>",
       eos_token: "<eos>",
     });

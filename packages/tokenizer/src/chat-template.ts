@@ -102,7 +102,8 @@ export async function readChatTemplateText(
   if (typeof t === "string") return { text: t, source: configPath };
   if (Array.isArray(t)) {
     const named = t.filter(
-      (x): x is { name: string; template: string } => !!x && typeof x === "object" && typeof x.name === "string" && typeof x.template === "string",
+      (x): x is { name: string; template: string } =>
+        !!x && typeof x === "object" && typeof x.name === "string" && typeof x.template === "string",
     );
     const hit = named.find((x) => x.name === name);
     if (hit) return { text: hit.template, source: `${configPath} (chat_template "${name}")` };

@@ -33,7 +33,11 @@ function compare(texts: readonly string[], want: (t: string) => number[], got: (
     for (let i = 0; i < n; i++) {
       if (a[i] !== b[i]) {
         const where = `text ${JSON.stringify(text.slice(0, 120))}… (${text.length} chars): token ${i} of ${a.length}`;
-        return { mismatch: `${where}: library ${JSON.stringify(a.slice(i, i + 6))}, ours ${JSON.stringify(b.slice(i, i + 6))}`, tokens, bytes };
+        return {
+          mismatch: `${where}: library ${JSON.stringify(a.slice(i, i + 6))}, ours ${JSON.stringify(b.slice(i, i + 6))}`,
+          tokens,
+          bytes,
+        };
       }
     }
   }
@@ -58,7 +62,21 @@ const MULTILINGUAL = [
   "∀x∈ℝ: x²≥0, ∑ᵢ i = n(n+1)/2, ≠ ≤ ≥ ∞ √2 π≈3.14159, ℏ ∂ ∇ ∫₀^∞ e^{-x²} dx = √π/2, ½ ¾ ⅞",
 ];
 
-const ADDED = ["<start_of_turn>", "<end_of_turn>", "<unused12>", "<mask>", "<bos>", "<eos>", "<pad>", "<unk>", "[multimodal]", "<table>", "</td>", "<start_of_image>", "<image_soft_token>"];
+const ADDED = [
+  "<start_of_turn>",
+  "<end_of_turn>",
+  "<unused12>",
+  "<mask>",
+  "<bos>",
+  "<eos>",
+  "<pad>",
+  "<unk>",
+  "[multimodal]",
+  "<table>",
+  "</td>",
+  "<start_of_image>",
+  "<image_soft_token>",
+];
 
 /** Texts a tokenizer meets: repo docs and code, JSON, real translations, and the edge cases of each branch. */
 function gemmaCorpus(vocabPieces: readonly string[]): Record<string, string[]> {
@@ -68,8 +86,13 @@ function gemmaCorpus(vocabPieces: readonly string[]): Record<string, string[]> {
       .filter((f) => f.endsWith(ext))
       .sort()
       .map((f) => readFileSync(join(dir, f), "utf8"));
-  const markdown = [join(repo, "README.md"), join(repo, "BENCHMARKS.md"), join(repo, "datasets", "tiny-chat", "README.md")].map((f) => readFileSync(f, "utf8"));
-  const code = [...files(join(repo, "packages", "model", "src"), ".ts").slice(0, 12), ...files(join(repo, "packages", "curate", "src"), ".ts").slice(0, 6)];
+  const markdown = [join(repo, "README.md"), join(repo, "BENCHMARKS.md"), join(repo, "datasets", "tiny-chat", "README.md")].map((f) =>
+    readFileSync(f, "utf8"),
+  );
+  const code = [
+    ...files(join(repo, "packages", "model", "src"), ".ts").slice(0, 12),
+    ...files(join(repo, "packages", "curate", "src"), ".ts").slice(0, 6),
+  ];
   const tsLib = dirname(createRequire(import.meta.url).resolve("typescript"));
   const translations: string[] = [];
   for (const lang of ["de", "fr", "es", "ru", "ja", "ko", "zh-cn", "zh-tw", "pl", "tr", "cs", "pt-br", "it"]) {
@@ -77,17 +100,28 @@ function gemmaCorpus(vocabPieces: readonly string[]): Record<string, string[]> {
     // One long line per language sample: the library's slowest case (one BPE word per line).
     for (let d = 0; d < 8; d++) translations.push(Array.from({ length: 12 }, () => pick(rand, messages)).join(" "));
   }
-  const words = markdown.join(" ").split(/\s+/).filter((w) => w.length > 0);
+  const words = markdown
+    .join(" ")
+    .split(/\s+/)
+    .filter((w) => w.length > 0);
   const prose = Array.from({ length: 200 }, () => {
-    const paragraphs = Array.from({ length: 1 + Math.floor(rand() * 4) }, () => Array.from({ length: 30 + Math.floor(rand() * 120) }, () => pick(rand, words)).join(" "));
+    const paragraphs = Array.from({ length: 1 + Math.floor(rand() * 4) }, () =>
+      Array.from({ length: 30 + Math.floor(rand() * 120) }, () => pick(rand, words)).join(" "),
+    );
     return paragraphs.join("\n\n");
   });
-  const mixed = Array.from({ length: 150 }, () => Array.from({ length: 6 }, () => pick(rand, MULTILINGUAL)).join(pick(rand, [" ", "\n", "  ", "\t", ""])));
+  const mixed = Array.from({ length: 150 }, () =>
+    Array.from({ length: 6 }, () => pick(rand, MULTILINGUAL)).join(pick(rand, [" ", "\n", "  ", "\t", ""])),
+  );
   const whitespace = Array.from({ length: 200 }, () =>
-    Array.from({ length: 40 }, () => pick(rand, [" ", "  ", "   ", "\t", "\t\t", "\n", "\n\n", "\r\n", "\u00a0", "\u3000", "\u2581", "x", "word", ".", "\v", "\f"])).join(""),
+    Array.from({ length: 40 }, () =>
+      pick(rand, [" ", "  ", "   ", "\t", "\t\t", "\n", "\n\n", "\r\n", "\u00a0", "\u3000", "\u2581", "x", "word", ".", "\v", "\f"]),
+    ).join(""),
   );
   const special = Array.from({ length: 200 }, () =>
-    Array.from({ length: 12 }, () => pick(rand, [...ADDED, " ", "  ", "\n", "hello", " world", "user\n", "<start_of_turn", "<unused", "turn>", "<b>", "<p>"])).join(""),
+    Array.from({ length: 12 }, () =>
+      pick(rand, [...ADDED, " ", "  ", "\n", "hello", " world", "user\n", "<start_of_turn", "<unused", "turn>", "<b>", "<p>"]),
+    ).join(""),
   );
   const tags = [
     "<p>  </p> x>  </y a> </b <div> </div>",
@@ -126,7 +160,11 @@ function gemmaCorpus(vocabPieces: readonly string[]): Record<string, string[]> {
     Array.from({ length: 600 }, () => String.fromCharCode(97 + Math.floor(rand() * 26))).join(""),
     Array.from({ length: 70_000 }, () => String.fromCharCode(97 + Math.floor(rand() * 26))).join(""), // grows, then gives back, the scratch arrays
   ];
-  const json = [readFileSync(join(repo, "package.json"), "utf8"), readFileSync(join(repo, "datasets", "tiny-chat", "data.jsonl"), "utf8").slice(0, 20_000), JSON.stringify({ nested: { arr: [1, 2.5, -3e10, null, true], s: "q\"uote\\" } }, null, 2)];
+  const json = [
+    readFileSync(join(repo, "package.json"), "utf8"),
+    readFileSync(join(repo, "datasets", "tiny-chat", "data.jsonl"), "utf8").slice(0, 20_000),
+    JSON.stringify({ nested: { arr: [1, 2.5, -3e10, null, true], s: 'q"uote\\' } }, null, 2),
+  ];
   const edge = ["", " ", "▁", "\n", "a", " a", "a ", "  ", "<", ">", "<>", "</", "> </", ">  </", "\uD800", "\uDC00\uD800", "x\u0000y"];
   return { markdown, code, json, translations, prose, mixed, whitespace, special, tags, vocabMix, randomUnicode, longWords, edge };
 }
@@ -178,7 +216,12 @@ describe("FastEncoder with Google's Gemma tokenizer", () => {
 });
 
 /** A BPE vocabulary grown from `alphabet` by `n` random merges of existing symbols (some results left out of the vocabulary). */
-function randomBpe(rand: () => number, alphabet: readonly string[], n: number, options: { dropFromVocab: number; extraMerges: Array<[string, string]> }) {
+function randomBpe(
+  rand: () => number,
+  alphabet: readonly string[],
+  n: number,
+  options: { dropFromVocab: number; extraMerges: Array<[string, string]> },
+) {
   const symbols = [...alphabet];
   const merges: Array<[string, string]> = [];
   const vocabList: string[] = [...alphabet];
@@ -207,12 +250,30 @@ function tokenizerJson(parts: {
   for (const t of parts.vocabList) vocab[t] ??= Object.keys(vocab).length;
   const size = Object.keys(vocab).length;
   return {
-    added_tokens: parts.added.map((t, i) => ({ id: vocab[t.content] ?? size + i, single_word: false, lstrip: false, rstrip: false, normalized: false, special: false, ...t })),
+    added_tokens: parts.added.map((t, i) => ({
+      id: vocab[t.content] ?? size + i,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+      special: false,
+      ...t,
+    })),
     normalizer: parts.normalizer ?? null,
     pre_tokenizer: parts.pre_tokenizer ?? null,
     post_processor: parts.post_processor ?? null,
     decoder: null,
-    model: { type: "BPE", dropout: null, unk_token: "<unk>", byte_fallback: true, fuse_unk: false, ignore_merges: false, vocab, merges: parts.merges, ...parts.model },
+    model: {
+      type: "BPE",
+      dropout: null,
+      unk_token: "<unk>",
+      byte_fallback: true,
+      fuse_unk: false,
+      ignore_merges: false,
+      vocab,
+      merges: parts.merges,
+      ...parts.model,
+    },
   };
 }
 
@@ -223,14 +284,20 @@ describe("FastEncoder with made-up vocabularies", () => {
   function randomTexts(rand: () => number, extra: readonly string[], count: number): string[] {
     const chars = [...alphabet, " ", " ", " ", "  ", "q", "ü", "\u{1F600}", "\uD800", ...extra];
     const unbroken = chars.filter((c) => !c.includes(" ") && !c.includes("\u2581")); // long chunks: the heap path
-    return Array.from({ length: count }, (_, i) => Array.from({ length: Math.floor(rand() * 400) }, () => pick(rand, i % 4 === 0 ? unbroken : chars)).join(""));
+    return Array.from({ length: count }, (_, i) =>
+      Array.from({ length: Math.floor(rand() * 400) }, () => pick(rand, i % 4 === 0 ? unbroken : chars)).join(""),
+    );
   }
 
   function expectSame(json: ReturnType<typeof tokenizerJson>, texts: readonly string[], config: Record<string, unknown> = {}) {
     const reference = new Tokenizer(structuredClone(json), config);
     const fast = FastEncoder.fromLibrary(new Tokenizer(structuredClone(json), config));
     if (typeof fast === "string") throw new Error(`fast path refused: ${fast}`);
-    const r = compare(texts, (t) => reference.encode(t, { add_special_tokens: false }).ids, (t) => fast.encode(t));
+    const r = compare(
+      texts,
+      (t) => reference.encode(t, { add_special_tokens: false }).ids,
+      (t) => fast.encode(t),
+    );
     expect(r.mismatch).toBe("");
     return r;
   }
@@ -239,15 +306,32 @@ describe("FastEncoder with made-up vocabularies", () => {
     for (let seed = 1; seed <= 6; seed++) {
       const rand = rng(seed);
       // "b▁", "d▁a" and ">▁<" put a letter before an inner ▁, so chunking must not split there.
-      const { merges, vocabList } = randomBpe(rand, alphabet, 300, { dropFromVocab: 0.1, extraMerges: [["b", "\u2581"], ["d", "\u2581a"], [">\u2581", "<"], [">", "\u2581"]] });
+      const { merges, vocabList } = randomBpe(rand, alphabet, 300, {
+        dropFromVocab: 0.1,
+        extraMerges: [
+          ["b", "\u2581"],
+          ["d", "\u2581a"],
+          [">\u2581", "<"],
+          [">", "\u2581"],
+        ],
+      });
       const json = tokenizerJson({
         vocabList: ["<unk>", ...vocabList.filter((t) => t !== "\u2581dé"), ...bytes([0x20, 0x71, 0xc3, 0xbc, 0xf0, 0x9f, 0x98, 0x80])], // no bytes for U+FFFD: unk
         merges: [...merges, ["a", "b", "c"], "a b"], // entries the library can never match
-        added: [{ content: "<unk>", special: true }, { content: "<s>", special: true }, { content: " dé", normalized: true }],
+        added: [
+          { content: "<unk>", special: true },
+          { content: "<s>", special: true },
+          { content: " dé", normalized: true },
+        ],
         model: { fuse_unk: seed % 2 === 0 },
         normalizer: { type: "Replace", pattern: { String: " " }, content: "\u2581" },
         pre_tokenizer: { type: "Split", pattern: { String: " " }, behavior: "MergedWithPrevious", invert: false },
-        post_processor: { type: "TemplateProcessing", single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }], pair: [], special_tokens: {} },
+        post_processor: {
+          type: "TemplateProcessing",
+          single: [{ SpecialToken: { id: "<s>", type_id: 0 } }, { Sequence: { id: "A", type_id: 0 } }],
+          pair: [],
+          special_tokens: {},
+        },
       });
       const r = expectSame(json, [...randomTexts(rand, ["<s>", " dé", "\u2581dé", "<unk>"], 300), "b a", "d a", "> <", ">  <", "q q ü"]);
       expect(r.tokens).toBeGreaterThan(10_000);
@@ -271,7 +355,12 @@ describe("FastEncoder with made-up vocabularies", () => {
         normalizer: { type: "Sequence", normalizers: [{ type: "NFC" }] },
         pre_tokenizer: { type: "Metaspace", replacement: "\u2581", prepend_scheme: seed % 2 === 0 ? "first" : "always", split: false },
       });
-      expectSame(json, [...randomTexts(rand, ["<L>", "<R>", "<LR>", " da", "abcabc", "  <L>  ", "\t<R>\t"], 300), "abcabc", " abcabc", "x <L> y <R> z"]);
+      expectSame(json, [
+        ...randomTexts(rand, ["<L>", "<R>", "<LR>", " da", "abcabc", "  <L>  ", "\t<R>\t"], 300),
+        "abcabc",
+        " abcabc",
+        "x <L> y <R> z",
+      ]);
     }
   });
 
@@ -285,14 +374,28 @@ describe("FastEncoder with made-up vocabularies", () => {
         { type: "Split", pattern: { String: "x" }, behavior: "Isolated", invert: true }, // keeps only the "x"s
         { type: "Split", pattern: { String: "x" }, behavior: "Isolated", invert: false },
       ][seed % 4];
-      const json = tokenizerJson({ vocabList: ["<unk>", ...vocabList, ...bytes([0x71, 0xf0, 0x9f, 0x98, 0x80])], merges, added: [{ content: "<unk>", special: true }], pre_tokenizer });
+      const json = tokenizerJson({
+        vocabList: ["<unk>", ...vocabList, ...bytes([0x71, 0xf0, 0x9f, 0x98, 0x80])],
+        merges,
+        added: [{ content: "<unk>", special: true }],
+        pre_tokenizer,
+      });
       expectSame(json, randomTexts(rand, ["12", "345"], 300));
     }
   });
 
   it("leaves other tokenizer types to the library, saying why", () => {
     const bpe = tokenizerJson({ vocabList: ["<unk>", "a", "b", "ab"], merges: [["a", "b"]], added: [] });
-    const wordPiece = { ...bpe, model: { type: "WordPiece", vocab: { "[UNK]": 0, a: 1 }, unk_token: "[UNK]", continuing_subword_prefix: "##", max_input_chars_per_word: 100 } };
+    const wordPiece = {
+      ...bpe,
+      model: {
+        type: "WordPiece",
+        vocab: { "[UNK]": 0, a: 1 },
+        unk_token: "[UNK]",
+        continuing_subword_prefix: "##",
+        max_input_chars_per_word: 100,
+      },
+    };
     expect(FastEncoder.fromLibrary(new Tokenizer(wordPiece, {}))).toBe("model is not BPE");
     const suffixed = { ...bpe, model: { ...bpe.model, end_of_word_suffix: "</w>" } };
     expect(FastEncoder.fromLibrary(new Tokenizer(suffixed, {}))).toMatch(/end_of_word_suffix/);

@@ -41,7 +41,11 @@ export class FastEncoder {
   static fromLibrary(tok: Tokenizer): FastEncoder | string {
     const lib = tok as unknown as TokenizerInternals;
     if (!(lib.model instanceof BPE)) return "model is not BPE";
-    if (typeof lib.splitter_unnormalized?.split !== "function" || typeof lib.splitter_normalized?.split !== "function" || !(lib.added_tokens_map instanceof Map)) {
+    if (
+      typeof lib.splitter_unnormalized?.split !== "function" ||
+      typeof lib.splitter_normalized?.split !== "function" ||
+      !(lib.added_tokens_map instanceof Map)
+    ) {
       return "unknown @huggingface/tokenizers internals";
     }
     if (lib.remove_space === true || lib.do_lowercase_and_remove_accent === true) return "remove_space / do_lowercase_and_remove_accent";

@@ -121,7 +121,15 @@ describe("loadTokenizer on a model folder", () => {
     const dir = join(tmp, "other");
     await import("node:fs/promises").then((f) => f.mkdir(dir));
     const json = JSON.parse(await readFile(join(defaultTokenizerDir(), "tokenizer.json"), "utf8"));
-    json.added_tokens.push({ id: 262_145, content: "<my_token>", special: true, single_word: false, lstrip: false, rstrip: false, normalized: false });
+    json.added_tokens.push({
+      id: 262_145,
+      content: "<my_token>",
+      special: true,
+      single_word: false,
+      lstrip: false,
+      rstrip: false,
+      normalized: false,
+    });
     await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
     const other = await loadTokenizer(dir);
     expect(other.isDefaultGemma3).toBe(false);
@@ -141,7 +149,10 @@ describe("loadTokenizer on a model folder", () => {
       delete json.model.vocab[from];
     }
     await writeFile(join(dir, "tokenizer.json"), JSON.stringify(json));
-    await writeFile(join(dir, "tokenizer_config.json"), JSON.stringify({ bos_token: "<bos>", eos_token: "<eos>", pad_token: "<pad>", add_bos_token: false }));
+    await writeFile(
+      join(dir, "tokenizer_config.json"),
+      JSON.stringify({ bos_token: "<bos>", eos_token: "<eos>", pad_token: "<pad>", add_bos_token: false }),
+    );
     await writeFile(
       join(dir, "chat_template.jinja"),
       "{{ bos_token }}{% for m in messages %}{{ '<|turn>' + ('model' if m['role'] == 'assistant' else m['role']) + '\\n' + (m['content'] | trim) + '<turn|>\\n' }}{% endfor %}{% if add_generation_prompt %}{{ '<|turn>model\\n' }}{% endif %}",
@@ -165,6 +176,8 @@ describe("loadTokenizer on a model folder", () => {
     const dir = join(tmp, "broken");
     await import("node:fs/promises").then((f) => f.mkdir(dir));
     await writeFile(join(dir, "tokenizer.json"), "{ not json");
-    await expect(loadTokenizer(dir)).rejects.toThrow(expect.objectContaining({ file: join(dir, "tokenizer.json"), message: "not valid JSON" }));
+    await expect(loadTokenizer(dir)).rejects.toThrow(
+      expect.objectContaining({ file: join(dir, "tokenizer.json"), message: "not valid JSON" }),
+    );
   });
 });

@@ -10,7 +10,14 @@ import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
 import { UserError } from "@owntune/core";
-import { ChatTemplate, readChatTemplateText, specialTokenVariables, tokenContent, type ChatMessage, type RenderOptions } from "./chat-template.js";
+import {
+  ChatTemplate,
+  readChatTemplateText,
+  specialTokenVariables,
+  tokenContent,
+  type ChatMessage,
+  type RenderOptions,
+} from "./chat-template.js";
 import { FastEncoder } from "./fast-encode.js";
 
 /** Tokens that end a turn in the Gemma 4 (`<turn|>`) and Gemma 3 (`<end_of_turn>`) chat formats, and `<eos>`. */

@@ -66,7 +66,16 @@ export function registerInitModel(program: Command): void {
       });
       if (r.isDefaultGemma3) io.log(`warning: ${GEMMA3_TOKENIZER_WRITTEN_WARNING}`);
       io.result(
-        { out: r.outDir, files: r.files, parameters: r.parameters, weightBytes: r.weightBytes, seed, dtype: flags.dtype, tokenizer: r.tokenizer, isDefaultGemma3: r.isDefaultGemma3 },
+        {
+          out: r.outDir,
+          files: r.files,
+          parameters: r.parameters,
+          weightBytes: r.weightBytes,
+          seed,
+          dtype: flags.dtype,
+          tokenizer: r.tokenizer,
+          isDefaultGemma3: r.isDefaultGemma3,
+        },
         `${r.outDir}: ${r.files.join(", ")}`,
       );
     });

@@ -27,7 +27,9 @@ export const REQUIRE_ORACLES_ENV = "OWNTUNE_REQUIRE_ORACLES";
 export function oracle(check: OracleCheck): boolean {
   if (check.found) return true;
   if (process.env[REQUIRE_ORACLES_ENV] === "1") {
-    throw new Error(`oracle missing: ${check.name} (${check.missing}), needed by ${check.tests}; ${REQUIRE_ORACLES_ENV}=1 makes this a failure instead of a skip`);
+    throw new Error(
+      `oracle missing: ${check.name} (${check.missing}), needed by ${check.tests}; ${REQUIRE_ORACLES_ENV}=1 makes this a failure instead of a skip`,
+    );
   }
   const log = process.env[ORACLE_LOG_ENV];
   if (log) appendFileSync(log, JSON.stringify({ name: check.name, missing: check.missing, tests: check.tests }) + "\n");

@@ -35,7 +35,10 @@ function encodeCases(decoded: Float32Array): Float32Array {
       out.push(f[0]!);
     }
   }
-  const special = new Uint32Array([0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001, 0x7fa00000, 0xff802000, 0x7fffffff, 0x477fefff, 0x477ff000, 0x7f7fffff, 0x00000001, 0x80000001, 0x33000000, 0x33000001]);
+  const special = new Uint32Array([
+    0x7f800000, 0xff800000, 0x7fc00000, 0xffc00000, 0x7f800001, 0x7fa00000, 0xff802000, 0x7fffffff, 0x477fefff, 0x477ff000, 0x7f7fffff,
+    0x00000001, 0x80000001, 0x33000000, 0x33000001,
+  ]);
   const all = new Float32Array(out.length + special.length);
   all.set(out);
   bitsOf(all).set(special, out.length);

@@ -71,7 +71,9 @@ export function quantizeTensor(type: number, data: Float32Array, rowLength: numb
   const info = ggmlTypeInfo(type);
   if (!q || !info) throw new RangeError(`no quantizer for ${ggmlTypeName(type)}`);
   if (rowLength % info.block !== 0 || data.length % rowLength !== 0) {
-    throw new RangeError(`${ggmlTypeName(type)} needs rows of a multiple of ${info.block} values, got ${rowLength} (${data.length} values)`);
+    throw new RangeError(
+      `${ggmlTypeName(type)} needs rows of a multiple of ${info.block} values, got ${rowLength} (${data.length} values)`,
+    );
   }
   const rows = data.length / rowLength;
   const rowBytes = ggmlNBytes(type, rowLength);
