@@ -11,6 +11,22 @@ import { afterAll, describe, expect, it } from "vitest";
 import { chatFormat, goChatTemplate, modelfileText, type RenderChat } from "./modelfile.js";
 import { gemmaTokenizerDir } from "./testing/fixtures.js";
 
+// Checked first: with OWNTUNE_REQUIRE_ORACLES=1 a missing Go fails this file before it makes its folder.
+function goInstalled(): boolean {
+  try {
+    execFileSync("go", ["version"], { stdio: "ignore" });
+    return true;
+  } catch {
+    return false;
+  }
+}
+const goAvailable = oracle({
+  name: "go",
+  found: goInstalled(),
+  missing: "no Go toolchain on PATH",
+  tests: "export's Modelfile TEMPLATE rendering (modelfile.test.ts)",
+});
+
 const dir = mkdtempSync(join(tmpdir(), "owntune-modelfile-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -56,21 +72,6 @@ const conversations: Array<{ name: string; messages: ChatMessage[]; gen: boolean
     gen: true,
   },
 ];
-
-function goInstalled(): boolean {
-  try {
-    execFileSync("go", ["version"], { stdio: "ignore" });
-    return true;
-  } catch {
-    return false;
-  }
-}
-const goAvailable = oracle({
-  name: "go",
-  found: goInstalled(),
-  missing: "no Go toolchain on PATH",
-  tests: "export's Modelfile TEMPLATE rendering (modelfile.test.ts)",
-});
 
 /** Renders `template` with Go's text/template on Ollama's data shape (.Messages of {Role, Content}). */
 function goRender(template: string, messages: ChatMessage[]): string {
