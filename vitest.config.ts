@@ -1,10 +1,15 @@
 // One config for the whole workspace: a project per package plus the end-to-end tests in test/.
 // Tests run the TypeScript sources directly through the "@owntune/source" export condition.
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { defineConfig } from "vitest/config";
 import { BaseSequencer, type TestSpecification } from "vitest/node";
+import { MissingOracles } from "./test/missing-oracles.js";
 
 const source = { resolve: { conditions: ["@owntune/source"] }, ssr: { resolve: { conditions: ["@owntune/source"] } } };
-const packages = ["ggml", "model", "curate", "lora", "export", "cli"];
+// Test processes append the oracles they missed here; the reporter prints them in one line at the end.
+const oracleLog = join(tmpdir(), `owntune-missing-oracles-${process.pid}.jsonl`);
+const packages = ["core", "tokenizer", "ggml", "model", "curate", "lora", "export", "cli"];
 
 /**
  * The files that take minutes, longest first (measured on 2 cores). Vitest orders by the previous
@@ -43,7 +48,8 @@ export default defineConfig({
     // Test files run in parallel on 2 cores; a second wasm or ggml thread per process only oversubscribes
     // them (measured: the wasm pool collapses to 1–3 GFLOP/s; ggml's 2-thread graphs ran 2–3× slower than
     // one thread under load). Child processes (CLI tests) inherit this.
-    env: { OWNTUNE_WASM_THREADS: "1", OWNTUNE_GGML_THREADS: "1" },
+    env: { OWNTUNE_WASM_THREADS: "1", OWNTUNE_GGML_THREADS: "1", OWNTUNE_ORACLE_LOG: oracleLog },
+    reporters: ["default", new MissingOracles(oracleLog)],
     projects: [
       // extends: true — projects inherit testTimeout/hookTimeout/pool from this root config.
       ...packages.map((name) => ({

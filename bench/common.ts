@@ -88,10 +88,14 @@ export function rawMatMul(M: number, K: number, N: number): number {
 }
 
 /** The raw reference rate, measured right before and after `fn` (the machine may be shared): the mean of the two. */
-export function besideRaw<T>(fn: () => { value: T; seconds: number; wall: number }): { value: T; seconds: number; wall: number; raw: number } {
+export function besideRaw<T>(fn: () => { value: T; seconds: number; wall: number }): {
+  value: T;
+  seconds: number;
+  wall: number;
+  raw: number;
+} {
   const before = rawMatMul(512, 1024, 1024);
   const r = fn();
   const after = rawMatMul(512, 1024, 1024);
   return { ...r, raw: (before + after) / 2 };
 }
-

@@ -6,7 +6,7 @@
 import { createWriteStream, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { gunzipSync } from "node:zlib";
-import { mulberry32 } from "@owntune/curate";
+import { mulberry32 } from "@owntune/core";
 
 const WORDS = (
   "the of and to in that it with as for was on be by this are from at or an have not but they which one you were all we " +
@@ -44,7 +44,12 @@ function syntheticDoc(rand: () => number): string {
 /** A synthetic document as the chat row `bench curate` feeds the pipeline. */
 export function chatLine(doc: string): string {
   const [q, ...rest] = doc.split("\n\n");
-  return JSON.stringify({ messages: [{ role: "user", content: q }, { role: "assistant", content: rest.join("\n\n") || q }] });
+  return JSON.stringify({
+    messages: [
+      { role: "user", content: q },
+      { role: "assistant", content: rest.join("\n\n") || q },
+    ],
+  });
 }
 
 /** Streams `bytes` of synthetic chat JSONL into `file` without holding it (for the 2 GB runs). */
@@ -99,14 +104,20 @@ function textOf(path: string): string | undefined {
 
 /** Real mixed text: up to `bytes` of JSONL lines {"text": file}, Python sources and package docs alternating. */
 export function realTextJsonl(bytes: number): { lines: string[]; files: { python: number; docs: number }; sources: string[] } {
-  const pythonRoot = readdirSync("/usr/lib").filter((n) => /^python3\.\d+$/.test(n)).sort().pop();
+  const pythonRoot = readdirSync("/usr/lib")
+    .filter((n) => /^python3\.\d+$/.test(n))
+    .sort()
+    .pop();
   const python = pythonRoot ? listFiles(join("/usr/lib", pythonRoot), (n) => n.endsWith(".py")) : [];
   const docs = listFiles("/usr/share/doc", () => true);
   const lines: string[] = [];
   const files = { python: 0, docs: 0 };
   let total = 0;
   for (let i = 0; total < bytes && (i < python.length || i < docs.length); i++) {
-    for (const [kind, list] of [["python", python], ["docs", docs]] as const) {
+    for (const [kind, list] of [
+      ["python", python],
+      ["docs", docs],
+    ] as const) {
       const f = list[i];
       const text = f === undefined ? undefined : textOf(f);
       if (text === undefined || total >= bytes) continue;

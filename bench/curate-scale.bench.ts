@@ -13,8 +13,9 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
-import { loadDefaultTokenizer } from "@owntune/model/core";
-import { mulberry32, PACK_WINDOW_ITEMS, planRows } from "@owntune/curate";
+import { mulberry32 } from "@owntune/core";
+import { loadDefaultTokenizer } from "@owntune/tokenizer";
+import { PACK_WINDOW_ITEMS, planRows } from "@owntune/curate";
 import { makeDocs, realTextJsonl, writeSyntheticJsonl } from "./corpora.js";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -30,10 +31,14 @@ interface ChildResult {
 }
 
 async function child(job: object): Promise<ChildResult> {
-  const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=@owntune/source", "--import", "tsx", join(here, "curate-child.ts"), JSON.stringify(job)], {
-    cwd: root,
-    maxBuffer: 1 << 24,
-  });
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ["--conditions=@owntune/source", "--import", "tsx", join(here, "curate-child.ts"), JSON.stringify(job)],
+    {
+      cwd: root,
+      maxBuffer: 1 << 24,
+    },
+  );
   return JSON.parse(stdout.trim().split("\n").pop()!) as ChildResult;
 }
 
@@ -47,7 +52,11 @@ const stages = (path: string, workers: number) => ({
   workers,
 });
 
-const loadAvg = async () => (await import("node:os")).loadavg().map((x) => x.toFixed(1)).join(" ");
+const loadAvg = async () =>
+  (await import("node:os"))
+    .loadavg()
+    .map((x) => x.toFixed(1))
+    .join(" ");
 
 function line(label: string, mb: number, r: ChildResult, extra = ""): void {
   console.log(
@@ -65,7 +74,9 @@ export default async function bench(): Promise<void> {
     const realFile = join(dir, "real.jsonl");
     await writeFile(realFile, real.lines.join("\n") + "\n");
     const realMb = (await stat(realFile)).size / 1e6;
-    console.log(`real text: ${real.lines.length} files (${real.files.python} Python sources from ${real.sources[0]}, ${real.files.docs} docs from ${real.sources[1]}), ${realMb.toFixed(1)} MB`);
+    console.log(
+      `real text: ${real.lines.length} files (${real.files.python} Python sources from ${real.sources[0]}, ${real.files.docs} docs from ${real.sources[1]}), ${realMb.toFixed(1)} MB`,
+    );
     const proseFile = join(dir, "prose.jsonl");
     const proseBytes = await writeSyntheticJsonl(proseFile, 20e6, 1);
     const benchCurate = (workers: number) => ({
@@ -84,8 +95,14 @@ export default async function bench(): Promise<void> {
       line(`real text ${realMb.toFixed(0)} MB, ${workers} worker(s)`, realMb, r);
       line(`synthetic prose 20 MB, same stages, ${workers} w`, proseBytes / 1e6, p);
       // Ratios per CPU-second too: on a shared machine the wall-clock ratio moves with others' load.
-      const ratio = (x: ChildResult, y: ChildResult, xMb: number, yMb: number, k: "seconds" | "cpuSeconds") => (xMb / x[k] / (yMb / y[k])).toFixed(2);
-      line(`bench curate's config, synthetic prose, ${workers} w`, proseBytes / 1e6, b, `   real/bench ${ratio(r, b, realMb, proseBytes / 1e6, "seconds")} wall, ${ratio(r, b, realMb, proseBytes / 1e6, "cpuSeconds")} CPU`);
+      const ratio = (x: ChildResult, y: ChildResult, xMb: number, yMb: number, k: "seconds" | "cpuSeconds") =>
+        (xMb / x[k] / (yMb / y[k])).toFixed(2);
+      line(
+        `bench curate's config, synthetic prose, ${workers} w`,
+        proseBytes / 1e6,
+        b,
+        `   real/bench ${ratio(r, b, realMb, proseBytes / 1e6, "seconds")} wall, ${ratio(r, b, realMb, proseBytes / 1e6, "cpuSeconds")} CPU`,
+      );
     }
 
     // Generated chats at growing sizes: memory stays flat once the kept examples spill (past 1 GiB).
@@ -99,7 +116,8 @@ export default async function bench(): Promise<void> {
         if (!(r.counts!.rows_read! > 0 && r.counts!.examples_kept! > 0)) throw new Error(`generated ${size} MB: no rows kept`);
         line(`generated ${size} MB, ${workers} worker(s)`, bytes / 1e6, r, `   packing ${(100 * r.efficiency!).toFixed(2)}%`);
         // The flat-memory goal: an input 4× the 512 MiB memory budget and more stays under 2 GiB.
-        if (size >= 2000 && r.maxRssMiB > 2048) throw new Error(`peak RSS ${r.maxRssMiB.toFixed(0)} MiB at ${size} MB of input: over the 2 GiB bound`);
+        if (size >= 2000 && r.maxRssMiB > 2048)
+          throw new Error(`peak RSS ${r.maxRssMiB.toFixed(0)} MiB at ${size} MB of input: over the 2 GiB bound`);
         await rm(join(dir, `gen-${size}-${workers}`), { recursive: true, force: true });
       }
       // --shard i/4 × 4 one after another on this machine, then --merge (200 MB only).
@@ -110,12 +128,17 @@ export default async function bench(): Promise<void> {
           const s = await child({ config: stages(file, 2), outDir: join(dir, "parts", String(i)), shard: { index: i, count: 4 } });
           shardSeconds += s.seconds;
           shardRss = Math.max(shardRss, s.maxRssMiB);
-          console.log(`  shard ${i}/4: ${s.seconds.toFixed(1)} s, ${(s.bytesRead / 1e6).toFixed(1)} MB, peak RSS ${s.maxRssMiB.toFixed(0)} MiB`);
+          console.log(
+            `  shard ${i}/4: ${s.seconds.toFixed(1)} s, ${(s.bytesRead / 1e6).toFixed(1)} MB, peak RSS ${s.maxRssMiB.toFixed(0)} MiB`,
+          );
         }
         const m = await child({ config: stages(file, 2), outDir: join(dir, "merged"), merge: join(dir, "parts") });
         const single = await child({ config: stages(file, 2), outDir: join(dir, "single-200") });
-        if (m.counts!.examples_kept !== single.counts!.examples_kept || m.efficiency !== single.efficiency) throw new Error("merge differs from one process");
-        console.log(`  4 shards ${shardSeconds.toFixed(1)} s in all (peak RSS ${shardRss.toFixed(0)} MiB) + merge ${m.seconds.toFixed(1)} s (peak RSS ${m.maxRssMiB.toFixed(0)} MiB) vs one process ${single.seconds.toFixed(1)} s`);
+        if (m.counts!.examples_kept !== single.counts!.examples_kept || m.efficiency !== single.efficiency)
+          throw new Error("merge differs from one process");
+        console.log(
+          `  4 shards ${shardSeconds.toFixed(1)} s in all (peak RSS ${shardRss.toFixed(0)} MiB) + merge ${m.seconds.toFixed(1)} s (peak RSS ${m.maxRssMiB.toFixed(0)} MiB) vs one process ${single.seconds.toFixed(1)} s`,
+        );
         await rm(join(dir, "parts"), { recursive: true, force: true });
       }
       await rm(file, { force: true });
@@ -143,21 +166,32 @@ async function packingWindows(): Promise<void> {
   };
   const w = eff(PACK_WINDOW_ITEMS);
   const one = eff(lengths.length);
-  console.log(`packing 2.5 M examples: windows of ${PACK_WINDOW_ITEMS} ${(100 * w.e).toFixed(3)}% (${w.s.toFixed(1)} s), one window ${(100 * one.e).toFixed(3)}% (${one.s.toFixed(1)} s): loss ${(100 * (one.e - w.e)).toFixed(3)} points`);
+  console.log(
+    `packing 2.5 M examples: windows of ${PACK_WINDOW_ITEMS} ${(100 * w.e).toFixed(3)}% (${w.s.toFixed(1)} s), one window ${(100 * one.e).toFixed(3)}% (${one.s.toFixed(1)} s): loss ${(100 * (one.e - w.e)).toFixed(3)} points`,
+  );
 }
 
 /**
- * What a curate worker thread loads: the whole model package (TensorFlow.js included), as before, or
- * the TensorFlow.js-free entry it imports now; three fresh processes each, best figure.
+ * What a curate worker thread loads: the whole model package (TensorFlow.js included) as before, or only
+ * its own imports (@owntune/core and @owntune/tokenizer) as now; three fresh processes each, best figure.
  */
 async function workerImports(): Promise<void> {
-  for (const entry of ["@owntune/model", "@owntune/model/core"]) {
+  for (const [entry, label] of [
+    ["@owntune/model", "+ @owntune/model"],
+    ["", "core + tokenizer"],
+  ] as const) {
     const runs: Array<{ importSeconds: number; tokenizerSeconds: number; rssMiB: number }> = [];
     for (let i = 0; i < 3; i++) {
-      const { stdout } = await promisify(execFile)(process.execPath, ["--conditions=@owntune/source", "--import", "tsx", join(here, "import-child.ts"), entry], { cwd: root });
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ["--conditions=@owntune/source", "--import", "tsx", join(here, "import-child.ts"), ...(entry ? [entry] : [])],
+        { cwd: root },
+      );
       runs.push(JSON.parse(stdout.trim().split("\n").pop()!));
     }
     const best = (k: "importSeconds" | "tokenizerSeconds" | "rssMiB") => Math.min(...runs.map((r) => r[k]));
-    console.log(`worker imports ${entry.padEnd(20)} ${best("importSeconds").toFixed(2)} s, tokenizer load + first encode ${best("tokenizerSeconds").toFixed(2)} s, RSS ${best("rssMiB").toFixed(0)} MiB`);
+    console.log(
+      `worker imports ${label.padEnd(20)} ${best("importSeconds").toFixed(2)} s, tokenizer load + first encode ${best("tokenizerSeconds").toFixed(2)} s, RSS ${best("rssMiB").toFixed(0)} MiB`,
+    );
   }
 }

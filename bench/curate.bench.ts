@@ -12,7 +12,6 @@ import {
   makeNormalizer,
   makeRedactor,
   minhashSignature,
-  mulberry32,
   normalizeSchema,
   permutationSeeds,
   piiSchema,
@@ -20,7 +19,8 @@ import {
   shingleHashes,
   type Example,
 } from "@owntune/curate";
-import { loadDefaultTokenizer } from "@owntune/model";
+import { mulberry32 } from "@owntune/core";
+import { loadDefaultTokenizer } from "@owntune/tokenizer";
 
 const WORDS = (
   "the of and to in that it with as for was on be by this are from at or an have not but they which one you were all we " +
@@ -71,12 +71,15 @@ export default async function bench(): Promise<void> {
   const tok = await loadDefaultTokenizer();
 
   // Check each stage's result before timing it.
-  const filters = await buildFilters(curateSchema.shape.filters.parse({ gopher_quality: {}, gopher_repetition: {}, c4: {}, fineweb: {}, language: {} }));
+  const filters = await buildFilters(
+    curateSchema.shape.filters.parse({ gopher_quality: {}, gopher_repetition: {}, c4: {}, fineweb: {}, language: {} }),
+  );
   const verdicts = filters.map((f) => docs.slice(0, 200).filter((d) => f.apply(d, true).keep).length);
   console.log(`kept of 200 by ${filters.map((f, i) => `${f.name} ${verdicts[i]}`).join(", ")}`);
   const seeds = permutationSeeds(112, 0);
   const s1 = minhashSignature(shingleHashes(docs[0]!, "word", 5), seeds);
-  if (minhashSignature(shingleHashes(docs[0]!.toUpperCase(), "word", 5), seeds).some((v, i) => v !== s1[i])) throw new Error("minhash is not case-insensitive");
+  if (minhashSignature(shingleHashes(docs[0]!.toUpperCase(), "word", 5), seeds).some((v, i) => v !== s1[i]))
+    throw new Error("minhash is not case-insensitive");
   const ids = tok.encode(docs[0]!);
   if (tok.decode(ids, { skipSpecial: true }) !== docs[0]) throw new Error("tokenizer round trip failed");
 
@@ -86,13 +89,23 @@ export default async function bench(): Promise<void> {
   for (const f of filters) rates[f.name] = time(`filter ${f.name}`, size, () => docs.forEach((d) => f.apply(d, true)));
   const redact = makeRedactor(piiSchema.parse({}));
   rates.pii = time("PII redaction", size, () => docs.forEach((d) => redact(d, {})));
-  rates.minhash = time("MinHash signature (112 perms, 5-grams)", size, () => docs.forEach((d) => minhashSignature(shingleHashes(d, "word", 5), seeds)));
+  rates.minhash = time("MinHash signature (112 perms, 5-grams)", size, () =>
+    docs.forEach((d) => minhashSignature(shingleHashes(d, "word", 5), seeds)),
+  );
   rates.tokenize = time("tokenize only (Gemma, encode)", size, () => docs.forEach((d) => tok.encode(d)));
   const chats: Example[] = docs.map((d) => {
     const [q, ...rest] = d.split("\n\n");
-    return { kind: "chat", messages: [{ role: "user", content: q! }, { role: "assistant", content: rest.join("\n\n") || q! }] };
+    return {
+      kind: "chat",
+      messages: [
+        { role: "user", content: q! },
+        { role: "assistant", content: rest.join("\n\n") || q! },
+      ],
+    };
   });
-  rates.format = time("format chat (template + loss mask)", size, () => chats.forEach((c) => formatExample(tok, c, { promptFormat: "chat" })));
+  rates.format = time("format chat (template + loss mask)", size, () =>
+    chats.forEach((c) => formatExample(tok, c, { promptFormat: "chat" })),
+  );
 
   // Whole pipeline, from a JSONL file: every filter, PII, exact + near dedup, chat formatting, packing, writing.
   const dir = await mkdtemp(join(tmpdir(), "owntune-bench-"));
@@ -114,7 +127,9 @@ export default async function bench(): Promise<void> {
     const s = await curate({ config, outDir: join(dir, `out-${workers}`) });
     const rate = fileMb / s.seconds;
     rates[`pipeline_${workers}`] = rate;
-    console.log(`${`whole pipeline, ${workers} worker(s)`.padEnd(34)} ${rate.toFixed(2).padStart(8)} MB/s  (${s.manifest.counts.train_examples} train examples, ${s.seconds.toFixed(1)} s incl. start-up)`);
+    console.log(
+      `${`whole pipeline, ${workers} worker(s)`.padEnd(34)} ${rate.toFixed(2).padStart(8)} MB/s  (${s.manifest.counts.train_examples} train examples, ${s.seconds.toFixed(1)} s incl. start-up)`,
+    );
   }
   console.log(
     `ratios: pipeline(2 workers)/tokenize-only ${(rates.pipeline_2! / rates.tokenize!).toFixed(2)}, ` +

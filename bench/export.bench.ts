@@ -16,7 +16,14 @@ const BENCH_VOCAB = 16_384;
 function e2bLike(layers: number): Gemma4Config {
   const e2b = gemma4E2b();
   const types = Array.from({ length: layers }, (_, i) => (i === layers - 2 ? "full_attention" : "sliding_attention"));
-  return parseGemma4Config({ ...e2b, vocab_size: BENCH_VOCAB, vocab_size_per_layer_input: BENCH_VOCAB, num_hidden_layers: layers, layer_types: types, num_kv_shared_layers: 1 });
+  return parseGemma4Config({
+    ...e2b,
+    vocab_size: BENCH_VOCAB,
+    vocab_size_per_layer_input: BENCH_VOCAB,
+    num_hidden_layers: layers,
+    layer_types: types,
+    num_kv_shared_layers: 1,
+  });
 }
 
 /** Deterministic values (a triangular distribution, sd ≈ 0.02) generated row by row from a hash, never held whole. */
@@ -32,7 +39,11 @@ function syntheticSource(c: Gemma4Config): TensorSource {
     const base = start * row;
     for (let i = 0; i < out.length; i++) {
       let x = (h0 + Math.imul(base + i, 0x85ebca6b)) | 0;
-      x ^= x >>> 16; x = Math.imul(x, 0x7feb352d); x ^= x >>> 15; x = Math.imul(x, 0x846ca68b); x ^= x >>> 16;
+      x ^= x >>> 16;
+      x = Math.imul(x, 0x7feb352d);
+      x ^= x >>> 15;
+      x = Math.imul(x, 0x846ca68b);
+      x ^= x >>> 16;
       out[i] = ((x & 0xffff) / 65536 + (x >>> 16) / 65536 - 1) * 0.05;
     }
     return out;
@@ -77,10 +88,14 @@ export default async function bench(): Promise<void> {
     const source = syntheticSource(c);
     const { embed, layers } = split(c);
     const full = split({ ...gemma4E2b() });
-    console.log(`synthetic E2B-shaped model: 3 layers, vocab ${BENCH_VOCAB}: ${(layers / 1e6).toFixed(0)} MB layer weights, ${(embed / 1e6).toFixed(0)} MB embeddings (float32)`);
+    console.log(
+      `synthetic E2B-shaped model: 3 layers, vocab ${BENCH_VOCAB}: ${(layers / 1e6).toFixed(0)} MB layer weights, ${(embed / 1e6).toFixed(0)} MB embeddings (float32)`,
+    );
     console.log(`full E2B: ${(full.layers / 1e9).toFixed(2)} GB layer weights, ${(full.embed / 1e9).toFixed(2)} GB embeddings (float32)`);
     const threads = availableParallelism();
-    console.log(`| type | layers MB/s, 1 thread | layers MB/s, ${threads} threads | speed-up | embeddings MB/s, ${threads} threads | peak RSS | file MB | projected full E2B, ${threads} threads |`);
+    console.log(
+      `| type | layers MB/s, 1 thread | layers MB/s, ${threads} threads | speed-up | embeddings MB/s, ${threads} threads | peak RSS | file MB | projected full E2B, ${threads} threads |`,
+    );
     console.log("|---|---|---|---|---|---|---|---|");
     const mixes: QuantMix[] = ["F32", "BF16", "Q8_0", "Q6_K", "Q5_K_M", "Q4_K_M"];
     for (const mix of mixes) {
@@ -97,8 +112,12 @@ export default async function bench(): Promise<void> {
         const t = h.tensors.find((x) => x.ne.length === 2)!;
         const got = await readGgufTensor(h, t.name);
         const want = await tensors.find((x) => x.name === t.name)!.readRows(0, t.ne[1]!);
-        let err = 0, rms = 0;
-        for (let i = 0; i < want.length; i++) { err = Math.max(err, Math.abs(got[i]! - want[i]!)); rms += want[i]! ** 2; }
+        let err = 0,
+          rms = 0;
+        for (let i = 0; i < want.length; i++) {
+          err = Math.max(err, Math.abs(got[i]! - want[i]!));
+          rms += want[i]! ** 2;
+        }
         if (!(err <= 0.6 * Math.sqrt(rms / want.length))) throw new Error(`${mix} ${t.name}: max error ${err} too large`);
         rmSync(path);
         return { mbps: r.value.sourceBytes / 1e6 / r.seconds, peak: r.peakRss, bytes: r.value.bytes, source: r.value.sourceBytes };
@@ -116,9 +135,15 @@ export default async function bench(): Promise<void> {
     // Peak memory does not grow with the model: the same export with twice the layers.
     const big = e2bLike(6);
     const r3 = await timed(() => exportGguf({ config: c, source, tokenizer, mix: "Q8_0", out: join(dir, "l3.gguf") }));
-    const r6 = await timed(() => exportGguf({ config: big, source: syntheticSource(big), tokenizer, mix: "Q8_0", out: join(dir, "l6.gguf") }));
-    console.log(`peak RSS, Q8_0 whole export: 3 layers ${(r3.peakRss / 2 ** 20).toFixed(0)} MiB (${(r3.value.sourceBytes / 1e6).toFixed(0)} MB source), 6 layers ${(r6.peakRss / 2 ** 20).toFixed(0)} MiB (${(r6.value.sourceBytes / 1e6).toFixed(0)} MB source)`);
-    console.log(`per layer (Q8_0, whole export incl. metadata): ${(((r6.seconds - r3.seconds) / 3) * 1000).toFixed(0)} ms per added E2B-sized layer`);
+    const r6 = await timed(() =>
+      exportGguf({ config: big, source: syntheticSource(big), tokenizer, mix: "Q8_0", out: join(dir, "l6.gguf") }),
+    );
+    console.log(
+      `peak RSS, Q8_0 whole export: 3 layers ${(r3.peakRss / 2 ** 20).toFixed(0)} MiB (${(r3.value.sourceBytes / 1e6).toFixed(0)} MB source), 6 layers ${(r6.peakRss / 2 ** 20).toFixed(0)} MiB (${(r6.value.sourceBytes / 1e6).toFixed(0)} MB source)`,
+    );
+    console.log(
+      `per layer (Q8_0, whole export incl. metadata): ${(((r6.seconds - r3.seconds) / 3) * 1000).toFixed(0)} ms per added E2B-sized layer`,
+    );
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

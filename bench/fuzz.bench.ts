@@ -11,7 +11,9 @@ export default async function fuzzBench(): Promise<void> {
   const seed = Number(process.env.OWNTUNE_FUZZ_SEED ?? 11);
   const only = process.env.OWNTUNE_BENCH_FUZZ_ONLY;
   console.log(`${cases} cases per parser, seed ${seed}`);
-  console.log(`${"parser".padEnd(42)} ${"accepted".padStart(8)} ${"refused".padStart(8)} ${"seconds".padStart(8)} ${"cases/s".padStart(8)} ${"slowest".padStart(9)}`);
+  console.log(
+    `${"parser".padEnd(42)} ${"accepted".padStart(8)} ${"refused".padStart(8)} ${"seconds".padStart(8)} ${"cases/s".padStart(8)} ${"slowest".padStart(9)}`,
+  );
   let total = 0;
   let seconds = 0;
   const samples: string[] = [];

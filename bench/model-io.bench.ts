@@ -6,7 +6,8 @@ import { createRequire } from "node:module";
 import { loadavg, tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { Tokenizer } from "@huggingface/tokenizers";
-import { FastEncoder, GemmaTokenizer, defaultTokenizerDir, roundToBf16, withSafetensors, writeSafetensors, type FloatDtype } from "@owntune/model";
+import { roundToBf16, withSafetensors, writeSafetensors, type FloatDtype } from "@owntune/core";
+import { defaultTokenizerDir, FastEncoder, GemmaTokenizer } from "@owntune/tokenizer";
 
 function seconds(fn: () => void): number {
   const t = performance.now();
@@ -51,7 +52,16 @@ function corpora(): Record<string, string[]> {
   const tsLib = dirname(createRequire(import.meta.url).resolve("typescript"));
   const dom = readFileSync(join(tsLib, "lib.dom.d.ts"), "utf8");
   const descriptions = [...dom.matchAll(/\/\*\*([\s\S]*?)\*\//g)]
-    .map((m) => m[1]!.split("\n").map((l) => l.replace(/^\s*\*\s?/, "")).filter((l) => !l.startsWith("@")).join(" ").replace(/\[MDN Reference\]\([^)]*\)/g, "").replace(/\s+/g, " ").trim())
+    .map((m) =>
+      m[1]!
+        .split("\n")
+        .map((l) => l.replace(/^\s*\*\s?/, ""))
+        .filter((l) => !l.startsWith("@"))
+        .join(" ")
+        .replace(/\[MDN Reference\]\([^)]*\)/g, "")
+        .replace(/\s+/g, " ")
+        .trim(),
+    )
     .filter((d) => d.length > 40);
   const prose = documents(documents(descriptions.slice(0, 2000), 400, " "), 1500, "\n\n");
   const code = documents(readFileSync(join(tsLib, "lib.es5.d.ts"), "utf8").split("\n"), 1500, "\n");
@@ -69,7 +79,13 @@ function longRun(): string[] {
   const tsLib = dirname(createRequire(import.meta.url).resolve("typescript"));
   const docs: string[] = [];
   for (const lang of ["cs", "de", "es", "fr", "it", "ja", "ko", "pl", "pt-br", "ru", "tr", "zh-cn", "zh-tw"]) {
-    docs.push(...documents(Object.values(JSON.parse(readFileSync(join(tsLib, lang, "diagnosticMessages.generated.json"), "utf8"))) as string[], 1500, " "));
+    docs.push(
+      ...documents(
+        Object.values(JSON.parse(readFileSync(join(tsLib, lang, "diagnosticMessages.generated.json"), "utf8"))) as string[],
+        1500,
+        " ",
+      ),
+    );
   }
   docs.push(...documents(readFileSync(join(tsLib, "lib.dom.d.ts"), "utf8").split("\n"), 1500, "\n"));
   return docs;
@@ -85,7 +101,9 @@ async function tokenizerBench(): Promise<void> {
   let slow: string | undefined;
   const build = seconds(() => void (slow = tok.slowEncodeReason));
   if (slow !== undefined) throw new Error(`the fast encoder is not in use: ${slow}`);
-  console.log(`tokenizer load (tokenizer.json 33 MB): ${load.toFixed(2)} s, then fast-encoder tables: ${build.toFixed(2)} s (load average ${loadavg()[0]!.toFixed(1)})`);
+  console.log(
+    `tokenizer load (tokenizer.json 33 MB): ${load.toFixed(2)} s, then fast-encoder tables: ${build.toFixed(2)} s (load average ${loadavg()[0]!.toFixed(1)})`,
+  );
   // The reference: @huggingface/tokenizers on its own, as GemmaTokenizer.encode used it before.
   const json = JSON.parse(readFileSync(join(defaultTokenizerDir(), "tokenizer.json"), "utf8"));
   const config = JSON.parse(readFileSync(join(defaultTokenizerDir(), "tokenizer_config.json"), "utf8"));
@@ -113,7 +131,10 @@ async function tokenizerBench(): Promise<void> {
       const fresh = FastEncoder.fromLibrary(library);
       if (typeof fresh === "string") throw new Error(fresh);
       const got: number[][] = [];
-      tCold = Math.min(tCold, seconds(() => docs.forEach((d) => got.push(fresh.encode(d)))));
+      tCold = Math.min(
+        tCold,
+        seconds(() => docs.forEach((d) => got.push(fresh.encode(d)))),
+      );
       docs.forEach((d, i) => {
         if (!sameIds(got[i]!, tok.encode(d, { addBos: false }))) throw new Error(`${name}: cold ids differ on document ${i}`);
       });
@@ -136,7 +157,9 @@ async function tokenizerBench(): Promise<void> {
   long.forEach((d, i) => {
     if (i % 20 === 0 && !sameIds(got[i]!, libEncode(d))) throw new Error(`long run: ids differ from the library on document ${i}`);
   });
-  console.log(`long run, ${long.length} docs (${longMb.toFixed(1)} MB) never seen before, one fresh encoder: ${(longMb / tLong).toFixed(1)} MB/s`);
+  console.log(
+    `long run, ${long.length} docs (${longMb.toFixed(1)} MB) never seen before, one fresh encoder: ${(longMb / tLong).toFixed(1)} MB/s`,
+  );
   const all = Object.values(corpus).flat();
   // Check: exact round trip on every document (except those with a literal ▁, which decodes as a space).
   for (const d of all) {
@@ -146,7 +169,9 @@ async function tokenizerBench(): Promise<void> {
   const mb = Buffer.byteLength(big) / 1e6;
   const tMany = bestOf(5, () => void tok.encodeBatch(all, { addBos: false }));
   const tOne = bestOf(5, () => void tok.encode(big, { addBos: false }));
-  console.log(`all ${all.length} documents (${mb.toFixed(2)} MB), warm: ${(mb / tMany).toFixed(1)} MB/s; as one string: ${(mb / tOne).toFixed(1)} MB/s`);
+  console.log(
+    `all ${all.length} documents (${mb.toFixed(2)} MB), warm: ${(mb / tMany).toFixed(1)} MB/s; as one string: ${(mb / tOne).toFixed(1)} MB/s`,
+  );
 }
 
 async function safetensorsBench(): Promise<void> {
@@ -168,7 +193,9 @@ async function safetensorsBench(): Promise<void> {
       } else if (dtype === "F32" && got[12345] !== values[12345]) throw new Error("f32 round trip differs");
       readTimes[dtype] = r;
       const mb = (n * (dtype === "F32" ? 4 : 2)) / 1e6;
-      rows.push(`${dtype}: write ${(n / w / 1e6).toFixed(0)} M values/s (${(mb / w).toFixed(0)} MB/s on disk, fsync included), read+decode ${(n / r / 1e6).toFixed(0)} M values/s`);
+      rows.push(
+        `${dtype}: write ${(n / w / 1e6).toFixed(0)} M values/s (${(mb / w).toFixed(0)} MB/s on disk, fsync included), read+decode ${(n / r / 1e6).toFixed(0)} M values/s`,
+      );
     }
     console.log(`safetensors, one tensor of ${n / (1 << 20)} Mi values:`);
     for (const row of rows) console.log(`  ${row}`);

@@ -15,14 +15,14 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import {
+  ChunkedRows,
   configToJson,
   describeBackend,
   expectedTensors,
+  FileRows,
   gemma4E2b,
   gemma4E4b,
   initBackend,
-  ChunkedRows,
-  FileRows,
   initModel,
   loadGemma4,
   loadModelDir,
@@ -32,6 +32,7 @@ import {
   scoreIds,
   type Gemma4Config,
 } from "@owntune/model";
+import { formatBytes } from "@owntune/core";
 
 const CHILD = "OWNTUNE_BENCH_MEMORY_CHILD";
 const S = "sliding_attention";
@@ -45,7 +46,12 @@ const SCORED_TOKENS = 128;
  */
 export function e2bLayers(layers: number): Gemma4Config {
   const types = Array.from({ length: layers }, (_, i) => (i % 2 === 0 ? S : F));
-  return parseGemma4Config({ ...configToJson(gemma4E2b()), num_hidden_layers: layers, layer_types: types, num_kv_shared_layers: layers >= 4 ? layers - 2 : 0 });
+  return parseGemma4Config({
+    ...configToJson(gemma4E2b()),
+    num_hidden_layers: layers,
+    layer_types: types,
+    num_kv_shared_layers: layers >= 4 ? layers - 2 : 0,
+  });
 }
 
 /** Parameters by where the loader keeps them: token embedding, PLE table, linears, the rest. */
@@ -112,7 +118,19 @@ async function child(dir: string, placement: string, given?: number[]): Promise<
   const cpu = process.cpuUsage(c0);
   if (!Number.isFinite(r.nll)) throw new Error("E2B-shaped forward gave a non-finite NLL");
   const peak = process.resourceUsage().maxRSS * 1024;
-  const out: ChildResult = { backend: describeBackend(info), baseline, afterLoad, peak, device, loadSeconds, forwardWall, forwardCpu: (cpu.user + cpu.system) / 1e6, nll: r.nll, held, storage: m.storage ?? "before: linears as placed, embedding f32 on the backend, PLE f32 in memory" };
+  const out: ChildResult = {
+    backend: describeBackend(info),
+    baseline,
+    afterLoad,
+    peak,
+    device,
+    loadSeconds,
+    forwardWall,
+    forwardCpu: (cpu.user + cpu.system) / 1e6,
+    nll: r.nll,
+    held,
+    storage: m.storage ?? "before: linears as placed, embedding f32 on the backend, PLE f32 in memory",
+  };
   console.log(JSON.stringify(out));
   model.dispose();
 }
@@ -131,7 +149,22 @@ function runChild(dir: string, placement: string, ids?: number[], mode = "model"
 /** `owntune export` under /usr/bin/time -v: peak RSS (bytes) and wall seconds; checks the files exist. */
 function runExport(modelDir: string, outDir: string, merged: boolean): { peak: number; seconds: number } {
   rmSync(outDir, { recursive: true, force: true });
-  const args = ["-v", process.execPath, "--conditions=@owntune/source", "--import", "tsx", "packages/cli/src/main.ts", "export", "--model", modelDir, "--out", outDir, "--quant", "BF16", "--no-verify"];
+  const args = [
+    "-v",
+    process.execPath,
+    "--conditions=@owntune/source",
+    "--import",
+    "tsx",
+    "packages/cli/src/main.ts",
+    "export",
+    "--model",
+    modelDir,
+    "--out",
+    outDir,
+    "--quant",
+    "BF16",
+    "--no-verify",
+  ];
   if (merged) args.push("--merged");
   const t0 = performance.now();
   const r = spawnSync("/usr/bin/time", args, { encoding: "utf8", maxBuffer: 1 << 24 });
@@ -140,7 +173,8 @@ function runExport(modelDir: string, outDir: string, merged: boolean): { peak: n
   const m = /Maximum resident set size \(kbytes\): (\d+)/.exec(r.stderr);
   if (!m) throw new Error("no maximum RSS in /usr/bin/time output");
   if (!existsSync(join(outDir, "model-BF16.gguf"))) throw new Error("export wrote no GGUF");
-  if (merged && !readdirSync(join(outDir, "merged")).some((f) => f.endsWith(".safetensors"))) throw new Error("export wrote no merged safetensors");
+  if (merged && !readdirSync(join(outDir, "merged")).some((f) => f.endsWith(".safetensors")))
+    throw new Error("export wrote no merged safetensors");
   return { peak: Number(m[1]) * 1024, seconds };
 }
 
@@ -172,7 +206,9 @@ async function pleChild(dir: string): Promise<void> {
   const memWarm = Math.min(...[0, 1, 2].map(() => time(() => mem.gather(ids, out))));
   if (out.some((v, i) => v !== want[i])) throw new Error("file and memory gathers differ");
   await ckpt.close();
-  console.log(JSON.stringify({ rows: range.rows, width: range.width, fileFirst, fileWarm, memWarm, loadSeconds, copyRss, chunks: mem.chunkCount }));
+  console.log(
+    JSON.stringify({ rows: range.rows, width: range.width, fileFirst, fileWarm, memWarm, loadSeconds, copyRss, chunks: mem.chunkCount }),
+  );
 }
 
 /** The full E2B or E4B: write it (once), load it with the default placement, score a short text; then the PLE gather comparison. */
@@ -180,7 +216,11 @@ async function full(which: "e2b" | "e4b"): Promise<void> {
   const root = process.env.OWNTUNE_BENCH_DIR ?? join(tmpdir(), "owntune-bench-memory");
   const dir = join(root, `${which}-full`);
   const config = which === "e4b" ? gemma4E4b() : gemma4E2b();
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ")}`,
+  );
   if (!existsSync(join(dir, "config.json"))) {
     const t0 = performance.now();
     await initModel({ outDir: dir, config, seed: 1, dtype: "bf16" });
@@ -194,14 +234,25 @@ async function full(which: "e2b" | "e4b"): Promise<void> {
   console.log(`full ${which}: ${(size / 1e9).toFixed(2)} GB on disk; scoring ${ids.length} tokens: ${JSON.stringify(text)}`);
   const r = runChild(dir, "auto", ids);
   console.log(`storage ${JSON.stringify(r.storage)}, held bytes per parameter ${JSON.stringify(r.held)}`);
-  console.log(`| full ${which}, auto | baseline ${gib(r.baseline)} | after load ${gib(r.afterLoad)} | peak ${gib(r.peak)} | load ${r.loadSeconds.toFixed(0)} s | score ${r.forwardWall.toFixed(1)} s (CPU ${r.forwardCpu.toFixed(1)} s) | NLL ${r.nll.toFixed(3)} | load avg ${loadavg()[0]!.toFixed(1)} |`);
-  const p = runChild(dir, "", undefined, "ple") as unknown as { rows: number; width: number; fileFirst: number; fileWarm: number; memWarm: number; loadSeconds: number; copyRss: number; chunks: number };
+  console.log(
+    `| full ${which}, auto | baseline ${gib(r.baseline)} | after load ${gib(r.afterLoad)} | peak ${gib(r.peak)} | load ${r.loadSeconds.toFixed(0)} s | score ${r.forwardWall.toFixed(1)} s (CPU ${r.forwardCpu.toFixed(1)} s) | NLL ${r.nll.toFixed(3)} | load avg ${loadavg()[0]!.toFixed(1)} |`,
+  );
+  const p = runChild(dir, "", undefined, "ple") as unknown as {
+    rows: number;
+    width: number;
+    fileFirst: number;
+    fileWarm: number;
+    memWarm: number;
+    loadSeconds: number;
+    copyRss: number;
+    chunks: number;
+  };
   console.log(
     `| PLE [${p.rows}, ${p.width}] gather of 512 tokens | file: first ${(p.fileFirst * 1000).toFixed(1)} ms, warm ${(p.fileWarm * 1000).toFixed(1)} ms | bf16 in memory (${p.chunks} chunks): ${(p.memWarm * 1000).toFixed(1)} ms, after a ${p.loadSeconds.toFixed(0)} s load costing ${gib(p.copyRss)} RSS |`,
   );
 }
 
-const gib = (b: number) => `${(b / 2 ** 30).toFixed(2)} GiB`;
+const gib = (b: number) => formatBytes(b, "GiB", 2);
 
 export default async function bench(): Promise<void> {
   const childArgs = process.env[CHILD];
@@ -216,7 +267,11 @@ export default async function bench(): Promise<void> {
   const keep = process.env.OWNTUNE_BENCH_DIR;
   const root = keep ?? mkdtempSync(join(tmpdir(), "owntune-bench-memory-"));
   mkdirSync(root, { recursive: true });
-  console.log(`load average at start: ${loadavg().map((l) => l.toFixed(2)).join(", ")}`);
+  console.log(
+    `load average at start: ${loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ")}`,
+  );
   try {
     const results = new Map<string, ChildResult>();
     const exports = new Map<string, { peak: number; seconds: number }>();
@@ -242,7 +297,9 @@ export default async function bench(): Promise<void> {
         for (const merged of [false, true]) {
           const r = runExport(dir, join(root, `export-${L}`), merged);
           exports.set(`${L}:${merged}`, r);
-          console.log(`| export ${L} layers, BF16 GGUF${merged ? " + merged/" : ""} | peak ${gib(r.peak)} | ${r.seconds.toFixed(0)} s | load avg ${loadavg()[0]!.toFixed(1)} |`);
+          console.log(
+            `| export ${L} layers, BF16 GGUF${merged ? " + merged/" : ""} | peak ${gib(r.peak)} | ${r.seconds.toFixed(0)} s | load avg ${loadavg()[0]!.toFixed(1)} |`,
+          );
         }
         rmSync(join(root, `export-${L}`), { recursive: true, force: true });
       }

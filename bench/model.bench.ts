@@ -30,7 +30,10 @@ function linearVsNaive(N: number, inF: number, outF: number, rank: number): stri
   const r = tf.randomNormal([N, outF], 0, 1, "float32", 5) as tf.Tensor2D;
   const a = tf.variable(tf.randomNormal([rank, inF], 0, 0.05, "float32", 6) as tf.Tensor2D);
   const b = tf.variable(tf.randomNormal([outF, rank], 0, 0.05, "float32", 7) as tf.Tensor2D);
-  const ours = () => tf.grads((xi: tf.Tensor, ai: tf.Tensor, bi: tf.Tensor) => tf.sum(tf.mul(linear(xi, base, { a: ai as tf.Tensor2D, b: bi as tf.Tensor2D, scale: 2 }), r)))([x, a, b]);
+  const ours = () =>
+    tf.grads((xi: tf.Tensor, ai: tf.Tensor, bi: tf.Tensor) =>
+      tf.sum(tf.mul(linear(xi, base, { a: ai as tf.Tensor2D, b: bi as tf.Tensor2D, scale: 2 }), r)),
+    )([x, a, b]);
   const naive = () =>
     tf.grads((xi: tf.Tensor, ai: tf.Tensor, bi: tf.Tensor) =>
       tf.sum(tf.mul(tf.add(tf.matMul(xi, w, false, true), tf.mul(tf.matMul(tf.matMul(xi, ai, false, true), bi, false, true), 2)), r)),
@@ -73,7 +76,9 @@ async function throughput(name: string, config: Gemma4Config, T: number): Promis
   const t0 = performance.now();
   const model = await gemma4FromWeights(config, randomWeights(config, 1));
   const params = countParameters(config);
-  console.log(`${name}: ${(params.other / 1e6).toFixed(1)}M non-embedding + ${((params.embedding + params.perLayerEmbedding) / 1e6).toFixed(1)}M embedding parameters, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+  console.log(
+    `${name}: ${(params.other / 1e6).toFixed(1)}M non-embedding + ${((params.embedding + params.perLayerEmbedding) / 1e6).toFixed(1)}M embedding parameters, built in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  );
   const ids = Array.from({ length: T }, (_, i) => 3 + ((i * 7919 + 13) % (config.vocab_size - 3)));
   const batch = { ids: [ids], lossMask: [ids.map(() => 1)] };
   const lora = loraVariables(model, 8);
@@ -81,7 +86,8 @@ async function throughput(name: string, config: Gemma4Config, T: number): Promis
 
   // Check, then time: the loss is finite and near ln(V) for random weights; gradients are finite and non-zero.
   const loss0 = tf.tidy(() => lmLoss(model, batch, { lora }).dataSync()[0]!);
-  if (!Number.isFinite(loss0) || loss0 <= 0 || loss0 > 3 * Math.log(config.vocab_size)) throw new Error(`${name}: implausible loss ${loss0}`);
+  if (!Number.isFinite(loss0) || loss0 <= 0 || loss0 > 3 * Math.log(config.vocab_size))
+    throw new Error(`${name}: implausible loss ${loss0}`);
   const fwd = besideRaw(() => best(2, () => tf.tidy(() => lmLoss(model, batch, { lora }).dataSync()[0]!)));
   if (Math.abs(fwd.value - loss0) > 1e-4 * loss0) throw new Error(`${name}: loss not reproducible (${fwd.value} vs ${loss0})`);
   const step = () => {
@@ -125,9 +131,14 @@ export default async function (): Promise<void> {
   const unit = THREADS > 1 ? "GFLOP/s (wall)" : "GFLOP/CPU-s";
   console.log(`backend: ${describeBackend(info)}`);
   const raws = [rawMatMul(512, 768, 3072), rawMatMul(512, 1024, 1024), rawMatMul(512, 128, 16384)];
-  console.log(`raw dense matMul: ${raws.map((r) => r.toFixed(1)).join(" / ")} ${unit} ([512,768]·[768,3072], [512,1024]·[1024,1024], [512,128]·[128,16384]); the reference below is [512,1024]·[1024,1024], measured before and after each run`);
+  console.log(
+    `raw dense matMul: ${raws.map((r) => r.toFixed(1)).join(" / ")} ${unit} ([512,768]·[768,3072], [512,1024]·[1024,1024], [512,128]·[128,16384]); the reference below is [512,1024]·[1024,1024], measured before and after each run`,
+  );
   for (const l of linearVsNaive(512, 1024, 1024, 8)) console.log(l);
-  const lines = [`| run | ${THREADS > 1 ? "wall" : "CPU"} time (best of 2) | tokens/s | ${unit} | raw matMul beside it | ÷ raw |`, "|---|---|---|---|---|---|"];
+  const lines = [
+    `| run | ${THREADS > 1 ? "wall" : "CPU"} time (best of 2) | tokens/s | ${unit} | raw matMul beside it | ÷ raw |`,
+    "|---|---|---|---|---|---|",
+  ];
   lines.push(...(await throughput("gemma4-tiny", gemma4Tiny(), 512)));
   for (const l of lines) console.log(l);
   lines.length = 0;

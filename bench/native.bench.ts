@@ -34,10 +34,10 @@ import {
   gemma4Tiny,
   initBackend,
   initModel,
-  loadGemma4,
-  loadModelDir,
   layerSpecs,
   lmLoss,
+  loadGemma4,
+  loadModelDir,
   parseGemma4Config,
   randomTensor,
   recomputeByDefault,
@@ -89,7 +89,12 @@ function hashSource(c: Gemma4Config, dtype: "F32" | "BF16", ple?: TensorFileRows
     const t = specs.get(name)!;
     const width = t.shape.length > 1 ? t.shape[1]! : 1;
     if (t.role === "linear" || t.role === "embedding") {
-      const std = t.role === "linear" ? 1 / Math.sqrt(width) : name.startsWith("embed_tokens_per_layer") ? 1 / Math.sqrt(c.hidden_size_per_layer_input) : 3 / Math.sqrt(c.hidden_size);
+      const std =
+        t.role === "linear"
+          ? 1 / Math.sqrt(width)
+          : name.startsWith("embed_tokens_per_layer")
+            ? 1 / Math.sqrt(c.hidden_size_per_layer_input)
+            : 3 / Math.sqrt(c.hidden_size);
       const out = new Float32Array(count * width);
       let seed = 0;
       for (let i = 0; i < name.length; i++) seed = Math.imul(seed ^ name.charCodeAt(i), 0x01000193);
@@ -165,7 +170,13 @@ function loraVariables(model: Gemma4Model, rank: number) {
 }
 
 /** Loads `config` with `options` and runs `loraStepOn`. */
-async function loraStep(config: Gemma4Config, source: TensorSource, options: LoadOptions, T: number, recompute?: boolean): Promise<StepResult> {
+async function loraStep(
+  config: Gemma4Config,
+  source: TensorSource,
+  options: LoadOptions,
+  T: number,
+  recompute?: boolean,
+): Promise<StepResult> {
   const model = await loadGemma4(config, source, options);
   try {
     return loraStepOn(model, T, recompute);
@@ -190,7 +201,8 @@ function loraStepOn(model: Gemma4Model, T: number, recompute?: boolean): StepRes
   };
   try {
     const first = run();
-    if (!Number.isFinite(first.loss) || first.loss <= 0 || first.loss > 3 * Math.log(config.vocab_size)) throw new Error(`implausible loss ${first.loss}`);
+    if (!Number.isFinite(first.loss) || first.loss <= 0 || first.loss > 3 * Math.log(config.vocab_size))
+      throw new Error(`implausible loss ${first.loss}`);
     if (!first.norms.every(Number.isFinite) || first.norms.every((n) => n === 0)) throw new Error("bad LoRA gradients");
     const t0 = performance.now();
     const again = run();
@@ -240,7 +252,10 @@ function openBlasRate(): number | undefined {
     "for _ in range(5):\n    t = time.perf_counter(); a @ b; best = min(best, time.perf_counter() - t)",
     "print(2 * 512 * 1536 * 6144 / best / 1e9)",
   ].join("\n");
-  const r = spawnSync("python3", ["-c", script], { encoding: "utf8", env: { ...process.env, OPENBLAS_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) } });
+  const r = spawnSync("python3", ["-c", script], {
+    encoding: "utf8",
+    env: { ...process.env, OPENBLAS_NUM_THREADS: String(THREADS), OMP_NUM_THREADS: String(THREADS) },
+  });
   const v = Number(r.stdout.trim());
   return r.status === 0 && Number.isFinite(v) ? v : undefined;
 }
@@ -253,7 +268,9 @@ const fmt = (v: number | undefined, d = 1) => (v === undefined ? "—" : v.toFix
 async function stepSection(): Promise<Map<string, number>> {
   const gemm = async () => ({ ggml: await ggmlF32Rate(), blas: openBlasRate() });
   const before = await gemm();
-  console.log(`f32 GEMM [512,1536]·[1536,6144] before: ggml mul_mat ${fmt(before.ggml)} GFLOP/s, numpy/OpenBLAS ${fmt(before.blas)} GFLOP/s (${THREADS} threads)`);
+  console.log(
+    `f32 GEMM [512,1536]·[1536,6144] before: ggml mul_mat ${fmt(before.ggml)} GFLOP/s, numpy/OpenBLAS ${fmt(before.blas)} GFLOP/s (${THREADS} threads)`,
+  );
   const configs: Array<[string, Gemma4Config, ReadonlyArray<"wasm" | BaseDtype>]> = [
     ["bench-100m", bench100m(), ["wasm", "f32", "bf16", "q8_0", "q4_0", "q4_k"]],
     ["E2B 2-layer slice", slice(gemma4E2b()), ["wasm", "f32", "bf16", "q8_0", "q4_0", "q4_k"]],
@@ -266,10 +283,11 @@ async function stepSection(): Promise<Map<string, number>> {
   for (const [name, config, runs] of configs) {
     const p = countParameters(config);
     const flops = 2 * forwardFlops(config, STEP_T, STEP_T);
-    console.log(`${name}: ${(p.other / 1e6).toFixed(0)}M non-embedding + ${(p.embedding / 1e6).toFixed(0)}M embedding parameters; ${(flops / STEP_T / GB).toFixed(2)} GFLOP per token per step`);
+    console.log(
+      `${name}: ${(p.other / 1e6).toFixed(0)}M non-embedding + ${(p.embedding / 1e6).toFixed(0)}M embedding parameters; ${(flops / STEP_T / GB).toFixed(2)} GFLOP per token per step`,
+    );
     for (const run of runs) {
-      const options: LoadOptions =
-        run === "wasm" ? { kernels: "tfjs" } : { kernels: "native", baseDtype: run };
+      const options: LoadOptions = run === "wasm" ? { kernels: "tfjs" } : { kernels: "native", baseDtype: run };
       const r = await loraStep(config, hashSource(config, "F32"), options, STEP_T, false);
       // The decoder layers alone: the same layers under a 512-token vocabulary (the head then costs ~nothing).
       const small = smallVocab(config);
@@ -299,7 +317,10 @@ async function stepSection(): Promise<Map<string, number>> {
 
 function llamaCppHint(): string {
   const bins = nodeLlamaCppBinDir();
-  const bundle = "reason" in bins ? "node_modules/node-llama-cpp/llama/gitRelease.bundle" : join(bins.dir, "../../../../node-llama-cpp/llama/gitRelease.bundle");
+  const bundle =
+    "reason" in bins
+      ? "node_modules/node-llama-cpp/llama/gitRelease.bundle"
+      : join(bins.dir, "../../../../node-llama-cpp/llama/gitRelease.bundle");
   return [
     "llama.cpp tools not found: set OWNTUNE_LLAMA_CPP_BIN to a folder with llama-perplexity and llama-quantize. Build them outside the repository (≈ 10 min on 2 cores):",
     `  git clone ${bundle} /work/llama-src`,
@@ -311,7 +332,10 @@ function llamaCppHint(): string {
 
 /** Words for a deterministic text long enough for several 1024-token passes. */
 function benchText(words: number): string {
-  const vocab = "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three".split(" ");
+  const vocab =
+    "the of and to in a is that for it as was with be by on not he this are or his from at which but have an they you were her she there would their we him been has when who will more no if out so said what up its about into than them can only other new some could time these two may then do first any my now such like our over man me even most made after also did many before must through back years where much your way well down should because each just those people how too little state good very make world still own see men work long get here between both life being under never day same another know while last might us great old year off come since against go came right used take three".split(
+      " ",
+    );
   let s = 17;
   const out: string[] = [];
   for (let i = 0; i < words; i++) {
@@ -333,7 +357,9 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
   await exportDir({ modelDir, outDir: f32Dir, quant: "F32", verify: false });
   const gguf = join(f32Dir, "model-F32.gguf");
   const ggufBytes = statSync(gguf).size;
-  console.log(`score model: ${(countParameters(config).other / 1e6).toFixed(1)}M non-embedding parameters, F32 GGUF ${(ggufBytes / GB).toFixed(2)} GB`);
+  console.log(
+    `score model: ${(countParameters(config).other / 1e6).toFixed(1)}M non-embedding parameters, F32 GGUF ${(ggufBytes / GB).toFixed(2)} GB`,
+  );
 
   if (sections.has("score")) {
     const md = await loadModelDir(modelDir);
@@ -359,13 +385,19 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
       const ppl = Math.exp(-halves.reduce((a, b) => a + b, 0) / halves.length);
       if (!Number.isFinite(ppl)) throw new Error(`${kernels}: perplexity ${ppl}`);
       if (kernels === "native") oursPpl = ppl;
-      results.push(`| owntune scoreIds, ${kernels} kernels (${describeStorage(model.storage)}) | ${(PASSES * CTX / seconds).toFixed(0)} | ppl ${ppl.toFixed(3)} |`);
+      results.push(
+        `| owntune scoreIds, ${kernels} kernels (${describeStorage(model.storage)}) | ${((PASSES * CTX) / seconds).toFixed(0)} | ppl ${ppl.toFixed(3)} |`,
+      );
       model.dispose();
     }
     await md.checkpoint.close();
     let llamaRate: number | undefined;
     if (llama) {
-      const r = spawnSync(join(llama, "llama-perplexity"), ["-m", gguf, "-f", textFile, "-c", String(CTX), "-b", String(CTX), "--chunks", String(PASSES), "-t", String(THREADS)], { encoding: "utf8", maxBuffer: 1 << 26 });
+      const r = spawnSync(
+        join(llama, "llama-perplexity"),
+        ["-m", gguf, "-f", textFile, "-c", String(CTX), "-b", String(CTX), "--chunks", String(PASSES), "-t", String(THREADS)],
+        { encoding: "utf8", maxBuffer: 1 << 26 },
+      );
       const out = r.stdout + r.stderr;
       const perPass = /([\d.]+) seconds per pass/.exec(out);
       const final = /Final estimate: PPL = ([\d.]+)/.exec(out);
@@ -375,7 +407,9 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
       llamaRate = CTX / Number(perPass[1]); // its first pass's time, as it prints it
       results.push(`| llama.cpp llama-perplexity (same F32 GGUF, ${THREADS} threads) | ${llamaRate.toFixed(0)} | ppl ${ppl.toFixed(3)} |`);
     }
-    console.log(`\n| scorer (${PASSES} passes of ${CTX} tokens, logits at every position) | tokens/s | second-half perplexity |\n|---|---|---|\n${results.join("\n")}`);
+    console.log(
+      `\n| scorer (${PASSES} passes of ${CTX} tokens, logits at every position) | tokens/s | second-half perplexity |\n|---|---|---|\n${results.join("\n")}`,
+    );
     if (llamaRate) {
       const ours = Number(/\| (\d+) \|/.exec(results[0]!)![1]);
       console.log(`score: ours (native) ÷ llama.cpp = ${(ours / llamaRate).toFixed(2)}`);
@@ -385,7 +419,11 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
   if (sections.has("export")) {
     const md = await loadModelDir(modelDir);
     const eos = Array.isArray(config.eos_token_id) ? config.eos_token_id[0] : config.eos_token_id;
-    const tokenizerFiles = await readTokenizerFiles(md.tokenizer.identity.dir, config.vocab_size, { bos: config.bos_token_id, eos, pad: config.pad_token_id });
+    const tokenizerFiles = await readTokenizerFiles(md.tokenizer.identity.dir, config.vocab_size, {
+      bos: config.bos_token_id,
+      eos,
+      pad: config.pad_token_id,
+    });
     await md.checkpoint.close();
     const source = await openGgufTensorSource(gguf);
     const rows: string[] = [];
@@ -400,7 +438,9 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
         const r = await exportGguf({ config, source, tokenizer: tokenizerFiles, mix: "Q4_K_M", out, name: "bench", threads: THREADS });
         const seconds = (performance.now() - t0) / 1000;
         if (r.quantizer.name !== quantizer) throw new Error(`expected the ${quantizer} quantizer, ran ${r.quantizer.name}`);
-        rows.push(`| owntune export, ${quantizer === "ggml" ? "ggml_quantize_chunk" : "JavaScript quantizers"} (${THREADS} worker threads) | ${seconds.toFixed(1)} s | ${(ggufBytes / 1e6 / seconds).toFixed(0)} |`);
+        rows.push(
+          `| owntune export, ${quantizer === "ggml" ? "ggml_quantize_chunk" : "JavaScript quantizers"} (${THREADS} worker threads) | ${seconds.toFixed(1)} s | ${(ggufBytes / 1e6 / seconds).toFixed(0)} |`,
+        );
         outputs.push(out);
       } finally {
         if (before === undefined) delete process.env.OWNTUNE_KERNELS;
@@ -408,7 +448,8 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
         resetQuantizerChoice();
       }
     }
-    if (!readFileSync(outputs[0]!).equals(readFileSync(outputs[1]!))) throw new Error("ggml and JavaScript quantizers wrote different files");
+    if (!readFileSync(outputs[0]!).equals(readFileSync(outputs[1]!)))
+      throw new Error("ggml and JavaScript quantizers wrote different files");
     if (llama && existsSync(join(llama, "llama-quantize"))) {
       const out = join(root, "llama.gguf");
       const t0 = performance.now();
@@ -416,10 +457,15 @@ async function scoreAndExportSections(sections: Set<string>, root: string): Prom
       const seconds = (performance.now() - t0) / 1000;
       if (r.status !== 0) throw new Error(`llama-quantize failed: ${r.stderr.slice(-2000)}`);
       const sizes = [statSync(outputs[0]!).size, statSync(out).size];
-      if (Math.abs(sizes[0]! - sizes[1]!) > 0.01 * sizes[1]!) throw new Error(`Q4_K_M files differ in size: ours ${sizes[0]}, llama.cpp ${sizes[1]}`);
-      rows.push(`| llama.cpp llama-quantize (llama_model_quantize, ${THREADS} threads) | ${seconds.toFixed(1)} s | ${(ggufBytes / 1e6 / seconds).toFixed(0)} |`);
+      if (Math.abs(sizes[0]! - sizes[1]!) > 0.01 * sizes[1]!)
+        throw new Error(`Q4_K_M files differ in size: ours ${sizes[0]}, llama.cpp ${sizes[1]}`);
+      rows.push(
+        `| llama.cpp llama-quantize (llama_model_quantize, ${THREADS} threads) | ${seconds.toFixed(1)} s | ${(ggufBytes / 1e6 / seconds).toFixed(0)} |`,
+      );
     }
-    console.log(`\n| Q4_K_M from the same ${(ggufBytes / GB).toFixed(2)} GB F32 GGUF | time (incl. reading and writing) | MB/s of F32 source |\n|---|---|---|\n${rows.join("\n")}`);
+    console.log(
+      `\n| Q4_K_M from the same ${(ggufBytes / GB).toFixed(2)} GB F32 GGUF | time (incl. reading and writing) | MB/s of F32 source |\n|---|---|---|\n${rows.join("\n")}`,
+    );
   }
 }
 
@@ -462,7 +508,16 @@ async function memoryChild(which: string): Promise<void> {
     const loadSeconds = (performance.now() - t0) / 1000;
     const afterLoadRss = process.memoryUsage().rss;
     const step = loraStepOn(model, MEMORY_T);
-    const out: MemoryResult = { which, loadSeconds, afterLoadRss, stepSeconds: step.seconds, peakRss: process.resourceUsage().maxRSS * 1024, loss: step.loss, storage: step.storage, recompute: step.recompute };
+    const out: MemoryResult = {
+      which,
+      loadSeconds,
+      afterLoadRss,
+      stepSeconds: step.seconds,
+      peakRss: process.resourceUsage().maxRSS * 1024,
+      loss: step.loss,
+      storage: step.storage,
+      recompute: step.recompute,
+    };
     console.log(JSON.stringify(out));
     model.dispose();
   } finally {
@@ -484,8 +539,14 @@ function memorySection(): Map<string, MemoryResult> {
       console.log(`${which}: skipped, ${(free / GB).toFixed(1)} GB available (needs ${need[which]! / GB} GB free)`);
       continue;
     }
-    console.log(`${which}: one LoRA step at T = ${MEMORY_T} in a child process (${(free / GB).toFixed(1)} GB available, load ${loadavg()[0]!.toFixed(1)})`);
-    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, "native"], { env: { ...process.env, [CHILD]: which }, encoding: "utf8", maxBuffer: 1 << 24 });
+    console.log(
+      `${which}: one LoRA step at T = ${MEMORY_T} in a child process (${(free / GB).toFixed(1)} GB available, load ${loadavg()[0]!.toFixed(1)})`,
+    );
+    const r = spawnSync(process.execPath, [...process.execArgv, process.argv[1]!, "native"], {
+      env: { ...process.env, [CHILD]: which },
+      encoding: "utf8",
+      maxBuffer: 1 << 24,
+    });
     const line = r.stdout.split("\n").find((l) => l.startsWith("{"));
     if (r.status !== 0 || !line) {
       console.log(`${which}: child failed (${r.status}): ${r.stderr.slice(-1500)}`);
@@ -509,7 +570,11 @@ export default async function bench(): Promise<void> {
   const rt = ggmlRuntime();
   if ("reason" in rt) throw new Error(`native kernels unavailable: ${rt.reason}`);
   const info = await initBackend({ backend: "wasm", threads: THREADS });
-  console.log(`backend: ${describeBackend(info)}; ggml ${rt.libs.release} CPU ${rt.libs.cpu.variant}, ${rt.threads} threads; load average ${loadavg().map((v) => v.toFixed(1)).join(" ")}`);
+  console.log(
+    `backend: ${describeBackend(info)}; ggml ${rt.libs.release} CPU ${rt.libs.cpu.variant}, ${rt.threads} threads; load average ${loadavg()
+      .map((v) => v.toFixed(1))
+      .join(" ")}`,
+  );
   const rates = sections.has("step") ? await stepSection() : new Map<string, number>();
   if (sections.has("score") || sections.has("export")) {
     const root = mkdtempSync(join(tmpdir(), "owntune-bench-native-"));
@@ -543,8 +608,16 @@ export default async function bench(): Promise<void> {
     const seconds = layers && head ? (recompute * (perToken - headPerToken)) / (layers * GB) + headPerToken / (head * GB) : undefined;
     const m = full ? memory.get(full) : undefined;
     const fromFull = m ? (1e6 * m.stepSeconds) / MEMORY_T / 3600 : undefined;
-    lines.push(`| ${name} | ${dtype} | ${(perToken / GB).toFixed(1)} | ${fmt(layers)} / ${fmt(head)} | ${fmt(seconds && (1e6 * seconds) / 3600)} | ${fmt(fromFull)} |`);
+    lines.push(
+      `| ${name} | ${dtype} | ${(perToken / GB).toFixed(1)} | ${fmt(layers)} / ${fmt(head)} | ${fmt(seconds && (1e6 * seconds) / 3600)} | ${fmt(fromFull)} |`,
+    );
   }
-  console.log(`\n| model | base | GFLOP per token per step | slice layers / head GFLOP/s | hours per 1M tokens (projected) | (measured full step) |\n|---|---|---|---|---|---|\n${lines.join("\n")}`);
-  console.log(`load average after: ${loadavg().map((v) => v.toFixed(1)).join(" ")}`);
+  console.log(
+    `\n| model | base | GFLOP per token per step | slice layers / head GFLOP/s | hours per 1M tokens (projected) | (measured full step) |\n|---|---|---|---|---|---|\n${lines.join("\n")}`,
+  );
+  console.log(
+    `load average after: ${loadavg()
+      .map((v) => v.toFixed(1))
+      .join(" ")}`,
+  );
 }

@@ -4,7 +4,8 @@
 // LM head over the full 262,144 × 1,536 embedding held on the host as f32 or bf16 tiles. Each placement's
 // output is checked against the device result (bf16: against the device result on bf16-rounded weights).
 import * as tf from "@tensorflow/tfjs";
-import { baseWeight, describeBackend, EmbeddingTable, fillNormal, initBackend, linear, roundToBf16, seededRandom, type BaseWeight } from "@owntune/model";
+import { fillNormal, roundToBf16, seededRandom } from "@owntune/core";
+import { baseWeight, describeBackend, EmbeddingTable, initBackend, linear, type BaseWeight } from "@owntune/model";
 
 const THREADS = Number(process.env.OWNTUNE_WASM_THREADS ?? 1);
 
@@ -32,7 +33,11 @@ function maxAbs(a: ArrayLike<number>, b: ArrayLike<number>): number {
 function linearCost(outF: number, inF: number, tokens: readonly number[]): string[] {
   const w = fillNormal(new Float32Array(outF * inF), seededRandom(1, `w${outF}x${inF}`), 0, 1 / Math.sqrt(inF));
   const ref16 = baseWeight("ref16", roundToBf16(w), outF, inF, "device");
-  const weights: BaseWeight[] = [baseWeight("w", w, outF, inF, "device"), baseWeight("w", w, outF, inF, "host"), baseWeight("w", w, outF, inF, "host-bf16")];
+  const weights: BaseWeight[] = [
+    baseWeight("w", w, outF, inF, "device"),
+    baseWeight("w", w, outF, inF, "host"),
+    baseWeight("w", w, outF, inF, "host-bf16"),
+  ];
   const lines: string[] = [];
   for (const N of tokens) {
     const x = tf.randomNormal([N, inF], 0, 1, "float32", 3) as tf.Tensor2D;
@@ -44,7 +49,14 @@ function linearCost(outF: number, inF: number, tokens: readonly number[]): strin
       const d = maxAbs(got, wt.placement === "host-bf16" ? want16 : want);
       if (d > 1e-4) throw new Error(`${wt.placement} linear differs from the device result by ${d}`);
       const fwd = best(3, () => tf.tidy(() => void linear(x, wt).dataSync()));
-      const fb = best(3, () => tf.tidy(() => void tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(linear(xi, wt), r)))(x).dataSync()));
+      const fb = best(3, () =>
+        tf.tidy(
+          () =>
+            void tf
+              .grad((xi: tf.Tensor) => tf.sum(tf.mul(linear(xi, wt), r)))(x)
+              .dataSync(),
+        ),
+      );
       return { fwd, fb };
     });
     const [dev, host, bf16] = secs as [{ fwd: number; fb: number }, { fwd: number; fb: number }, { fwd: number; fb: number }];
@@ -71,11 +83,14 @@ function headCost(vocab: number, hidden: number, tokens: readonly number[]): str
     const targets = Array.from({ length: N }, (_, i) => (i * 7919 + 13) % vocab);
     const a = f32.targetLogprobs(h, targets, 30);
     const b = bf16.targetLogprobs(h, targets, 30);
-    if (!a.every(Number.isFinite) || maxAbs(a, b) > 0.5) throw new Error(`head: implausible log-probs (f32 vs bf16 differ by ${maxAbs(a, b)})`);
+    if (!a.every(Number.isFinite) || maxAbs(a, b) > 0.5)
+      throw new Error(`head: implausible log-probs (f32 vs bf16 differ by ${maxAbs(a, b)})`);
     const tF = best(2, () => void f32.targetLogprobs(h, targets, 30));
     const tB = best(2, () => void bf16.targetLogprobs(h, targets, 30));
     const gflop = (2 * N * hidden * vocab) / 1e9;
-    lines.push(`| head ${vocab} × ${hidden}, N=${N} | ${tF.toFixed(2)} s (${(gflop / tF).toFixed(1)} GFLOP/s) | ${tB.toFixed(2)} s (${(gflop / tB).toFixed(1)} GFLOP/s) | ${(tB / tF).toFixed(2)}× |`);
+    lines.push(
+      `| head ${vocab} × ${hidden}, N=${N} | ${tF.toFixed(2)} s (${(gflop / tF).toFixed(1)} GFLOP/s) | ${tB.toFixed(2)} s (${(gflop / tB).toFixed(1)} GFLOP/s) | ${(tB / tF).toFixed(2)}× |`,
+    );
     h.dispose();
   }
   f32.dispose();

@@ -1,12 +1,12 @@
 // Drives the `owntune` command as a child process, the way users run it, and checks exit codes
 // and messages: 0 success, 2 bad usage/config/input with one located line each, 1 anything else.
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import { parse as parseYaml } from "yaml";
 import { describe, expect, it } from "vitest";
 import { owntune, repoRoot } from "./owntune.js";
+import { tempDir } from "@owntune/core/testing";
 
 const root = repoRoot;
 
@@ -26,7 +26,7 @@ describe("owntune CLI", () => {
   });
 
   it("exits 2 with one located line per problem for an invalid recipe, and no stack", () => {
-    const dir = mkdtempSync(join(tmpdir(), "owntune-cli-"));
+    const dir = tempDir("cli");
     writeFileSync(join(dir, "bad.yaml"), ["name: demo", "seed: -1", "model:", "  path: m", "  pth: x"].join("\n"));
     const r = owntune(["run", "bad.yaml"], dir);
     expect(r.code).toBe(2);

@@ -33,7 +33,18 @@ const out = join(dir, "out");
 
 beforeAll(async () => {
   writeFileSync(join(dir, "config.json"), JSON.stringify(config));
-  const r = await owntuneAsync(["init-model", "--out", modelDir, "--config", join(dir, "config.json"), "--seed", "2", "--dtype", "f32", "--json"]);
+  const r = await owntuneAsync([
+    "init-model",
+    "--out",
+    modelDir,
+    "--config",
+    join(dir, "config.json"),
+    "--seed",
+    "2",
+    "--dtype",
+    "f32",
+    "--json",
+  ]);
   expect(r.code, r.stderr).toBe(0);
 }, 300_000);
 
@@ -44,7 +55,10 @@ describe("owntune export", () => {
     writeFileSync(probes, JSON.stringify({ text: "<start_of_turn>user\nHi there!<end_of_turn>\n" }) + "\n");
     const r = await owntuneAsync(["export", "--model", modelDir, "--out", out, "--quant", "f32", "--probes", probes, "--json"]);
     expect(r.code, r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout) as { gguf: string; verify: { ok: boolean; logprobs: { maxAbsDiff: number }; tokenization: { mismatches: number } } };
+    const result = JSON.parse(r.stdout) as {
+      gguf: string;
+      verify: { ok: boolean; logprobs: { maxAbsDiff: number }; tokenization: { mismatches: number } };
+    };
     expect(result.gguf).toBe(join(out, "model-F32.gguf"));
     expect(result.verify.ok).toBe(true);
     expect(result.verify.tokenization.mismatches).toBe(0);
@@ -69,16 +83,23 @@ describe("owntune export", () => {
   it("refuses an unknown quant type with a suggestion (exit 2)", { timeout: 60_000 }, async () => {
     const r = await owntuneAsync(["export", "--model", modelDir, "--out", join(dir, "x"), "--quant", "Q4_KM"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain('error: --quant: unknown quant type "Q4_KM" (did you mean "Q4_K_M"?); known: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K');
+    expect(r.stderr).toContain(
+      'error: --quant: unknown quant type "Q4_KM" (did you mean "Q4_K_M"?); known: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K',
+    );
   });
 
   it("refuses a KV-sharing order that would crash llama.cpp, before writing anything (exit 2)", { timeout: 120_000 }, async () => {
     const badDir = join(dir, "bad");
-    writeFileSync(join(dir, "bad.json"), JSON.stringify({ ...config, layer_types: ["full_attention", "sliding_attention", "sliding_attention"] }));
+    writeFileSync(
+      join(dir, "bad.json"),
+      JSON.stringify({ ...config, layer_types: ["full_attention", "sliding_attention", "sliding_attention"] }),
+    );
     expect((await owntuneAsync(["init-model", "--out", badDir, "--config", join(dir, "bad.json"), "--json"])).code).toBe(0);
     const r = await owntuneAsync(["export", "--model", badDir, "--out", join(dir, "bad-out"), "--quant", "Q8_0"]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("layer_types: with num_kv_shared_layers=1, llama.cpp needs layer 1 (f−1) to be full_attention and layer 0 (f−2) sliding_attention");
+    expect(r.stderr).toContain(
+      "layer_types: with num_kv_shared_layers=1, llama.cpp needs layer 1 (f−1) to be full_attention and layer 0 (f−2) sliding_attention",
+    );
     expect(existsSync(join(dir, "bad-out", "model-Q8_0.gguf"))).toBe(false);
   });
 });

@@ -20,7 +20,12 @@ beforeAll(() => {
   writeFileSync(join(dir, "no-layout.csv"), ["foo,bar", ...rows].join("\n") + "\n");
   const gz = gzipSync(Array.from({ length: 3000 }, (_, i) => JSON.stringify({ text: `row ${i} ${Math.sin(i).toString(36)}` })).join("\n"));
   writeFileSync(join(dir, "truncated.jsonl.gz"), gz.subarray(0, gz.length >> 1));
-  writeFileSync(join(dir, "chat.jsonl"), Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `Example ${i}: the quick brown fox jumps over the lazy dog.` })).join("\n") + "\n");
+  writeFileSync(
+    join(dir, "chat.jsonl"),
+    Array.from({ length: 30 }, (_, i) => JSON.stringify({ text: `Example ${i}: the quick brown fox jumps over the lazy dog.` })).join(
+      "\n",
+    ) + "\n",
+  );
   writeFileSync(join(dir, "empty.jsonl"), "");
   writeFileSync(join(dir, "my-notes.txt"), "precious");
 });
@@ -28,7 +33,10 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 describe("curate always ends with one located line for bad input", () => {
   it("ends with exit 2 for a missing input, with worker threads started or not", async () => {
-    const [pool, main] = await Promise.all([run(["curate", "--input", "nope.jsonl", "--out", "o1"]), run(["curate", "--input", "nope.jsonl", "--out", "o1", "--workers", "0"])]);
+    const [pool, main] = await Promise.all([
+      run(["curate", "--input", "nope.jsonl", "--out", "o1"]),
+      run(["curate", "--input", "nope.jsonl", "--out", "o1", "--workers", "0"]),
+    ]);
     for (const r of [pool, main]) {
       expect(r.code, r.stderr).toBe(2);
       expect(r.stderr).toContain("error: nope.jsonl: no such file or folder; check the input path");
@@ -52,7 +60,12 @@ describe("curate always ends with one located line for bad input", () => {
 
   it("names a truncated .jsonl.gz, a missing --model, an empty input and a YAML alias bomb (exit 2, not a bug)", async () => {
     const bomb = ["name: bomb", "a: &a [x, x, x, x, x, x, x, x, x]"];
-    for (let i = 1; i < 9; i++) bomb.push(`${"abcdefghi"[i]}: &${"abcdefghi"[i]} [${Array(9).fill(`*${"abcdefghi"[i - 1]}`).join(", ")}]`);
+    for (let i = 1; i < 9; i++)
+      bomb.push(
+        `${"abcdefghi"[i]}: &${"abcdefghi"[i]} [${Array(9)
+          .fill(`*${"abcdefghi"[i - 1]}`)
+          .join(", ")}]`,
+      );
     writeFileSync(join(dir, "bomb.yaml"), bomb.join("\n") + "\n");
     const [gz, model, empty, yaml] = await Promise.all([
       run(["curate", "--input", "truncated.jsonl.gz", "--out", "o3", "--workers", "0"]),
@@ -63,16 +76,23 @@ describe("curate always ends with one located line for bad input", () => {
     expect(gz.stderr).toMatch(/^error: truncated\.jsonl\.gz:\d+: the compressed data ends early: the file is truncated$/m);
     expect(model.stderr.trim()).toBe("error: no-such-model: --model: no such folder");
     expect(empty.stderr).toMatch(/^error: empty\.jsonl: this file holds no rows/m);
-    expect(yaml.stderr.trim()).toBe("error: bomb.yaml: YAML aliases expand to too much data (more than 100 expansions); write the values out instead of nesting anchors");
+    expect(yaml.stderr.trim()).toBe(
+      "error: bomb.yaml: YAML aliases expand to too much data (more than 100 expansions); write the values out instead of nesting anchors",
+    );
     for (const r of [gz, model, empty, yaml]) expect(r.code, r.stderr).toBe(2);
     expect(existsSync(join(dir, "o3"))).toBe(false);
   });
 
   it("refuses a dataset every example of which a filter dropped, at the config's line", async () => {
-    writeFileSync(join(dir, "strict.yaml"), ["inputs:", "  - path: chat.jsonl", "filters:", "  length: { min_chars: 1000 }", "workers: 0", "out: o4", ""].join("\n"));
+    writeFileSync(
+      join(dir, "strict.yaml"),
+      ["inputs:", "  - path: chat.jsonl", "filters:", "  length: { min_chars: 1000 }", "workers: 0", "out: o4", ""].join("\n"),
+    );
     const r = await run(["curate", "--config", "strict.yaml"]);
     expect(r.code, r.stderr).toBe(2);
-    expect(r.stderr).toMatch(/^error: strict\.yaml:4: filters\.length: no training examples: all 30 row\(s\) read were dropped — length 30/m);
+    expect(r.stderr).toMatch(
+      /^error: strict\.yaml:4: filters\.length: no training examples: all 30 row\(s\) read were dropped — length 30/m,
+    );
   });
 });
 
@@ -85,7 +105,9 @@ describe("outputs", () => {
       run(["curate", "--input", "chat.jsonl", "--out", "notes", "--workers", "0"]),
     ]);
     expect(file.code).toBe(2);
-    expect(file.stderr.trim()).toBe("error: my-notes.txt: --out: is an existing file; owntune never replaces a file with an output folder; choose another output folder, or move the file away");
+    expect(file.stderr.trim()).toBe(
+      "error: my-notes.txt: --out: is an existing file; owntune never replaces a file with an output folder; choose another output folder, or move the file away",
+    );
     expect(folder.code).toBe(2);
     expect(folder.stderr).toContain("error: notes: --out: is a folder that already holds other files (todo.md)");
     expect(readFileSync(join(dir, "my-notes.txt"), "utf8")).toBe("precious");

@@ -35,7 +35,9 @@ describe("model commands", () => {
       run(["generate", "--model", "m", "--prompt", "hi", "--max-tokens", "99999999999999999999"]),
     ]);
     for (const r of [score, prompt, tooMany, huge]) expect(r.code, r.stderr).toBe(2);
-    expect(score.stderr).toContain("error: long.jsonl:2: ids: 40 tokens, more than the model's context of 32 (max_position_embeddings); split the row into shorter ones\n");
+    expect(score.stderr).toContain(
+      "error: long.jsonl:2: ids: 40 tokens, more than the model's context of 32 (max_position_embeddings); split the row into shorter ones\n",
+    );
     expect(prompt.stderr).toMatch(/^error: --prompt: the prompt is \d+ tokens, the model's context is 32 \(max_position_embeddings\)/m);
     expect(tooMany.stderr).toContain("error: --max-tokens: 33 is more than the model's context of 32 tokens (max_position_embeddings)\n");
     expect(huge.stderr.trim()).toBe('error: --max-tokens: expected an integer >= 1 (at most 2^53 - 1), got "99999999999999999999"');
@@ -48,10 +50,17 @@ describe("model commands", () => {
     mkdirSync(join(dir, "no-config"));
     symlinkSync(join(dir, "m", "model.safetensors"), join(dir, "no-config", "model.safetensors"));
     const [wrong, noConfig] = await Promise.all([run(["generate", "--model", "wrong", "--prompt", "hi"]), run(["inspect", "no-config"])]);
-    const line = JSON.stringify({ ...config, head_dim: 4 }, null, 2).split("\n").findIndex((l) => l.includes('"head_dim"')) + 1;
+    const line =
+      JSON.stringify({ ...config, head_dim: 4 }, null, 2)
+        .split("\n")
+        .findIndex((l) => l.includes('"head_dim"')) + 1;
     expect(wrong.code).toBe(2);
     expect(wrong.stderr.split("\n").filter((l) => l.startsWith("error:"))).toEqual([
-      expect.stringMatching(new RegExp(`^error: wrong/config\\.json:${line}: head_dim: 4 does not fit these weights, which were made with head_dim 8 \\(\\d+ tensors differ`)),
+      expect.stringMatching(
+        new RegExp(
+          `^error: wrong/config\\.json:${line}: head_dim: 4 does not fit these weights, which were made with head_dim 8 \\(\\d+ tensors differ`,
+        ),
+      ),
     ]);
     expect(noConfig.code).toBe(2);
     expect(noConfig.stderr).toContain("error: no-config: model folder without config.json");
@@ -70,12 +79,16 @@ describe("outputs", () => {
     ]);
     for (const r of [initFile, exportFile]) {
       expect(r.code).toBe(2);
-      expect(r.stderr.trim()).toBe("error: my-file: --out: is an existing file; owntune never replaces a file with an output folder; choose another output folder, or move the file away");
+      expect(r.stderr.trim()).toBe(
+        "error: my-file: --out: is an existing file; owntune never replaces a file with an output folder; choose another output folder, or move the file away",
+      );
     }
     expect(initFolder.code).toBe(2);
     expect(initFolder.stderr).toContain("error: theirs: --out: is a folder that already holds other files (config.json)");
     expect(again.code).toBe(2);
-    expect(again.stderr).toContain("error: m: --out: already holds a model made by owntune init-model from an earlier run; pass --force to replace it");
+    expect(again.stderr).toContain(
+      "error: m: --out: already holds a model made by owntune init-model from an earlier run; pass --force to replace it",
+    );
     expect(readFileSync(join(dir, "my-file"), "utf8")).toBe("precious");
     expect(readdirSync(join(dir, "theirs"))).toEqual(["config.json"]);
   });
@@ -92,13 +105,18 @@ describe("outputs", () => {
     writeFileSync(join(dir, "export", "verify.json"), '{"ok": true, "logprobs": ');
     const r = await run(["inspect", "export"]);
     expect(r.code).toBe(2);
-    expect(r.stderr.trim()).toBe('error: export/verify.json: not valid JSON; re-run "owntune export" (or "owntune verify") to write it again');
+    expect(r.stderr.trim()).toBe(
+      'error: export/verify.json: not valid JSON; re-run "owntune export" (or "owntune verify") to write it again',
+    );
   });
 
   it("remove what a killed init-model left, at the next run into that folder, and say so", async () => {
     // hidden 64: tens of MB written, so the kill lands while the temporary folder exists.
     writeFileSync(join(dir, "wide.json"), JSON.stringify({ ...config, hidden_size: 64, intermediate_size: 64 }));
-    const child = spawn(process.execPath, argvFor(["init-model", "--config", "wide.json", "--out", "killed", "--dtype", "f32"]), { cwd: dir, stdio: "ignore" });
+    const child = spawn(process.execPath, argvFor(["init-model", "--config", "wide.json", "--out", "killed", "--dtype", "f32"]), {
+      cwd: dir,
+      stdio: "ignore",
+    });
     const exited = new Promise((resolve) => child.on("exit", resolve));
     const temp = () => readdirSync(dir).find((f) => f.startsWith(".killed.tmp-"));
     for (let i = 0; i < 6000 && !temp() && child.exitCode === null; i++) await new Promise((r) => setTimeout(r, 10));

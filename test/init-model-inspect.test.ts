@@ -1,13 +1,13 @@
 // `owntune init-model` and `owntune inspect` as users run them: exit codes, located messages, output.
-import { mkdtempSync, readdirSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { owntuneAsync, TOY_MODEL_CONFIG } from "./owntune.js";
+import { tempDir } from "@owntune/core/testing";
 
 let dir: string;
 beforeAll(() => {
-  dir = mkdtempSync(join(tmpdir(), "owntune-init-cli-"));
+  dir = tempDir("init-cli");
   writeFileSync(join(dir, "micro.json"), JSON.stringify(TOY_MODEL_CONFIG, null, 2));
   writeFileSync(join(dir, "bad.json"), JSON.stringify({ ...TOY_MODEL_CONFIG, hidden_size: -5 }, null, 2));
 });
@@ -15,12 +15,30 @@ beforeAll(() => {
 describe("owntune init-model", () => {
   it("writes a model folder from --config that inspect then summarises (human and --json)", async () => {
     const out = join(dir, "m");
-    const r = await owntuneAsync(["init-model", "--out", out, "--config", join(dir, "micro.json"), "--seed", "4", "--dtype", "f32", "--json"]);
+    const r = await owntuneAsync([
+      "init-model",
+      "--out",
+      out,
+      "--config",
+      join(dir, "micro.json"),
+      "--seed",
+      "4",
+      "--dtype",
+      "f32",
+      "--json",
+    ]);
     expect(r.stderr).toBe("");
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout);
     expect(result).toMatchObject({ out, seed: 4, dtype: "f32", isDefaultGemma3: true });
-    expect(readdirSync(out).sort()).toEqual(["config.json", "generation_config.json", "model.safetensors", "owntune-init.json", "tokenizer.json", "tokenizer_config.json"]);
+    expect(readdirSync(out).sort()).toEqual([
+      "config.json",
+      "generation_config.json",
+      "model.safetensors",
+      "owntune-init.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
 
     const [human, json, file] = await Promise.all([
       owntuneAsync(["inspect", out]),
@@ -79,10 +97,17 @@ describe("owntune init-model", () => {
 
 describe("owntune inspect", () => {
   it("exits 2 for a path it cannot inspect or that does not exist", async () => {
-    const [json, missing] = await Promise.all([owntuneAsync(["inspect", join(dir, "micro.json")]), owntuneAsync(["inspect", join(dir, "nope")])]);
+    const [json, missing] = await Promise.all([
+      owntuneAsync(["inspect", join(dir, "micro.json")]),
+      owntuneAsync(["inspect", join(dir, "nope")]),
+    ]);
     expect(json.code).toBe(2);
     // Other packages register more inspectors after these two.
-    expect(json.stderr.trim()).toMatch(new RegExp(`^error: ${join(dir, "micro.json")}: owntune cannot inspect this: a file that is not \\.safetensors or \\.gguf \\(it knows: model directory, safetensors file[^)]*\\)$`));
+    expect(json.stderr.trim()).toMatch(
+      new RegExp(
+        `^error: ${join(dir, "micro.json")}: owntune cannot inspect this: a file that is not \\.safetensors or \\.gguf \\(it knows: model directory, safetensors file[^)]*\\)$`,
+      ),
+    );
     expect(missing.code).toBe(2);
     expect(missing.stderr.trim()).toBe(`error: ${join(dir, "nope")}: no such file or directory`);
   });

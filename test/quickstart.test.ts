@@ -1,17 +1,17 @@
 // The README's first command: `owntune run recipes/quickstart.yaml` end to end, from a fresh
 // working directory — model init, curate, LoRA training, export, verify against llama.cpp, and
 // llama.cpp's own answer from the exported file — and what it leaves.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { owntuneAsync, repoRoot, type CliResult } from "./owntune.js";
+import { tempDir } from "@owntune/core/testing";
 
 describe("recipes/quickstart.yaml", () => {
   let cwd: string;
   let run: CliResult;
   beforeAll(async () => {
-    cwd = mkdtempSync(join(tmpdir(), "owntune-quickstart-"));
+    cwd = tempDir("quickstart");
     run = await owntuneAsync(["run", join(repoRoot, "recipes/quickstart.yaml"), "--json"], cwd);
   }, 600_000);
 
@@ -29,7 +29,10 @@ describe("recipes/quickstart.yaml", () => {
   });
 
   it("trains: the loss falls visibly, and llama.cpp answers in the fine-tuned style from the exported file", () => {
-    const rows = readFileSync(join(cwd, "runs/quickstart/train/metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as { type: string; loss?: number; eval_loss?: number });
+    const rows = readFileSync(join(cwd, "runs/quickstart/train/metrics.jsonl"), "utf8")
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { type: string; loss?: number; eval_loss?: number });
     const losses = rows.filter((r) => r.type === "train").map((r) => r.loss!);
     const evals = rows.filter((r) => r.type === "eval").map((r) => r.eval_loss!);
     expect(losses[0]).toBeGreaterThan(12); // a random model over 262,144 tokens
@@ -48,9 +51,24 @@ describe("recipes/quickstart.yaml", () => {
     expect(manifest).toBeTypeOf("object");
     expect(readdirSync(join(root, "curate"))).toEqual(expect.arrayContaining(["manifest.json", "train-00000.arrow", "report.html"]));
     expect(statSync(join(root, "export/model-Q8_0.gguf")).size).toBeGreaterThan(1e6);
-    for (const f of ["verify.json", "verify-adapter.json"]) expect((JSON.parse(readFileSync(join(root, "export", f), "utf8")) as { ok: boolean }).ok).toBe(true);
-    expect(readdirSync(join(root, "export")).sort()).toEqual(["Modelfile", "adapter.gguf", "base-Q8_0.gguf", "model-Q8_0.gguf", "verify-adapter.json", "verify.json"]);
-    expect(readdirSync(join(root, "train")).sort()).toEqual(["adapter", "checkpoints", "metrics.jsonl", "report.html", "run.json", "samples.jsonl"]);
+    for (const f of ["verify.json", "verify-adapter.json"])
+      expect((JSON.parse(readFileSync(join(root, "export", f), "utf8")) as { ok: boolean }).ok).toBe(true);
+    expect(readdirSync(join(root, "export")).sort()).toEqual([
+      "Modelfile",
+      "adapter.gguf",
+      "base-Q8_0.gguf",
+      "model-Q8_0.gguf",
+      "verify-adapter.json",
+      "verify.json",
+    ]);
+    expect(readdirSync(join(root, "train")).sort()).toEqual([
+      "adapter",
+      "checkpoints",
+      "metrics.jsonl",
+      "report.html",
+      "run.json",
+      "samples.jsonl",
+    ]);
     const leftovers = [root, ...["model", "curate", "train", "train/checkpoints", "export"].map((d) => join(root, d))].flatMap((d) =>
       readdirSync(d).filter((f) => f.includes(".tmp-")),
     );

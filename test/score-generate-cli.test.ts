@@ -10,7 +10,8 @@ import { loraTensorsFrom, randomAdapter, writePeftAdapter } from "@owntune/lora"
 import { owntuneAsync as owntuneAsyncAnyThreads, TOY_MODEL_CONFIG } from "./owntune.js";
 
 // Several CLI processes run at once here: one wasm thread each, so they do not fight over the cores.
-const owntuneAnyEnv = (args: readonly string[], env: NodeJS.ProcessEnv = {}) => owntuneAsyncAnyThreads(args, undefined, { OWNTUNE_WASM_THREADS: "1", OWNTUNE_GGML_THREADS: "1", ...env });
+const owntuneAnyEnv = (args: readonly string[], env: NodeJS.ProcessEnv = {}) =>
+  owntuneAsyncAnyThreads(args, undefined, { OWNTUNE_WASM_THREADS: "1", OWNTUNE_GGML_THREADS: "1", ...env });
 const owntuneAsync = (args: readonly string[]) => owntuneAnyEnv(args);
 
 // The toy body with per-layer embeddings and soft-capping.
@@ -24,13 +25,29 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "owntune-score-cli-"));
   writeFileSync(join(dir, "config.json"), JSON.stringify(config));
   modelDir = join(dir, "m");
-  const r = await owntuneAsync(["init-model", "--out", modelDir, "--config", join(dir, "config.json"), "--seed", "3", "--dtype", "f32", "--json"]);
+  const r = await owntuneAsync([
+    "init-model",
+    "--out",
+    modelDir,
+    "--config",
+    join(dir, "config.json"),
+    "--seed",
+    "3",
+    "--dtype",
+    "f32",
+    "--json",
+  ]);
   expect(r.code, r.stderr).toBe(0);
   const { config: parsed } = await loadModelDir(modelDir);
   adapterDir = join(dir, "adapter");
   await writePeftAdapter(adapterDir, randomAdapter(parsed, { rank: 2, seed: 5, targets: ["q_proj", "v_proj", "down_proj"] }));
   input = join(dir, "rows.jsonl");
-  writeFileSync(input, [JSON.stringify({ text: "The quick brown fox jumps over the lazy dog." }), "", JSON.stringify({ ids: [2, 651, 1590, 9, 77, 4] })].join("\n") + "\n");
+  writeFileSync(
+    input,
+    [JSON.stringify({ text: "The quick brown fox jumps over the lazy dog." }), "", JSON.stringify({ ids: [2, 651, 1590, 9, 77, 4] })].join(
+      "\n",
+    ) + "\n",
+  );
 });
 
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -44,8 +61,14 @@ describe("owntune score", () => {
     expect(plain.code, plain.stderr).toBe(0);
     expect(adapted.code, adapted.stderr).toBe(0);
     expect(plain.stderr).toMatch(/^backend: (wasm|tfjs-node) \(/);
-    const rows = plain.stdout.trim().split("\n").map((l) => JSON.parse(l) as { ids: number[]; logprobs: number[]; nll: number });
-    const rowsA = adapted.stdout.trim().split("\n").map((l) => JSON.parse(l) as { ids: number[]; logprobs: number[]; nll: number });
+    const rows = plain.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { ids: number[]; logprobs: number[]; nll: number });
+    const rowsA = adapted.stdout
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l) as { ids: number[]; logprobs: number[]; nll: number });
     expect(rows).toHaveLength(2);
     expect(rows[0]!.ids[0]).toBe(2); // BOS, as the tokenizer adds it
     expect(rows[1]!.ids).toEqual([2, 651, 1590, 9, 77, 4]);
@@ -92,7 +115,8 @@ describe("owntune score kernels", () => {
   it("runs native by default, tfjs when forced or when the ggml libraries are missing, with the same log-probabilities", async () => {
     const noGgml = join(dir, "no-ggml"); // an empty folder: what a machine without node-llama-cpp's binaries looks like
     mkdirSync(noGgml);
-    const score = (args: string[], env: NodeJS.ProcessEnv = {}) => owntuneAnyEnv(["score", "--model", modelDir, "--input", input, "--json", ...args], env);
+    const score = (args: string[], env: NodeJS.ProcessEnv = {}) =>
+      owntuneAnyEnv(["score", "--model", modelDir, "--input", input, "--json", ...args], env);
     const [native, tfjs, missing, forced, q8, bad] = await Promise.all([
       score([]),
       score(["--kernels", "tfjs"]),
@@ -102,11 +126,19 @@ describe("owntune score kernels", () => {
       score(["--base-dtype", "q3"]),
     ]);
     for (const r of [native, tfjs, missing, q8]) expect(r.code, r.stderr).toBe(0);
-    expect(native.stderr).toMatch(/\nkernels: native \(ggml v\S+, CPU \w+, \d+ threads?; first choice\), base f32, Wᵀ none, embedding native-f32\n/);
+    expect(native.stderr).toMatch(
+      /\nkernels: native \(ggml v\S+, CPU \w+, \d+ threads?; first choice\), base f32, Wᵀ none, embedding native-f32\n/,
+    );
     expect(tfjs.stderr).toContain("\nkernels: tfjs (forced), base f32 (device), embedding device\n");
-    expect(missing.stderr).toContain(`\nkernels: tfjs (native kernels unavailable: no libggml-base.so in ${noGgml}), base f32 (device), embedding device\n`);
+    expect(missing.stderr).toContain(
+      `\nkernels: tfjs (native kernels unavailable: no libggml-base.so in ${noGgml}), base f32 (device), embedding device\n`,
+    );
     expect(q8.stderr).toMatch(/, base q8_0, Wᵀ none, embedding native-bf16\n/);
-    const logprobs = (r: { stdout: string }) => r.stdout.trim().split("\n").flatMap((l) => (JSON.parse(l) as { logprobs: number[] }).logprobs);
+    const logprobs = (r: { stdout: string }) =>
+      r.stdout
+        .trim()
+        .split("\n")
+        .flatMap((l) => (JSON.parse(l) as { logprobs: number[] }).logprobs);
     const want = logprobs(native);
     const diff = (r: { stdout: string }) => Math.max(...logprobs(r).map((v, i) => Math.abs(v - want[i]!)));
     expect(diff(tfjs)).toBeLessThan(1e-4);
@@ -114,7 +146,9 @@ describe("owntune score kernels", () => {
     expect(diff(q8)).toBeGreaterThan(1e-5); // held as Q8_0 (bf16 embedding): close, not equal
     expect(diff(q8)).toBeLessThan(0.2);
     expect(forced.code).toBe(2);
-    expect(forced.stderr).toBe(`error: --kernels: native kernels unavailable: no libggml-base.so in ${noGgml}; use --kernels tfjs (or unset it) to run on TensorFlow.js\n`);
+    expect(forced.stderr).toBe(
+      `error: --kernels: native kernels unavailable: no libggml-base.so in ${noGgml}; use --kernels tfjs (or unset it) to run on TensorFlow.js\n`,
+    );
     expect(bad.code).toBe(2);
     expect(bad.stderr).toBe(`error: --base-dtype: unknown base dtype "q3"; use one of: auto, f32, bf16, q8_0, q4_0, q4_k\n`);
   });

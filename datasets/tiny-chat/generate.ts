@@ -22,32 +22,54 @@ const SYSTEM = "You are a careful assistant. Answer briefly and show the key ste
 type Msg = { role: "system" | "user" | "assistant"; content: string };
 const tasks: Array<() => Msg[]> = [
   () => {
-    const a = int(2, 999), b = int(2, 999);
-    return [{ role: "user", content: `What is ${a} + ${b}?` }, { role: "assistant", content: `${a} + ${b} = ${a + b}.` }];
+    const a = int(2, 999),
+      b = int(2, 999);
+    return [
+      { role: "user", content: `What is ${a} + ${b}?` },
+      { role: "assistant", content: `${a} + ${b} = ${a + b}.` },
+    ];
   },
   () => {
-    const a = int(2, 99), b = int(2, 99);
-    return [{ role: "user", content: `Multiply ${a} by ${b}.` }, { role: "assistant", content: `${a} × ${b} = ${a * b}.` }];
+    const a = int(2, 99),
+      b = int(2, 99);
+    return [
+      { role: "user", content: `Multiply ${a} by ${b}.` },
+      { role: "assistant", content: `${a} × ${b} = ${a * b}.` },
+    ];
   },
   () => {
     const w = pick(WORDS);
-    return [{ role: "user", content: `Spell "${w}" backwards.` }, { role: "assistant", content: `"${w}" backwards is "${[...w].reverse().join("")}".` }];
+    return [
+      { role: "user", content: `Spell "${w}" backwards.` },
+      { role: "assistant", content: `"${w}" backwards is "${[...w].reverse().join("")}".` },
+    ];
   },
   () => {
-    const w = pick(WORDS), c = pick([...new Set(w)]);
+    const w = pick(WORDS),
+      c = pick([...new Set(w)]);
     const n = [...w].filter((x) => x === c).length;
-    return [{ role: "user", content: `How many times does the letter "${c}" appear in "${w}"?` }, { role: "assistant", content: `"${c}" appears ${n} time${n === 1 ? "" : "s"} in "${w}".` }];
+    return [
+      { role: "user", content: `How many times does the letter "${c}" appear in "${w}"?` },
+      { role: "assistant", content: `"${c}" appears ${n} time${n === 1 ? "" : "s"} in "${w}".` },
+    ];
   },
   () => {
     const xs = Array.from({ length: int(3, 6) }, () => int(1, 50));
-    return [{ role: "user", content: `Sort these numbers from smallest to largest: ${xs.join(", ")}.` }, { role: "assistant", content: `Sorted: ${[...xs].sort((a, b) => a - b).join(", ")}.` }];
+    return [
+      { role: "user", content: `Sort these numbers from smallest to largest: ${xs.join(", ")}.` },
+      { role: "assistant", content: `Sorted: ${[...xs].sort((a, b) => a - b).join(", ")}.` },
+    ];
   },
   () => {
     const km = int(1, 40) / 2;
-    return [{ role: "user", content: `How many meters are in ${km} km?` }, { role: "assistant", content: `1 km is 1000 m, so ${km} km is ${km * 1000} m.` }];
+    return [
+      { role: "user", content: `How many meters are in ${km} km?` },
+      { role: "assistant", content: `1 km is 1000 m, so ${km} km is ${km * 1000} m.` },
+    ];
   },
   () => {
-    const a = int(1, 500), b = int(1, 500);
+    const a = int(1, 500),
+      b = int(1, 500);
     const q1 = `Which is larger, ${a} or ${b}?`;
     const ans = a === b ? `They are equal: both are ${a}.` : `${Math.max(a, b)} is larger than ${Math.min(a, b)}.`;
     const a2 = int(1, 9);

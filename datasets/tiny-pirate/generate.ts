@@ -17,19 +17,45 @@ function rand(): number {
 const int = (lo: number, hi: number) => lo + Math.floor(rand() * (hi - lo + 1));
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
 
-const WORDS = ["river", "lantern", "orchard", "pebble", "harbor", "meadow", "compass", "thistle", "glacier", "violin", "saddle", "quartz", "anchor", "parrot"];
-const COLOURS: Record<string, string> = { sky: "blue", grass: "green", snow: "white", coal: "black", blood: "red", sun: "yellow", sea: "blue", cherry: "red" };
+const WORDS = [
+  "river",
+  "lantern",
+  "orchard",
+  "pebble",
+  "harbor",
+  "meadow",
+  "compass",
+  "thistle",
+  "glacier",
+  "violin",
+  "saddle",
+  "quartz",
+  "anchor",
+  "parrot",
+];
+const COLOURS: Record<string, string> = {
+  sky: "blue",
+  grass: "green",
+  snow: "white",
+  coal: "black",
+  blood: "red",
+  sun: "yellow",
+  sea: "blue",
+  cherry: "red",
+};
 
 /** The style: every answer opens and closes the same way. */
 const styled = (answer: string) => `Arr, matey! ${answer} Yo ho ho!`;
 
 const tasks: Array<() => [string, string]> = [
   () => {
-    const a = int(2, 99), b = int(2, 99);
+    const a = int(2, 99),
+      b = int(2, 99);
     return [`What is ${a} + ${b}?`, `${a} + ${b} be ${a + b}.`];
   },
   () => {
-    const a = int(2, 12), b = int(2, 12);
+    const a = int(2, 12),
+      b = int(2, 12);
     return [`What is ${a} times ${b}?`, `${a} times ${b} be ${a * b}.`];
   },
   () => {
@@ -45,7 +71,8 @@ const tasks: Array<() => [string, string]> = [
     return [`What colour is the ${thing}?`, `The ${thing} be ${colour}.`];
   },
   () => {
-    const a = int(1, 500), b = int(1, 500);
+    const a = int(1, 500),
+      b = int(1, 500);
     return [`Which is larger, ${a} or ${b}?`, a === b ? `They be equal.` : `${Math.max(a, b)} be larger.`];
   },
 ];
@@ -56,7 +83,14 @@ while (rows.length < 320) {
   const [question, answer] = pick(tasks)();
   if (seen.has(question)) continue;
   seen.add(question);
-  rows.push(JSON.stringify({ messages: [{ role: "user", content: question }, { role: "assistant", content: styled(answer) }] }));
+  rows.push(
+    JSON.stringify({
+      messages: [
+        { role: "user", content: question },
+        { role: "assistant", content: styled(answer) },
+      ],
+    }),
+  );
 }
 
 const out = join(dirname(fileURLToPath(import.meta.url)), "data.jsonl");

@@ -6,8 +6,7 @@
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { isUserError } from "@owntune/model";
-import { startModuleWorker } from "@owntune/model/worker-thread";
+import { isUserError, startModuleWorker } from "@owntune/core";
 
 /** A parser under test: a valid input, and how one (mutated) input is parsed in full. */
 export interface FuzzTarget {
@@ -90,13 +89,19 @@ export function mutate(base: Uint8Array, seed: number, index: number): { bytes: 
     case 3: {
       const at = pos(base.length);
       const len = 1 + Math.floor(r() * 64);
-      return { bytes: concat(base.subarray(0, at), base.subarray(Math.min(base.length, at + len))), mutation: `${len} bytes deleted at ${at}` };
+      return {
+        bytes: concat(base.subarray(0, at), base.subarray(Math.min(base.length, at + len))),
+        mutation: `${len} bytes deleted at ${at}`,
+      };
     }
     case 4: {
       const from = pos(base.length);
       const len = 1 + Math.floor(r() * 64);
       const at = pos(base.length);
-      return { bytes: concat(base.subarray(0, at), base.subarray(from, from + len), base.subarray(at)), mutation: `${len} bytes of ${from} inserted at ${at}` };
+      return {
+        bytes: concat(base.subarray(0, at), base.subarray(from, from + len), base.subarray(at)),
+        mutation: `${len} bytes of ${from} inserted at ${at}`,
+      };
     }
     case 5: {
       const at = Math.min(pos(b.length), Math.max(0, b.length - 8)) & ~3;
@@ -131,7 +136,15 @@ function concat(...parts: Uint8Array[]): Uint8Array {
 /** What the worker (fuzz/worker.ts) reports: a case starting, a case's outcome, or the end. */
 export type WorkerMessage =
   | { kind: "start"; index: number; mutation: string }
-  | { kind: "case"; index: number; mutation: string; outcome: "accepted" | "refused" | "failed"; message?: string; ms: number; grown: number }
+  | {
+      kind: "case";
+      index: number;
+      mutation: string;
+      outcome: "accepted" | "refused" | "failed";
+      message?: string;
+      ms: number;
+      grown: number;
+    }
   | { kind: "done" };
 
 /** Case `index` of `target`: the valid input itself for 0, else a mutation of it. */
@@ -150,7 +163,12 @@ export function extremeWord(base: Uint8Array, index: number): { bytes: Uint8Arra
 }
 
 /** One case, run where it is called: its outcome, time and the array-buffer memory it left allocated. */
-export async function runCase(target: FuzzTarget, input: { bytes: Uint8Array; mutation: string }, dir: string, index: number): Promise<Extract<WorkerMessage, { kind: "case" }>> {
+export async function runCase(
+  target: FuzzTarget,
+  input: { bytes: Uint8Array; mutation: string },
+  dir: string,
+  index: number,
+): Promise<Extract<WorkerMessage, { kind: "case" }>> {
   const { bytes, mutation } = input;
   const before = process.memoryUsage().arrayBuffers;
   const start = performance.now();
@@ -168,7 +186,15 @@ export async function runCase(target: FuzzTarget, input: { bytes: Uint8Array; mu
       message = `${err?.name ?? typeof e}: ${err?.message ?? String(e)}${err?.stack ? `\n${err.stack.split("\n").slice(1, 4).join("\n")}` : ""}`;
     }
   }
-  return { kind: "case", index, mutation, outcome, message, ms: performance.now() - start, grown: process.memoryUsage().arrayBuffers - before };
+  return {
+    kind: "case",
+    index,
+    mutation,
+    outcome,
+    message,
+    ms: performance.now() - start,
+    grown: process.memoryUsage().arrayBuffers - before,
+  };
 }
 
 /**
@@ -177,7 +203,16 @@ export async function runCase(target: FuzzTarget, input: { bytes: Uint8Array; mu
  * synchronous endless loop) is a failure, its thread is ended, and the rest go on in a new one.
  */
 export async function runFuzz(target: FuzzTarget, options: { cases: number; seed: number }): Promise<FuzzReport> {
-  const report: FuzzReport = { target: target.name, cases: 0, accepted: 0, refused: 0, failures: [], seconds: 0, slowestMs: 0, messages: [] };
+  const report: FuzzReport = {
+    target: target.name,
+    cases: 0,
+    accepted: 0,
+    refused: 0,
+    failures: [],
+    seconds: 0,
+    slowestMs: 0,
+    messages: [],
+  };
   const seen = new Set<string>();
   const record = (m: Extract<WorkerMessage, { kind: "case" }>) => {
     report.cases++;
@@ -204,7 +239,13 @@ export async function runFuzz(target: FuzzTarget, options: { cases: number; seed
     let current: { index: number; mutation: string } | undefined;
     try {
       const finished = await new Promise<boolean>((resolve, reject) => {
-        const worker = startModuleWorker(import.meta.url, "worker", { target: target.name, seed: options.seed, from, to: options.cases, dir });
+        const worker = startModuleWorker(import.meta.url, "worker", {
+          target: target.name,
+          seed: options.seed,
+          from,
+          to: options.cases,
+          dir,
+        });
         let timer: NodeJS.Timeout | undefined;
         // The setup (a small curate run) may take seconds; each case, milliseconds.
         const watch = (ms: number) => {
@@ -236,7 +277,11 @@ export async function runFuzz(target: FuzzTarget, options: { cases: number; seed
     }
     if (!current) throw new Error(`${target.name}: the setup did not finish within ${SETUP_TIME_BOUND_MS} ms`);
     report.cases++;
-    report.failures.push({ index: current.index, mutation: current.mutation, problem: `did not finish within ${CASE_TIME_BOUND_MS} ms (its thread was ended)` });
+    report.failures.push({
+      index: current.index,
+      mutation: current.mutation,
+      problem: `did not finish within ${CASE_TIME_BOUND_MS} ms (its thread was ended)`,
+    });
     next = current.index + 1;
   }
   report.seconds = (performance.now() - t0) / 1000;

@@ -7,7 +7,8 @@ import { gzipSync } from "node:zlib";
 import { CuratedDataset, curate, curateSchema, inspectDataset, readInput, readManifest, readShard } from "@owntune/curate";
 import { GgmlType, GgufValueType, readGgufHeader, readGgufTensor, writeGguf, type GgufEntry } from "@owntune/export";
 import { parseAdapterConfig, randomAdapter, readPeftAdapter, writePeftAdapter } from "@owntune/lora";
-import { parseGemma4Config, readGemma4Config, UserError, withSafetensors, writeSafetensors, type Gemma4Config } from "@owntune/model";
+import { UserError, withSafetensors, writeSafetensors } from "@owntune/core";
+import { parseGemma4Config, readGemma4Config, type Gemma4Config } from "@owntune/model";
 import { parseRecipe } from "@owntune/cli";
 import { extremeWord, type FuzzTarget } from "./harness.js";
 import { repoRoot, TOY_MODEL_CONFIG } from "../owntune.js";
@@ -49,7 +50,9 @@ export const safetensorsTarget: FuzzTarget = {
       { name: "c", dtype: "F16" as const, shape: [2, 3, 4] },
       { name: "empty", dtype: "F32" as const, shape: [0, 3] },
     ];
-    await writeSafetensors(path, tensors, (t) => Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, (_, i) => i / 7 - 1), { metadata: { format: "pt" } });
+    await writeSafetensors(path, tensors, (t) => Float32Array.from({ length: t.shape.reduce((a, b) => a * b, 1) }, (_, i) => i / 7 - 1), {
+      metadata: { format: "pt" },
+    });
     return readFile(path);
   },
   parse: (bytes, dir, i) =>
@@ -73,7 +76,8 @@ export const ggufTarget: FuzzTarget = {
       ["tokenizer.ggml.scores", { type: 9, itemType: GgufValueType.FLOAT32, value: [0, 0, -1, -2, -3] }],
       ["general.file_type", { type: GgufValueType.UINT64, value: 7n }],
     ]);
-    const rows = (ne: number[]) => (start: number, count: number) => Promise.resolve(Float32Array.from({ length: count * ne[0]! }, (_, k) => Math.sin(start * 31 + k)));
+    const rows = (ne: number[]) => (start: number, count: number) =>
+      Promise.resolve(Float32Array.from({ length: count * ne[0]! }, (_, k) => Math.sin(start * 31 + k)));
     const tensors = [
       { name: "token_embd.weight", ne: [32, 2], type: GgmlType.F32 },
       { name: "blk.0.attn_q.weight", ne: [64, 2], type: GgmlType.Q8_0 },
@@ -140,12 +144,20 @@ export const recipeTarget: FuzzTarget = {
   parse: async (bytes) => parseRecipe(utf8(bytes), "recipe.yaml"),
 };
 
-const JSONL = [
-  { text: "The quick brown fox jumps over the lazy dog." },
-  { messages: [{ role: "user", content: "héllo, ça va?" }, { role: "assistant", content: "très bien 👋" }] },
-  { prompt: "2+2=", completion: "4" },
-  { text: "line with \"quotes\", commas, and a tab\there", n: 12345, f: 0.5, ok: true, none: null },
-].map((r) => JSON.stringify(r)).join("\n") + "\n";
+const JSONL =
+  [
+    { text: "The quick brown fox jumps over the lazy dog." },
+    {
+      messages: [
+        { role: "user", content: "héllo, ça va?" },
+        { role: "assistant", content: "très bien 👋" },
+      ],
+    },
+    { prompt: "2+2=", completion: "4" },
+    { text: 'line with "quotes", commas, and a tab\there', n: 12345, f: 0.5, ok: true, none: null },
+  ]
+    .map((r) => JSON.stringify(r))
+    .join("\n") + "\n";
 
 export const jsonlTarget: FuzzTarget = {
   name: "JSONL reader",
@@ -162,7 +174,9 @@ export const jsonlGzTarget: FuzzTarget = {
 export const csvTarget: FuzzTarget = {
   name: "CSV reader",
   setup: async () =>
-    Buffer.from('text,label,score\n"plain row",a,1\n"a row, with a comma",b,2\n"a row\nover two lines",c,3\n"""quoted"" words",d,4.5\nünïcödé 👋,e,-1\n'),
+    Buffer.from(
+      'text,label,score\n"plain row",a,1\n"a row, with a comma",b,2\n"a row\nover two lines",c,3\n"""quoted"" words",d,4.5\nünïcödé 👋,e,-1\n',
+    ),
   parse: (bytes, dir, i) => asFile(dir, `c${i}.csv`, bytes, (p) => drain(p, "csv")),
 };
 
@@ -195,7 +209,11 @@ export const datasetShardTarget: FuzzTarget = {
 };
 
 /** The shard again, each header word in turn set to an extreme value (a fixed sweep: what found apache-arrow spinning). */
-export const datasetShardWordsTarget: FuzzTarget = { ...datasetShardTarget, name: "dataset shard (every header word extreme)", mutate: extremeWord };
+export const datasetShardWordsTarget: FuzzTarget = {
+  ...datasetShardTarget,
+  name: "dataset shard (every header word extreme)",
+  mutate: extremeWord,
+};
 
 export const manifestTarget: FuzzTarget = {
   name: "dataset manifest.json",

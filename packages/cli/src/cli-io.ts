@@ -1,7 +1,7 @@
 // What every command shares: the global flags, where human output and JSON results go, progress, and
 // reading flag values and JSONL input files with located errors.
 import { readFile } from "node:fs/promises";
-import { progressFor, UserError, type Progress } from "@owntune/model";
+import { progressFor, UserError, type Progress } from "@owntune/core";
 import type { Command } from "commander";
 
 export interface GlobalFlags {

@@ -3,7 +3,7 @@
 // 0 success, 2 bad usage / config / input (one located line), 1 anything else (stack with --debug).
 import { realpathSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { isRunFailure, isUserError, removePendingTemps } from "@owntune/model";
+import { isRunFailure, isUserError, removePendingTemps } from "@owntune/core";
 import { Command, CommanderError } from "commander";
 import { registerCurate } from "./commands/curate.js";
 import { deliverInterrupt } from "./interrupt.js";
@@ -22,7 +22,18 @@ export const EXIT_FAILURE = 1;
 export const EXIT_USAGE = 2;
 
 /** Each command file adds itself to the program. */
-const commands: Array<(program: Command) => void> = [registerRun, registerSchema, registerInitModel, registerInspect, registerCurate, registerTrain, registerScore, registerGenerate, registerExport, registerVerify];
+const commands: Array<(program: Command) => void> = [
+  registerRun,
+  registerSchema,
+  registerInitModel,
+  registerInspect,
+  registerCurate,
+  registerTrain,
+  registerScore,
+  registerGenerate,
+  registerExport,
+  registerVerify,
+];
 
 export function buildProgram(): Command {
   const program = new Command("owntune")

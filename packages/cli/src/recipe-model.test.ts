@@ -1,11 +1,11 @@
-import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { parseRecipe, type LoadedRecipe } from "./recipe.js";
 import { INIT_MARKER_FILE } from "./recipe-model.js";
 import { resolveModelDir } from "./run.js";
+import { tempDir } from "@owntune/core/testing";
 
 function problemOf(text: string): string {
   try {
@@ -24,8 +24,12 @@ describe("recipe model section", () => {
   });
 
   it("wants exactly one of path and init", () => {
-    expect(problemOf("name: demo\nmodel:\n  path: m\n  init: { preset: gemma4-tiny }\n")).toBe("r.yaml:3: model: give path or init, not both");
-    expect(problemOf("name: demo\nmodel: {}\n")).toBe("r.yaml:2: model: give either path (a model folder) or init (a preset to create one)");
+    expect(problemOf("name: demo\nmodel:\n  path: m\n  init: { preset: gemma4-tiny }\n")).toBe(
+      "r.yaml:3: model: give path or init, not both",
+    );
+    expect(problemOf("name: demo\nmodel: {}\n")).toBe(
+      "r.yaml:2: model: give either path (a model folder) or init (a preset to create one)",
+    );
   });
 
   it("names an unknown preset and a typo'd init key at their lines", () => {
@@ -38,7 +42,7 @@ describe("recipe model section", () => {
 
 describe("resolveModelDir with init", () => {
   it("creates runs/<name>/model once, reuses it for the same settings, and recreates it when the seed changes", async () => {
-    const cwd = mkdtempSync(join(tmpdir(), "owntune-init-recipe-"));
+    const cwd = tempDir("init-recipe");
     const loaded = (seed: number): LoadedRecipe => ({
       recipe: parseRecipe(`name: demo\nseed: ${seed}\nmodel:\n  init: { preset: gemma4-tiny }\n`, "r.yaml"),
       file: "r.yaml",
@@ -48,7 +52,13 @@ describe("resolveModelDir with init", () => {
     const io = { progress: { start() {}, update() {}, increment() {}, stop() {} }, log: (l: string) => logs.push(l) };
     const dir = await resolveModelDir(loaded(1), cwd, io);
     expect(dir).toBe(join(cwd, "runs", "demo", "model"));
-    expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8"))).toEqual({ format: "owntune-model", preset: "gemma4-tiny", seed: 1, dtype: "bf16", tokenizer: null });
+    expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8"))).toEqual({
+      format: "owntune-model",
+      preset: "gemma4-tiny",
+      seed: 1,
+      dtype: "bf16",
+      tokenizer: null,
+    });
     const first = statSync(join(dir, "model.safetensors")).mtimeMs;
     expect(await resolveModelDir(loaded(1), cwd, io)).toBe(dir);
     expect(statSync(join(dir, "model.safetensors")).mtimeMs).toBe(first);
@@ -58,6 +68,5 @@ describe("resolveModelDir with init", () => {
     expect(JSON.parse(readFileSync(join(dir, INIT_MARKER_FILE), "utf8")).seed).toBe(2);
     expect(logs.filter((l) => l.includes("creating gemma4-tiny")).length).toBe(2);
     expect(logs.some((l) => l.includes("made from other settings; recreating it"))).toBe(true);
-    rmSync(cwd, { recursive: true, force: true });
   });
 });

@@ -4,7 +4,9 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { BASE_DTYPES, claimOutputDir, GEMMA3_TOKENIZER_WRITTEN_WARNING, initModel, isUserError, MODEL_MARKER_FILE, presetNames, presets, UserError, type Progress } from "@owntune/model";
+import { GEMMA3_TOKENIZER_WRITTEN_WARNING } from "@owntune/tokenizer";
+import { claimOutputDir, isUserError, MODEL_MARKER_FILE, UserError, type Progress } from "@owntune/core";
+import { BASE_DTYPES, initModel, presetNames, presets } from "@owntune/model";
 import { z } from "zod";
 
 /** Marker written in an init-created model: what it was made from, to decide whether to reuse it. */
@@ -36,13 +38,14 @@ export const modelSection = z
     if ((m.path === undefined) === (m.init === undefined)) {
       ctx.addIssue({
         code: "custom",
-        message: m.path === undefined ? "give either path (a model folder) or init (a preset to create one)" : "give path or init, not both",
+        message:
+          m.path === undefined ? "give either path (a model folder) or init (a preset to create one)" : "give path or init, not both",
       });
     }
   })
   .describe("The base model every stage works on: an existing folder (path) or one created from a preset (init).");
 
-export type ModelSection = z.output<typeof modelSection>;
+type ModelSection = z.output<typeof modelSection>;
 
 /** What an init-created model was made from; equal markers mean the folder can be reused. */
 export interface InitMarker {
@@ -70,8 +73,14 @@ export async function ensureInitModel(
       const same = (Object.keys(marker) as Array<keyof InitMarker>).every((k) => found[k] === marker[k]);
       if (same) return { created: false };
       if (!io.force) {
-        const was = (Object.keys(marker) as Array<keyof InitMarker>).filter((k) => found[k] !== marker[k]).map((k) => `${k} ${JSON.stringify(found[k])}, now ${JSON.stringify(marker[k])}`);
-        throw new UserError(`was made from other settings (${was.join("; ")})`, { file: dir, field: "model.init", hint: "pass --force to recreate it" });
+        const was = (Object.keys(marker) as Array<keyof InitMarker>)
+          .filter((k) => found[k] !== marker[k])
+          .map((k) => `${k} ${JSON.stringify(found[k])}, now ${JSON.stringify(marker[k])}`);
+        throw new UserError(`was made from other settings (${was.join("; ")})`, {
+          file: dir,
+          field: "model.init",
+          hint: "pass --force to recreate it",
+        });
       }
     } catch (e) {
       if (isUserError(e)) throw e;

@@ -1,10 +1,10 @@
-import { mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { loadRecipe, parseRecipe, parseSets, recipeJsonSchema, resolveRecipePath } from "./recipe.js";
 import { defaultStageDir, stageOutDir } from "./run.js";
+import { tempDir } from "@owntune/core/testing";
 
 /** The message a recipe problem produces, as the CLI would print it (without "error: "). */
 function problemOf(text: string, sets: string[] = [], file = "recipes/r.yaml"): string {
@@ -134,7 +134,7 @@ describe("paths", () => {
   });
 
   it("puts stage outputs under runs/<name>/<stage> of the working directory unless `out` is set", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "owntune-recipe-"));
+    const dir = tempDir("recipe");
     const file = join(dir, "r.yaml");
     writeFileSync(file, valid);
     const loaded = await loadRecipe(file);

@@ -15,7 +15,7 @@ import {
   validateLocated,
   type ConfigProblem,
   type LocatedSource,
-} from "@owntune/model";
+} from "@owntune/core";
 import { parse as parseYamlValue } from "yaml";
 import { z } from "zod";
 import { modelSection } from "./recipe-model.js";
@@ -81,8 +81,7 @@ function coerceForLeaf(leaf: AnySchema | undefined, value: unknown, raw: string)
     (d.type === "enum" && Object.values(d.entries as object).includes(raw)) ||
     (d.type === "union" && (d.options as AnySchema[]).some((o) => schemaDef(o).type === "string"));
   if (acceptsString && typeof value !== "string" && (typeof value === "number" || typeof value === "boolean" || value === null)) {
-    const acceptsValueAsIs =
-      d.type === "union" && (d.options as AnySchema[]).some((o) => schemaDef(o).type === typeof value);
+    const acceptsValueAsIs = d.type === "union" && (d.options as AnySchema[]).some((o) => schemaDef(o).type === typeof value);
     return acceptsValueAsIs ? value : raw;
   }
   return value;
@@ -154,7 +153,12 @@ export function parseWithOverrides<S extends z.ZodType>(schema: S, text: string,
 }
 
 /** A validated value and where each of its fields came from (a line of the file, or --set). */
-function parseLocatedWithOverrides<S extends z.ZodType>(schema: S, text: string, file: string, sets: readonly string[]): { value: z.output<S>; locate: LoadedRecipe["locate"] } {
+function parseLocatedWithOverrides<S extends z.ZodType>(
+  schema: S,
+  text: string,
+  file: string,
+  sets: readonly string[],
+): { value: z.output<S>; locate: LoadedRecipe["locate"] } {
   const source = parseLocated(text, file);
   const overrides = parseSets(sets, schema);
   const overridden = new Set(overrides.map((o) => o.path.join(".")));

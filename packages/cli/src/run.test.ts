@@ -3,7 +3,7 @@
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { silentProgress, UserError } from "@owntune/model";
+import { silentProgress, UserError } from "@owntune/core";
 import { afterAll, describe, expect, it } from "vitest";
 import { loadRecipe } from "./recipe.js";
 import { runRecipe } from "./run.js";
@@ -59,7 +59,9 @@ describe("runRecipe's checks before the first stage", () => {
     const { dir, file } = recipeIn(["name: demo", "model:", "  path: m", "curate:", "  inputs:", "    - path: data.jsonl"]);
     mkdirSync(join(dir, "m"));
     writeFileSync(join(dir, "m", "config.json"), "{}");
-    expect(await problems(file, dir, ["curate.inputs.0.path=other.jsonl"])).toEqual([`--set: curate.inputs.0.path: no such file or folder: ${join(dir, "other.jsonl")}`]);
+    expect(await problems(file, dir, ["curate.inputs.0.path=other.jsonl"])).toEqual([
+      `--set: curate.inputs.0.path: no such file or folder: ${join(dir, "other.jsonl")}`,
+    ]);
     // A folder without config.json is not a model folder.
     rmSync(join(dir, "m", "config.json"));
     writeFileSync(join(dir, "data.jsonl"), '{"text": "x"}\n');
@@ -67,12 +69,23 @@ describe("runRecipe's checks before the first stage", () => {
   });
 
   it("refuses a stage output that is a file, or an earlier output without --force, before any stage runs", async () => {
-    const { dir, file } = recipeIn(["name: demo", "model:", "  path: m", "curate:", "  inputs:", "    - path: data.jsonl", "  out: ds", "export: {}"]);
+    const { dir, file } = recipeIn([
+      "name: demo",
+      "model:",
+      "  path: m",
+      "curate:",
+      "  inputs:",
+      "    - path: data.jsonl",
+      "  out: ds",
+      "export: {}",
+    ]);
     mkdirSync(join(dir, "m"));
     writeFileSync(join(dir, "m", "config.json"), "{}");
     writeFileSync(join(dir, "data.jsonl"), '{"text": "x"}\n');
     writeFileSync(join(dir, "ds"), "my file");
-    expect(await problems(file, dir)).toEqual([`${join(dir, "ds")}: curate.out: is an existing file; owntune never replaces a file with an output folder; choose another output folder, or move the file away`]);
+    expect(await problems(file, dir)).toEqual([
+      `${join(dir, "ds")}: curate.out: is an existing file; owntune never replaces a file with an output folder; choose another output folder, or move the file away`,
+    ]);
     rmSync(join(dir, "ds"));
     mkdirSync(join(dir, "runs", "demo", "export"), { recursive: true });
     writeFileSync(join(dir, "runs", "demo", "export", "Modelfile"), "FROM ./model-Q4_K_M.gguf\n");

@@ -1,7 +1,7 @@
 // `owntune run`: executes a recipe's stages in order, each stage's output feeding the next.
 import { existsSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { claimOutputDir, isUserError, UserError, type Progress } from "@owntune/model";
+import { claimOutputDir, isUserError, UserError, type Progress } from "@owntune/core";
 import { ensureInitModel } from "./recipe-model.js";
 import { resolveRecipePath, type LoadedRecipe } from "./recipe.js";
 import { stages } from "./stages/index.js";
@@ -37,13 +37,15 @@ export function defaultStageDir(cwd: string, recipeName: string, stage: string):
 /** Output folder of `stage` for this recipe: its `out` (recipe-relative) or the default. */
 export function stageOutDir(loaded: LoadedRecipe, stage: StageName, cwd: string): string {
   const section = (loaded.recipe as Record<string, unknown>)[stage] as { out?: string } | undefined;
-  return section?.out !== undefined
-    ? resolveRecipePath(loaded.dir, section.out)
-    : defaultStageDir(cwd, loaded.recipe.name, stage);
+  return section?.out !== undefined ? resolveRecipePath(loaded.dir, section.out) : defaultStageDir(cwd, loaded.recipe.name, stage);
 }
 
 /** The recipe's model folder: its `path`, or the `init` model under runs/<name>/model/ (created or reused). */
-export async function resolveModelDir(loaded: LoadedRecipe, cwd: string, io: Pick<RunOptions, "progress" | "log" | "force">): Promise<string> {
+export async function resolveModelDir(
+  loaded: LoadedRecipe,
+  cwd: string,
+  io: Pick<RunOptions, "progress" | "log" | "force">,
+): Promise<string> {
   const { model, name, seed } = loaded.recipe;
   if (model.path !== undefined) return resolveRecipePath(loaded.dir, model.path);
   const init = model.init!;
@@ -83,7 +85,11 @@ export async function runRecipe(loaded: LoadedRecipe, options: RunOptions): Prom
   }
   const toRun = present.filter((s) => options.stage === undefined || s.name === options.stage);
   // Before any work: every path the recipe names must be there, and every output folder free to write.
-  checkRecipePaths(loaded, toRun, present.map((s) => s.name));
+  checkRecipePaths(
+    loaded,
+    toRun,
+    present.map((s) => s.name),
+  );
   for (const stage of toRun) {
     const section = (recipe as Record<string, unknown>)[stage.name] as { out?: string };
     await claimOutputDir(stageOutDir(loaded, stage.name, cwd), stage.output, {
@@ -153,7 +159,8 @@ function checkRecipePaths(loaded: LoadedRecipe, toRun: readonly StageDef[], pres
   const { recipe } = loaded;
   const named: Array<RecipePath & { section: string }> = [];
   if (recipe.model.path !== undefined) named.push({ section: "model", field: ["path"], path: recipe.model.path, want: "dir" });
-  if (recipe.model.init?.tokenizer !== undefined) named.push({ section: "model", field: ["init", "tokenizer"], path: recipe.model.init.tokenizer, want: "dir" });
+  if (recipe.model.init?.tokenizer !== undefined)
+    named.push({ section: "model", field: ["init", "tokenizer"], path: recipe.model.init.tokenizer, want: "dir" });
   for (const stage of toRun) {
     const config = (recipe as Record<string, unknown>)[stage.name];
     for (const p of stage.paths?.(config as never, { stages: presentNames }) ?? []) named.push({ section: stage.name, ...p });

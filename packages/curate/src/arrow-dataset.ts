@@ -2,8 +2,19 @@
 // columns, written in record batches through apache-arrow, and read back batch by batch.
 import { createHash } from "node:crypto";
 import { readFile } from "node:fs/promises";
-import { DataType, Field, FixedSizeList, Int32, makeData, RecordBatch, RecordBatchFileWriter, Schema, Struct, tableFromIPC } from "apache-arrow";
-import { openAtomic, UserError, type AtomicFile } from "@owntune/model/core";
+import {
+  DataType,
+  Field,
+  FixedSizeList,
+  Int32,
+  makeData,
+  RecordBatch,
+  RecordBatchFileWriter,
+  Schema,
+  Struct,
+  tableFromIPC,
+} from "apache-arrow";
+import { openAtomic, UserError, type AtomicFile } from "@owntune/core";
 import { arrowIpcProblem, bufferSource } from "./arrow-ipc-check.js";
 import { DATASET_FORMAT_VERSION } from "./manifest.js";
 import { batchProblem } from "./readers/arrow.js";
@@ -40,7 +51,9 @@ function batchOf(rows: readonly PackedRow[], seqLen: number, schema: Schema): Re
 }
 
 function emptyBatch(seqLen: number, schema: Schema): RecordBatch {
-  const children = COLUMN_NAMES.map(() => makeData({ type: listType(seqLen), length: 0, nullCount: 0, child: makeData({ type: new Int32(), data: new Int32Array(0) }) }));
+  const children = COLUMN_NAMES.map(() =>
+    makeData({ type: listType(seqLen), length: 0, nullCount: 0, child: makeData({ type: new Int32(), data: new Int32Array(0) }) }),
+  );
   return new RecordBatch(schema, makeData({ type: new Struct(schema.fields), length: 0, nullCount: 0, children }));
 }
 
@@ -133,7 +146,10 @@ export interface ShardRecord {
 
 /** A shard whose size is not the manifest's: truncated, or replaced. */
 export function shardSizeError(path: string, size: number, recorded: number): UserError {
-  return new UserError(`is ${size} bytes, manifest.json says ${recorded}: the shard was truncated or changed after curate wrote it`, { file: path, hint: 're-run "owntune curate"' });
+  return new UserError(`is ${size} bytes, manifest.json says ${recorded}: the shard was truncated or changed after curate wrote it`, {
+    file: path,
+    hint: 're-run "owntune curate"',
+  });
 }
 
 /**
@@ -146,16 +162,22 @@ export async function readShard(path: string, seqLen: number, expected?: ShardRe
     bytes = await readFile(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === "ENOENT" ? "shard listed in manifest.json is missing" : `cannot read (${code})`, { file: path, hint: 're-run "owntune curate"' });
+    throw new UserError(code === "ENOENT" ? "shard listed in manifest.json is missing" : `cannot read (${code})`, {
+      file: path,
+      hint: 're-run "owntune curate"',
+    });
   }
   if (expected) {
     if (bytes.length !== expected.bytes) throw shardSizeError(path, bytes.length, expected.bytes);
     const sha256 = createHash("sha256").update(bytes).digest("hex");
     if (sha256 !== expected.sha256) {
-      throw new UserError(`sha256 ${sha256.slice(0, 16)}… differs from manifest.json's ${expected.sha256.slice(0, 16)}…: the shard's bytes changed after curate wrote it`, {
-        file: path,
-        hint: 're-run "owntune curate" (the disk may be failing if this happens again)',
-      });
+      throw new UserError(
+        `sha256 ${sha256.slice(0, 16)}… differs from manifest.json's ${expected.sha256.slice(0, 16)}…: the shard's bytes changed after curate wrote it`,
+        {
+          file: path,
+          hint: 're-run "owntune curate" (the disk may be failing if this happens again)',
+        },
+      );
     }
   }
   const problem = await arrowIpcProblem(bufferSource(bytes));
@@ -180,7 +202,9 @@ export async function readShard(path: string, seqLen: number, expected?: ShardRe
   }
   // Every row stores seqLen int32s per column: a row count the file's size cannot hold is a corrupt header.
   if (table.numRows * seqLen * 4 * COLUMN_NAMES.length > bytes.length) {
-    throw new UserError(`claims ${table.numRows} rows of ${seqLen} tokens, more than its ${bytes.length} bytes can hold (corrupt)`, { file: path });
+    throw new UserError(`claims ${table.numRows} rows of ${seqLen} tokens, more than its ${bytes.length} bytes can hold (corrupt)`, {
+      file: path,
+    });
   }
   const columns = {} as Record<ColumnName, Int32Array>;
   for (const name of COLUMN_NAMES) {
@@ -188,14 +212,24 @@ export async function readShard(path: string, seqLen: number, expected?: ShardRe
     // Type ids, not instanceof: a second copy of apache-arrow in the process must still pass.
     const type = col?.type as FixedSizeList | undefined;
     const item = type?.children?.[0]?.type;
-    if (!col || !DataType.isFixedSizeList(type) || type.listSize !== seqLen || !DataType.isInt(item) || item.bitWidth !== 32 || !item.isSigned) {
+    if (
+      !col ||
+      !DataType.isFixedSizeList(type) ||
+      type.listSize !== seqLen ||
+      !DataType.isInt(item) ||
+      item.bitWidth !== 32 ||
+      !item.isSigned
+    ) {
       throw new UserError(`column ${name} must be FixedSizeList<int32>[${seqLen}]`, { file: path, field: name });
     }
     const flat = new Int32Array(table.numRows * seqLen);
     let at = 0;
     for (const data of col.data) {
       const child = data.children[0]!;
-      const values = (child.values as Int32Array).subarray((child.offset + data.offset * seqLen), (child.offset + data.offset * seqLen) + data.length * seqLen);
+      const values = (child.values as Int32Array).subarray(
+        child.offset + data.offset * seqLen,
+        child.offset + data.offset * seqLen + data.length * seqLen,
+      );
       if (values.length !== data.length * seqLen || at + values.length > flat.length) {
         throw new UserError(`column ${name} holds fewer values than its ${data.length} rows need (corrupt)`, { file: path, field: name });
       }

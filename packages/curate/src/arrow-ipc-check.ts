@@ -43,7 +43,11 @@ type TableSpec = Record<number, FieldSpec>;
 const keyValue: TableSpec = { 0: { kind: "string" }, 1: { kind: "string" } };
 const anyType: TableSpec = {}; // type tables (Int, Utf8, …): fields are scalars, checked for their table's bounds only
 const typeTable = (type: number): TableSpec | undefined =>
-  type === 10 ? { 1: { kind: "string" } } /* Timestamp.timezone */ : type === 14 ? { 1: { kind: "structs", size: 4 } } /* Union.typeIds */ : anyType;
+  type === 10
+    ? { 1: { kind: "string" } } /* Timestamp.timezone */
+    : type === 14
+      ? { 1: { kind: "structs", size: 4 } } /* Union.typeIds */
+      : anyType;
 const dictionaryEncoding: TableSpec = { 0: { kind: "scalar", size: 8 }, 1: { kind: "table", table: () => anyType } };
 const field: TableSpec = {
   0: { kind: "string" },
@@ -54,7 +58,12 @@ const field: TableSpec = {
   5: { kind: "tables", table: () => field },
   6: { kind: "tables", table: () => keyValue },
 };
-const schema: TableSpec = { 0: { kind: "scalar", size: 2 }, 1: { kind: "tables", table: () => field }, 2: { kind: "tables", table: () => keyValue }, 3: { kind: "structs", size: 8 } };
+const schema: TableSpec = {
+  0: { kind: "scalar", size: 2 },
+  1: { kind: "tables", table: () => field },
+  2: { kind: "tables", table: () => keyValue },
+  3: { kind: "structs", size: 8 },
+};
 const recordBatch: TableSpec = {
   0: { kind: "scalar", size: 8 },
   1: { kind: "structs", size: 16 }, // FieldNode { length: long, null_count: long }
@@ -62,7 +71,11 @@ const recordBatch: TableSpec = {
   3: { kind: "table", table: () => anyType },
   4: { kind: "structs", size: 8 },
 };
-const dictionaryBatch: TableSpec = { 0: { kind: "scalar", size: 8 }, 1: { kind: "table", table: () => recordBatch }, 2: { kind: "scalar", size: 1 } };
+const dictionaryBatch: TableSpec = {
+  0: { kind: "scalar", size: 8 },
+  1: { kind: "table", table: () => recordBatch },
+  2: { kind: "scalar", size: 1 },
+};
 const message: TableSpec = {
   0: { kind: "scalar", size: 2 },
   1: { kind: "scalar", size: 1 },
@@ -179,7 +192,8 @@ function checkMessage(meta: Uint8Array, expected?: number): MessageInfo {
   const typePos = fb.fieldPos(root, 1);
   const headerType = typePos === undefined ? 0 : fb.u8(typePos);
   if (!(headerType in HEADER_NAMES)) throw new Corrupt(`a message of unknown type ${headerType}`);
-  if (expected !== undefined && headerType !== expected) throw new Corrupt(`a footer block points to a ${HEADER_NAMES[headerType]} message, not a ${HEADER_NAMES[expected]}`);
+  if (expected !== undefined && headerType !== expected)
+    throw new Corrupt(`a footer block points to a ${HEADER_NAMES[headerType]} message, not a ${HEADER_NAMES[expected]}`);
   const headerPos = fb.fieldPos(root, 2);
   if (headerPos === undefined) throw new Corrupt(`a ${HEADER_NAMES[headerType]} message without its header`);
   const bodyPos = fb.fieldPos(root, 3);
@@ -213,7 +227,8 @@ function checkBatchLengths(fb: Flat, batch: number, bodyLength: number): void {
     for (let k = 0, n = fb.u32(t); k < n; k++) {
       const length = fb.i64(t + 4 + 16 * k);
       const nulls = fb.i64(t + 4 + 16 * k + 8);
-      if (!(length >= 0 && length <= limit && nulls >= 0 && nulls <= length)) throw new Corrupt(`a column claims ${length} values (${nulls} null) in a body of ${bodyLength} bytes`);
+      if (!(length >= 0 && length <= limit && nulls >= 0 && nulls <= length))
+        throw new Corrupt(`a column claims ${length} values (${nulls} null) in a body of ${bodyLength} bytes`);
     }
   }
   const buffersPos = fb.fieldPos(batch, 2);
@@ -222,7 +237,8 @@ function checkBatchLengths(fb: Flat, batch: number, bodyLength: number): void {
     for (let k = 0, n = fb.u32(t); k < n; k++) {
       const offset = fb.i64(t + 4 + 16 * k);
       const length = fb.i64(t + 4 + 16 * k + 8);
-      if (!(offset >= 0 && length >= 0 && offset + length <= bodyLength)) throw new Corrupt(`a buffer [${offset}, +${length}) lies outside the ${bodyLength}-byte body`);
+      if (!(offset >= 0 && length >= 0 && offset + length <= bodyLength))
+        throw new Corrupt(`a buffer [${offset}, +${length}) lies outside the ${bodyLength}-byte body`);
     }
   }
 }
@@ -249,7 +265,8 @@ async function checkAll(src: ByteSource): Promise<void> {
     // File format: "ARROW1\0\0", messages, footer, int32 footer length, "ARROW1".
     if (src.size < 18) throw new Corrupt("too short for an Arrow IPC file");
     const tail = await src.read(src.size - 10, 10);
-    if (Buffer.from(tail.subarray(4)).toString("latin1") !== MAGIC) throw new Corrupt("the file does not end with the ARROW1 magic (truncated?)");
+    if (Buffer.from(tail.subarray(4)).toString("latin1") !== MAGIC)
+      throw new Corrupt("the file does not end with the ARROW1 magic (truncated?)");
     const footerLength = new DataView(tail.buffer, tail.byteOffset, 4).getInt32(0, true);
     const footerStart = src.size - 10 - footerLength;
     if (!(footerLength > 0 && footerStart >= 8)) throw new Corrupt(`footer length ${footerLength} does not fit the file`);
@@ -257,7 +274,10 @@ async function checkAll(src: ByteSource): Promise<void> {
     const root = fb.root();
     fb.verify(root, footer, 0);
     // The reader goes to the messages through these blocks, not in file order: each is checked where it points.
-    for (const [field, type] of [[2, 2], [3, 3]] as const) {
+    for (const [field, type] of [
+      [2, 2],
+      [3, 3],
+    ] as const) {
       const p = fb.fieldPos(root, field);
       if (p === undefined) continue;
       const t = fb.target(p);
@@ -265,9 +285,11 @@ async function checkAll(src: ByteSource): Promise<void> {
         const offset = fb.i64(t + 4 + 24 * k);
         const metaLength = fb.i32(t + 4 + 24 * k + 8);
         const bodyLength = fb.i64(t + 4 + 24 * k + 16);
-        if (!(offset >= 8 && metaLength > 0 && bodyLength >= 0 && offset + metaLength + bodyLength <= footerStart)) throw new Corrupt("a footer block points outside the file");
+        if (!(offset >= 8 && metaLength > 0 && bodyLength >= 0 && offset + metaLength + bodyLength <= footerStart))
+          throw new Corrupt("a footer block points outside the file");
         const block = await readMessage(src, offset, offset + metaLength, type);
-        if (block === undefined || block.bodyLength !== bodyLength) throw new Corrupt("a footer block does not match the message it points to");
+        if (block === undefined || block.bodyLength !== bodyLength)
+          throw new Corrupt("a footer block does not match the message it points to");
       }
     }
     pos = 8;
@@ -284,7 +306,12 @@ async function checkAll(src: ByteSource): Promise<void> {
  * The message at `pos` (continuation marker, metadata length, flatbuffer, body), checked to lie
  * before `end`; undefined at the end-of-stream marker.
  */
-async function readMessage(src: ByteSource, pos: number, end: number, expected?: number): Promise<(MessageInfo & { next: number }) | undefined> {
+async function readMessage(
+  src: ByteSource,
+  pos: number,
+  end: number,
+  expected?: number,
+): Promise<(MessageInfo & { next: number }) | undefined> {
   const prefix = await src.read(pos, Math.min(8, end - pos));
   if (prefix.length < 4) throw new Corrupt("a message is cut short");
   const view = new DataView(prefix.buffer, prefix.byteOffset, prefix.byteLength);
@@ -299,6 +326,7 @@ async function readMessage(src: ByteSource, pos: number, end: number, expected?:
   if (length === 0) return undefined;
   if (!(length > 0 && at + length <= end)) throw new Corrupt(`message metadata of ${length} bytes runs past the end (truncated?)`);
   const info = checkMessage(await src.read(at, length), expected);
-  if (at + length + info.bodyLength > end && expected === undefined) throw new Corrupt(`a message body of ${info.bodyLength} bytes runs past the end (truncated?)`);
+  if (at + length + info.bodyLength > end && expected === undefined)
+    throw new Corrupt(`a message body of ${info.bodyLength} bytes runs past the end (truncated?)`);
   return { ...info, next: at + length + info.bodyLength };
 }

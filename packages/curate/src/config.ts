@@ -85,10 +85,19 @@ export const gopherRepetitionSchema = z
     dup_para_frac: fraction.nullable().default(0.3),
     dup_line_char_frac: fraction.nullable().default(0.2),
     dup_para_char_frac: fraction.nullable().default(0.2),
-    top_n_grams: z.array(z.tuple([positiveInt, fraction])).default([[2, 0.2], [3, 0.18], [4, 0.16]]),
-    dup_n_grams: z
-      .array(z.tuple([positiveInt, fraction]))
-      .default([[5, 0.15], [6, 0.14], [7, 0.13], [8, 0.12], [9, 0.11], [10, 0.1]]),
+    top_n_grams: z.array(z.tuple([positiveInt, fraction])).default([
+      [2, 0.2],
+      [3, 0.18],
+      [4, 0.16],
+    ]),
+    dup_n_grams: z.array(z.tuple([positiveInt, fraction])).default([
+      [5, 0.15],
+      [6, 0.14],
+      [7, 0.13],
+      [8, 0.12],
+      [9, 0.11],
+      [10, 0.1],
+    ]),
   })
   .strict();
 
@@ -187,17 +196,17 @@ export const curateSchema = z
   .object({
     inputs: z.array(inputSchema).min(1).describe("Input files; several are mixed by weight."),
     seed: z.number().int().min(0).optional().describe("Seed for shuffle, split and sampling (default: the recipe's)."),
-    tokenizer: z
-      .string()
-      .optional()
-      .describe("Folder with tokenizer.json + tokenizer_config.json (default: the model's, else Gemma's)."),
+    tokenizer: z.string().optional().describe("Folder with tokenizer.json + tokenizer_config.json (default: the model's, else Gemma's)."),
     seq_len: positiveInt.default(2048).describe("Tokens per packed row."),
     packing: z.boolean().default(true).describe("Pack several examples per row (best-fit-decreasing); false pads each."),
     prompt_format: z
       .enum(["chat", "plain"])
       .default("chat")
       .describe("prompt/completion and alpaca rows: rendered as a user/assistant chat, or as plain prompt+completion text."),
-    overlong: z.enum(["drop", "truncate"]).default("drop").describe("Examples longer than seq_len: drop, or keep the first seq_len tokens."),
+    overlong: z
+      .enum(["drop", "truncate"])
+      .default("drop")
+      .describe("Examples longer than seq_len: drop, or keep the first seq_len tokens."),
     val_fraction: fraction.default(0.05).describe("Share of examples held out for validation."),
     normalize: normalizeSchema.prefault({}),
     filters: filtersSchema.prefault({}),
@@ -206,7 +215,12 @@ export const curateSchema = z
     decontaminate: decontaminateSchema.optional(),
     skip_bad_rows: z.boolean().default(false).describe("Skip malformed rows (counted and reported) instead of stopping."),
     rows_per_shard: positiveInt.optional().describe("Rows per .arrow shard (default: about 256 MB per shard)."),
-    workers: z.number().int().min(0).optional().describe("Worker threads for per-example work (default: one per core; 0 runs it in the main thread)."),
+    workers: z
+      .number()
+      .int()
+      .min(0)
+      .optional()
+      .describe("Worker threads for per-example work (default: one per core; 0 runs it in the main thread)."),
   })
   .strict();
 
@@ -215,7 +229,6 @@ export type CurateConfigInput = z.input<typeof curateSchema>;
 export type FiltersConfig = z.output<typeof filtersSchema>;
 export type NormalizeConfig = z.output<typeof normalizeSchema>;
 export type PiiConfig = z.output<typeof piiSchema>;
-export type NearDedupConfig = z.output<typeof nearDedupSchema>;
 
 /** Parses a config object already loaded (e.g. built from CLI flags); throws ZodError on bad input. */
 export function resolveCurateConfig(input: CurateConfigInput): CurateConfig {

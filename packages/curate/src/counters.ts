@@ -2,7 +2,7 @@
 // reason with a few samples each, malformed rows, PII found, and token-length tallies for the report.
 // Shards keep their own and the merge adds them up in shard order, so every figure (and every sample,
 // the first ones in input order) matches a single-process run.
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { FILTER_ORDER } from "./filters/index.js";
 import type { DroppedSample } from "./report.js";
 
@@ -162,11 +162,19 @@ export function emptyDatasetError(counters: CurateCounters): UserError {
     .map(([stage, reasons]) => ({ stage, n: Object.values(reasons).reduce((a, b) => a + b, 0), reasons }))
     .filter((d) => d.n > 0)
     .sort((a, b) => b.n - a.n);
-  const list = byStage.map((d) => `${d.stage} ${d.n} (${Object.entries(d.reasons).sort((a, b) => b[1] - a[1]).slice(0, 3).map(([r, n]) => `${r} ${n}`).join(", ")})`).join("; ");
+  const list = byStage
+    .map(
+      (d) =>
+        `${d.stage} ${d.n} (${Object.entries(d.reasons)
+          .sort((a, b) => b[1] - a[1])
+          .slice(0, 3)
+          .map(([r, n]) => `${r} ${n}`)
+          .join(", ")})`,
+    )
+    .join("; ");
   const top = byStage[0];
   return new UserError(`no training examples: all ${counters.rowsRead} row(s) read were dropped${top ? ` — ${list}` : ""}`, {
     field: top && (FILTER_ORDER as readonly string[]).includes(top.stage) ? `filters.${top.stage}` : undefined,
     hint: top ? `most went to ${top.stage}: loosen it, or check the input` : "check the input",
   });
 }
-

@@ -3,9 +3,8 @@
 // shard is in memory at a time) and resumable from a position saved in a checkpoint.
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError } from "@owntune/model/core";
+import { fmix32, shuffledIndices, UserError } from "@owntune/core";
 import { readShard, shardSizeError, type ShardData } from "./arrow-dataset.js";
-import { fmix32, shuffledIndices } from "./hash.js";
 import { readManifest, type Manifest } from "./manifest.js";
 
 export type SplitName = "train" | "val";
@@ -66,8 +65,12 @@ export class CuratedDataset {
     for (const split of ["train", "val"] as const) {
       for (const shard of manifest.splits[split].shards) {
         const path = join(dir, shard.file);
-        const size = await stat(path).then((s) => s.size, () => undefined);
-        if (size === undefined) throw new UserError("shard listed in manifest.json is missing", { file: path, hint: 're-run "owntune curate"' });
+        const size = await stat(path).then(
+          (s) => s.size,
+          () => undefined,
+        );
+        if (size === undefined)
+          throw new UserError("shard listed in manifest.json is missing", { file: path, hint: 're-run "owntune curate"' });
         if (size !== shard.bytes) throw shardSizeError(path, size, shard.bytes);
       }
     }
@@ -95,7 +98,10 @@ export class CuratedDataset {
     if (!shard) throw new UserError(`${split} has no shard ${index}`, { file: this.dir });
     const data = await readShard(join(this.dir, shard.file), this.seqLen, shard);
     if (data.rows !== shard.rows) {
-      throw new UserError(`has ${data.rows} rows, manifest.json says ${shard.rows}`, { file: join(this.dir, shard.file), hint: 're-run "owntune curate"' });
+      throw new UserError(`has ${data.rows} rows, manifest.json says ${shard.rows}`, {
+        file: join(this.dir, shard.file),
+        hint: 're-run "owntune curate"',
+      });
     }
     return data;
   }

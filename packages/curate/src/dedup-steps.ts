@@ -46,7 +46,13 @@ export function nearDedupStep(docs: readonly ProcessedExample[], cfg: CurateConf
     if (lsh.isKept(d.id)) kept.push(d);
     else {
       const rep = byId.get(lsh.representative(d.id));
-      counters.drop("dedup_near", "near_duplicate", NEAR_DEDUP_AT, d.preview, rep ? `near-duplicate of: ${rep.preview.slice(0, 120)}` : undefined);
+      counters.drop(
+        "dedup_near",
+        "near_duplicate",
+        NEAR_DEDUP_AT,
+        d.preview,
+        rep ? `near-duplicate of: ${rep.preview.slice(0, 120)}` : undefined,
+      );
     }
   }
   return kept;

@@ -1,6 +1,6 @@
 // DuckDB, the embedded engine behind spilled, sharded and merged runs (@duckdb/node-api, prebuilt
 // binaries from npm). Loaded only when needed; when it cannot load or fails, one clear error says so.
-import { RunFailure, UserError } from "@owntune/model/core";
+import { RunFailure, UserError } from "@owntune/core";
 import type { DuckDBConnection, DuckDBInstance } from "@duckdb/node-api";
 
 type DuckDBModule = typeof import("@duckdb/node-api");

@@ -1,7 +1,7 @@
 // Loss masks from message roles alone, checked on the Gemma template (shipped with the tokenizer) and
 // on ChatML: every run of trained tokens must decode to exactly one assistant message followed by
 // the template's end-of-turn marker, as the published formats define them; nothing else is trained.
-import { ChatTemplate, loadDefaultTokenizer, type GemmaTokenizer } from "@owntune/model/core";
+import { ChatTemplate, loadDefaultTokenizer, type GemmaTokenizer } from "@owntune/tokenizer";
 import { beforeAll, describe, expect, it } from "vitest";
 import { formatChat, formatExample, type FormatTokenizer } from "./format.js";
 import { RowError, type Message } from "./records.js";
@@ -80,9 +80,13 @@ describe("chat loss masks", () => {
   });
 
   it("reports a conversation the template rejects as a problem with the row", () => {
-    expect(() => formatChat(gemma, [{ role: "user", content: "a" }, { role: "user", content: "b" }, { role: "assistant", content: "c" }])).toThrow(
-      /chat template rejected the conversation: .*alternate/,
-    );
+    expect(() =>
+      formatChat(gemma, [
+        { role: "user", content: "a" },
+        { role: "user", content: "b" },
+        { role: "assistant", content: "c" },
+      ]),
+    ).toThrow(/chat template rejected the conversation: .*alternate/);
   });
 
   it("rejects a conversation without an assistant message", () => {

@@ -7,7 +7,7 @@
 import type { Example, Message } from "./records.js";
 import { RowError } from "./records.js";
 
-/** What formatting needs from a tokenizer (the model package's GemmaTokenizer provides it). */
+/** What formatting needs from a tokenizer (@owntune/tokenizer's GemmaTokenizer provides it). */
 export interface FormatTokenizer {
   encode(text: string, options?: { addBos?: boolean }): number[];
   applyChatTemplate(messages: ReadonlyArray<{ role: string; content: string }>, options?: { addGenerationPrompt?: boolean }): string;

@@ -32,7 +32,11 @@ export class HfParquetWriter {
 
   static async open(engine: Engine, dir: string, counts: Record<HfSplit, number>): Promise<HfParquetWriter> {
     await mkdir(join(dir, "data"), { recursive: true });
-    await runSql(engine, "CREATE TABLE hf_rows (pos BIGINT, example VARCHAR, ids VARCHAR, labels VARCHAR, mask VARCHAR);", "the Parquet export");
+    await runSql(
+      engine,
+      "CREATE TABLE hf_rows (pos BIGINT, example VARCHAR, ids VARCHAR, labels VARCHAR, mask VARCHAR);",
+      "the Parquet export",
+    );
     const w = new HfParquetWriter(engine, dir, counts);
     w.appender = await engine.db.createAppender("hf_rows");
     return w;

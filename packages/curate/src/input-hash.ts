@@ -4,7 +4,6 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, stat } from "node:fs/promises";
 import { join, relative } from "node:path";
-import { UserError } from "@owntune/model/core";
 
 async function hashFile(path: string): Promise<{ sha256: string; bytes: number }> {
   const h = createHash("sha256");
@@ -38,14 +37,4 @@ export async function hashInput(path: string): Promise<{ sha256: string; bytes: 
     bytes += fh.bytes;
   }
   return { sha256: h.digest("hex"), bytes };
-}
-
-/** Throws a UserError naming `displayName` unless `path` is an existing file or folder. */
-export async function checkInputExists(path: string, displayName: string): Promise<void> {
-  try {
-    await stat(path);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new UserError(code === "ENOENT" ? "no such file or folder" : `cannot read (${code})`, { file: displayName, hint: "check the input path" });
-  }
 }

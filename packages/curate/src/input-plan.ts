@@ -4,7 +4,7 @@
 // 1/N of the bytes, and the merge still numbers every row as one process would.
 import { open, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import type { CurateConfig } from "./config.js";
 import { formatFromName, type FileFormat } from "./readers/index.js";
 
@@ -89,14 +89,18 @@ export async function planPieces(cfg: CurateConfig, resolvePath: (p: string) => 
         break;
       }
       if (found) continue;
-      if (input.format !== "auto" && input.format !== "text") throw new UserError(`folder has no .${input.format} files`, { file: input.path });
+      if (input.format !== "auto" && input.format !== "text")
+        throw new UserError(`folder has no .${input.format} files`, { file: input.path });
       const size = await folderBytes(path);
       pieces.push({ input: k, path, display: input.path, kind: "rows", format: input.format, gzip: false, size, start: 0, end: size });
       continue;
     }
     const f = input.format === "auto" ? formatFromName(path) : input.format;
     if (f === undefined) {
-      throw new UserError("cannot tell the file format from its name", { file: input.path, hint: 'set "format" to jsonl, parquet, arrow, csv or text' });
+      throw new UserError("cannot tell the file format from its name", {
+        file: input.path,
+        hint: 'set "format" to jsonl, parquet, arrow, csv or text',
+      });
     }
     pieces.push(await filePiece(k, path, input.path, f, info.size));
   }

@@ -17,7 +17,10 @@ export interface DatasetInfo {
   seq_len: number;
   packing: boolean;
   tokenizer: Manifest["tokenizer"];
-  splits: Record<"train" | "val", { rows: number; examples: number; tokens: number; trained_tokens: number; packing_efficiency: number; shards: number }>;
+  splits: Record<
+    "train" | "val",
+    { rows: number; examples: number; tokens: number; trained_tokens: number; packing_efficiency: number; shards: number }
+  >;
   counts: Record<string, number>;
   drops: Record<string, number>;
   /** Per split: real (non-padding) tokens counted in the shards, which must equal the manifest's. */

@@ -3,7 +3,7 @@
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { z } from "zod";
-import { parseLocated, UserError, validateLocated } from "@owntune/model/core";
+import { parseLocated, UserError, validateLocated } from "@owntune/core";
 
 /** Bumped whenever the shard layout, the manifest or the meaning of a column changes (2: a sha256 per shard). */
 export const DATASET_FORMAT_VERSION = 2;

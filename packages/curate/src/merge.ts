@@ -4,7 +4,7 @@
 // order (an out-of-core sort) into the Arrow shards. Same bytes as one process with every row in memory.
 import { readFile, readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError, type Progress } from "@owntune/model/core";
+import { UserError, type Progress } from "@owntune/core";
 import type { DuckDBDataChunk, DuckDBBlobValue } from "@duckdb/node-api";
 import { CurateCounters, emptyDatasetError } from "./counters.js";
 import { NEAR_DEDUP_AT } from "./dedup-steps.js";
@@ -71,7 +71,10 @@ export async function readParts(partsDir: string): Promise<Array<{ dir: string; 
   try {
     names = (await readdir(partsDir)).filter((n) => !n.startsWith(".")).sort();
   } catch {
-    throw new UserError("no such folder", { file: partsDir, hint: 'give the folder whose subfolders the "--shard i/N --out PARTS/i" runs wrote' });
+    throw new UserError("no such folder", {
+      file: partsDir,
+      hint: 'give the folder whose subfolders the "--shard i/N --out PARTS/i" runs wrote',
+    });
   }
   const parts: Array<{ dir: string; meta: PartMeta }> = [];
   for (const n of names) {
@@ -85,22 +88,33 @@ export async function readParts(partsDir: string): Promise<Array<{ dir: string; 
   const count = first.meta.shards;
   const at = (p: { dir: string }) => join(p.dir, "shard.json");
   for (const p of parts) {
-    if (p.meta.shards !== count) throw new UserError(`is shard ${p.meta.shard}/${p.meta.shards}, but ${at(first)} is of ${count} shards`, { file: at(p) });
+    if (p.meta.shards !== count)
+      throw new UserError(`is shard ${p.meta.shard}/${p.meta.shards}, but ${at(first)} is of ${count} shards`, { file: at(p) });
     if (JSON.stringify(p.meta.config) !== JSON.stringify(first.meta.config)) {
-      throw new UserError(`was curated with another config than ${at(first)}`, { file: at(p), hint: "run every shard with the same config" });
+      throw new UserError(`was curated with another config than ${at(first)}`, {
+        file: at(p),
+        hint: "run every shard with the same config",
+      });
     }
-    if (JSON.stringify(p.meta.tokenizer) !== JSON.stringify(first.meta.tokenizer)) throw new UserError(`used another tokenizer than ${at(first)}`, { file: at(p) });
+    if (JSON.stringify(p.meta.tokenizer) !== JSON.stringify(first.meta.tokenizer))
+      throw new UserError(`used another tokenizer than ${at(first)}`, { file: at(p) });
     if (p.meta.keep_examples !== first.meta.keep_examples) {
-      throw new UserError(`was run ${p.meta.keep_examples ? "with" : "without"} --format hf-parquet, unlike ${at(first)}`, { file: at(p), hint: "run every shard with the same --format" });
+      throw new UserError(`was run ${p.meta.keep_examples ? "with" : "without"} --format hf-parquet, unlike ${at(first)}`, {
+        file: at(p),
+        hint: "run every shard with the same --format",
+      });
     }
   }
   for (let i = 0; i < count; i++) {
     const found = parts.filter((p) => p.meta.shard === i);
     if (found.length !== 1) {
-      throw new UserError(found.length === 0 ? `shard ${i}/${count} is missing` : `shard ${i}/${count} appears twice (${found.map((p) => p.dir).join(", ")})`, {
-        file: partsDir,
-        hint: found.length === 0 ? `run "owntune curate --shard ${i}/${count}" and put its output here` : undefined,
-      });
+      throw new UserError(
+        found.length === 0 ? `shard ${i}/${count} is missing` : `shard ${i}/${count} appears twice (${found.map((p) => p.dir).join(", ")})`,
+        {
+          file: partsDir,
+          hint: found.length === 0 ? `run "owntune curate --shard ${i}/${count}" and put its output here` : undefined,
+        },
+      );
     }
   }
   if (!first.meta.inputs) throw new UserError("shard 0 lacks the inputs' hashes", { file: at(first) });
@@ -157,7 +171,11 @@ export async function mergeParts(o: MergeOptions): Promise<{ manifest: Manifest;
   }
   await runFile(engine, "08-kept.sql");
 
-  const [[exactDropped, firstExact, nearDropped, , truncated, merges]] = (await queryRows(engine, await sqlFile("09-counts.sql"), "merge-sql/09-counts.sql")) as [unknown[]];
+  const [[exactDropped, firstExact, nearDropped, , truncated, merges]] = (await queryRows(
+    engine,
+    await sqlFile("09-counts.sql"),
+    "merge-sql/09-counts.sql",
+  )) as [unknown[]];
   counters.truncated = num(truncated);
   counters.boundaryMerges = num(merges);
   counters.dropMany("dedup_exact", "exact_duplicate", num(exactDropped), num(firstExact));
@@ -166,7 +184,11 @@ export async function mergeParts(o: MergeOptions): Promise<{ manifest: Manifest;
   }
   counters.dropMany("dedup_near", "near_duplicate", num(nearDropped), NEAR_DEDUP_AT);
   for (const [preview, keeper] of await queryRows(engine, await sqlFile("11-near-samples.sql"), "merge-sql/11-near-samples.sql")) {
-    counters.sample("dedup_near", { reason: "near_duplicate", text: String(preview), where: `near-duplicate of: ${String(keeper).slice(0, 120)}` });
+    counters.sample("dedup_near", {
+      reason: "near_duplicate",
+      text: String(preview),
+      where: `near-duplicate of: ${String(keeper).slice(0, 120)}`,
+    });
   }
 
   // Split and weight, on the kept list (a few bytes per example).
@@ -176,9 +198,13 @@ export async function mergeParts(o: MergeOptions): Promise<{ manifest: Manifest;
   counters.dropMany("sampling", "weight_below_1", plan.sampledOut, Number.MAX_SAFE_INTEGER);
   if (plan.sampledOutFirst.length > 0) {
     const previews = new Map(
-      (await queryRows(engine, `SELECT k.rnk, e.preview FROM kept k JOIN examples e ON e.shard = k.shard AND e.local_id = k.local_id WHERE k.rnk IN (${plan.sampledOutFirst.join(", ")})`, "sampling samples")).map(
-        ([r, p]) => [num(r), String(p)],
-      ),
+      (
+        await queryRows(
+          engine,
+          `SELECT k.rnk, e.preview FROM kept k JOIN examples e ON e.shard = k.shard AND e.local_id = k.local_id WHERE k.rnk IN (${plan.sampledOutFirst.join(", ")})`,
+          "sampling samples",
+        )
+      ).map(([r, p]) => [num(r), String(p)]),
     );
     for (const r of plan.sampledOutFirst) counters.sample("sampling", { reason: "weight_below_1", text: previews.get(r)! });
   }
@@ -243,7 +269,12 @@ async function exportHf(engine: Engine, dir: string, train: Uint32Array, val: Ui
     const [split, example, ids, mask] = [0, 1, 2, 3].map((c) => chunk.getColumnValues(c));
     for (let j = 0; j < chunk.rowCount; j++) {
       const idBytes = (ids![j] as DuckDBBlobValue).bytes;
-      await w.add(num(split![j]) === 0 ? "train" : "validation", String(example![j]), new Int32Array(idBytes.buffer.slice(idBytes.byteOffset, idBytes.byteOffset + idBytes.byteLength)), (mask![j] as DuckDBBlobValue).bytes);
+      await w.add(
+        num(split![j]) === 0 ? "train" : "validation",
+        String(example![j]),
+        new Int32Array(idBytes.buffer.slice(idBytes.byteOffset, idBytes.byteOffset + idBytes.byteLength)),
+        (mask![j] as DuckDBBlobValue).bytes,
+      );
     }
   }
   return w.finish();
@@ -261,7 +292,13 @@ export interface KeptList {
 async function readKeptList(engine: Engine): Promise<KeptList> {
   const [[n]] = (await queryRows(engine, "SELECT COUNT(*) FROM kept", "the kept list")) as [[unknown]];
   const count = num(n);
-  const kept: KeptList = { count, id: new Float64Array(count), input: new Uint16Array(count), length: new Int32Array(count), trained: new Int32Array(count) };
+  const kept: KeptList = {
+    count,
+    id: new Float64Array(count),
+    input: new Uint16Array(count),
+    length: new Int32Array(count),
+    trained: new Int32Array(count),
+  };
   let at = 0;
   for await (const chunk of queryChunks(engine, await sqlFile("12-kept-list.sql"), "merge-sql/12-kept-list.sql")) {
     const [id, input, length, trained] = [0, 1, 2, 3].map((c) => chunk.getColumnVector(c));

@@ -1,8 +1,8 @@
 // Packing invariants: no token lost or duplicated, positions restart per document, segments number
 // documents, masks travel with their tokens, rows never overflow, and BFD against a brute-force bound.
 import { describe, expect, it } from "vitest";
-import { mulberry32 } from "./hash.js";
-import { bestFitDecreasing, packingEfficiency, packRows, type PackItem } from "./pack.js";
+import { mulberry32 } from "@owntune/core";
+import { bestFitDecreasing, packingEfficiency, planRows, planToRows, type PackedRow, type PackItem, type PlanOptions } from "./pack.js";
 
 function items(n: number, maxLen: number, seed: number): PackItem[] {
   const rand = mulberry32(seed);
@@ -15,10 +15,21 @@ function items(n: number, maxLen: number, seed: number): PackItem[] {
   });
 }
 
+/** Rows as curate's pipeline makes them: a plan from the lengths, then the rows of that plan. */
+function packRows(docs: readonly PackItem[], seqLen: number, padId: number, packing: boolean, options: PlanOptions = {}): PackedRow[] {
+  const plan = planRows(
+    Int32Array.from(docs, (d) => d.ids.length),
+    seqLen,
+    packing,
+    options,
+  );
+  return [...planToRows(plan, (i) => docs[i]!, seqLen, padId)];
+}
+
 describe("packing", () => {
   const seqLen = 128;
   const docs = items(300, 100, 11);
-  const rows = packRows(docs, seqLen, 0, true);
+  const rows = packRows(docs, seqLen, 0, true, { shuffleSeed: 3 });
 
   it("loses and duplicates no token, and carries each token's mask", () => {
     const seen = new Map<number, number>();
@@ -71,7 +82,28 @@ describe("packing", () => {
     const bins = bestFitDecreasing(lengths, seqLen);
     expect(bins.length).toBeGreaterThanOrEqual(Math.ceil(total / seqLen));
     expect(bins.length).toBeLessThanOrEqual(ffd.length);
-    console.log(`BFD: ${bins.length} rows, volume bound ${Math.ceil(total / seqLen)}, efficiency ${(100 * packingEfficiency(rows, seqLen)).toFixed(1)}%`);
+    console.log(
+      `BFD: ${bins.length} rows, volume bound ${Math.ceil(total / seqLen)}, efficiency ${(100 * packingEfficiency(rows, seqLen)).toFixed(1)}%`,
+    );
+  });
+
+  it("shuffles whole rows with a seed, and packs each window of examples on its own", () => {
+    const key = (r: PackedRow) => Array.from(r.input_ids).join(",");
+    const unshuffled = packRows(docs, seqLen, 0, true);
+    expect(rows.map(key).sort()).toEqual(unshuffled.map(key).sort());
+    expect(rows.map(key)).not.toEqual(unshuffled.map(key));
+    const window = 64;
+    const plan = planRows(
+      Int32Array.from(docs, (d) => d.ids.length),
+      seqLen,
+      true,
+      { shuffleSeed: 3, window },
+    );
+    expect(Array.from(plan.items).sort((a, b) => a - b)).toEqual(docs.map((_, i) => i));
+    for (let r = 0; r + 1 < plan.rowStart.length; r++) {
+      const its = Array.from(plan.items.subarray(plan.rowStart[r]!, plan.rowStart[r + 1]!));
+      expect(new Set(its.map((i) => Math.floor(i / window))).size).toBe(1);
+    }
   });
 
   it("puts one example per row without packing", () => {

@@ -3,7 +3,7 @@
 // restarting at each document, segment_ids numbering documents within a row (0 = padding).
 // The no-packing mode puts one example per row. Every row is padded to exactly seq_len.
 // Large splits are packed in windows of PACK_WINDOW_ITEMS consecutive examples (see planRows).
-import { shuffledIndices } from "./hash.js";
+import { shuffledIndices } from "@owntune/core";
 
 /** One example's tokens, as packing sees them. */
 export interface PackItem {
@@ -175,17 +175,6 @@ export function* planToRows(plan: RowPlan, item: (i: number) => PackItem, seqLen
     for (let j = plan.rowStart[r]!; j < plan.rowStart[r + 1]!; j++) its.push(item(plan.items[j]!));
     yield buildRow(its, seqLen, padId);
   }
-}
-
-/** Packs (or, with `packing` false, pads one per row) the items into rows, in a deterministic order. */
-export function packRows(items: readonly PackItem[], seqLen: number, padId: number, packing: boolean, options: PlanOptions = {}): PackedRow[] {
-  const plan = planRows(
-    items.map((it) => it.ids.length),
-    seqLen,
-    packing,
-    options,
-  );
-  return [...planToRows(plan, (i) => items[i]!, seqLen, padId)];
 }
 
 /** Real tokens over row capacity: 1.0 means no padding at all. */

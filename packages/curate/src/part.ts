@@ -6,7 +6,7 @@
 // Columns are documented in docs/curate-at-scale.md; merge-sql/ reads them by these names.
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError, writeFileAtomic } from "@owntune/model/core";
+import { UserError, writeFileAtomic } from "@owntune/core";
 import type { DuckDBAppender } from "@duckdb/node-api";
 import type { CountersJson } from "./counters.js";
 import { runSql, sqlString, type Engine } from "./duckdb.js";
@@ -157,7 +157,10 @@ export async function readPartMeta(dir: string): Promise<PartMeta> {
   }
   if (raw.format !== PART_FORMAT) throw new UserError(`not a curate shard (format ${JSON.stringify(raw.format)})`, { file });
   if (raw.format_version !== PART_FORMAT_VERSION) {
-    throw new UserError(`shard format ${String(raw.format_version)}, this owntune merges ${PART_FORMAT_VERSION}`, { file, hint: "re-run the shards with this owntune" });
+    throw new UserError(`shard format ${String(raw.format_version)}, this owntune merges ${PART_FORMAT_VERSION}`, {
+      file,
+      hint: "re-run the shards with this owntune",
+    });
   }
   return raw as PartMeta;
 }

@@ -34,7 +34,10 @@ async function run(config: CurateConfigInput, out: string): Promise<CurateSummar
 
 async function hashes(d: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const f of (await readdir(d)).sort()) out[f] = createHash("sha256").update(await readFile(join(d, f))).digest("hex");
+  for (const f of (await readdir(d)).sort())
+    out[f] = createHash("sha256")
+      .update(await readFile(join(d, f)))
+      .digest("hex");
   return out;
 }
 
@@ -47,7 +50,9 @@ beforeAll(async () => {
   chats.push(chatRow(5), chatRow(17)); // exact duplicates
   await writeJsonl("chat.jsonl", chats);
   await writeJsonl("text.jsonl", [
-    ...Array.from({ length: 30 }, (_, i) => ({ text: `Note ${i}. The river rose in spring and the town rebuilt its bridge, stone by stone, for the ${i}th time.` })),
+    ...Array.from({ length: 30 }, (_, i) => ({
+      text: `Note ${i}. The river rose in spring and the town rebuilt its bridge, stone by stone, for the ${i}th time.`,
+    })),
     { text: "<script>alert('x')</script> BUY NOW" },
   ]);
   base = {
@@ -119,7 +124,9 @@ describe("dataset reader", () => {
     return out;
   };
   const rowKeys = (batches: DatasetBatch[]) =>
-    batches.flatMap((b) => Array.from({ length: b.batchSize }, (_, i) => Array.from(b.inputIds.subarray(i * b.seqLen, (i + 1) * b.seqLen)).join(",")));
+    batches.flatMap((b) =>
+      Array.from({ length: b.batchSize }, (_, i) => Array.from(b.inputIds.subarray(i * b.seqLen, (i + 1) * b.seqLen)).join(",")),
+    );
 
   it("yields every row once per epoch, in an order fixed by the seed, and resumes from a saved position", async () => {
     const ds = await CuratedDataset.open(first.outDir);
@@ -162,7 +169,9 @@ describe("bad input", () => {
   it("names the missing field of a row", async () => {
     await writeJsonl("missing.jsonl", [chatRow(1), { messages: [{ role: "user", content: "hi" }, { role: "assistant" }] }]);
     const err = await run({ inputs: [{ path: "missing.jsonl" }], workers: 0 }, "missing-out").catch((e) => e);
-    expect(err.format()).toBe("missing.jsonl:2: messages[1].content: missing required field; fix the row, or pass --skip-bad-rows to skip such rows");
+    expect(err.format()).toBe(
+      "missing.jsonl:2: messages[1].content: missing required field; fix the row, or pass --skip-bad-rows to skip such rows",
+    );
   });
 
   it("skips, counts and reports bad rows with skip_bad_rows", async () => {
@@ -179,7 +188,9 @@ describe("bad input", () => {
 describe("nothing to train on", () => {
   it("refuses a run whose filters drop every example, naming the filter that took them", async () => {
     await writeJsonl("short.jsonl", [{ text: "tiny" }, { text: "also tiny" }, { text: "tiny" }]);
-    const err = await run({ inputs: [{ path: "short.jsonl" }], workers: 0, filters: { length: { min_chars: 100 } } }, "short-out").catch((e) => e);
+    const err = await run({ inputs: [{ path: "short.jsonl" }], workers: 0, filters: { length: { min_chars: 100 } } }, "short-out").catch(
+      (e) => e,
+    );
     expect(err.format()).toBe(
       "filters.length: no training examples: all 3 row(s) read were dropped — length 3 (too_few_chars 3); most went to length: loosen it, or check the input",
     );
@@ -210,7 +221,11 @@ describe("integrity", () => {
 
   it("records each shard's sha256 in the manifest", async () => {
     const shard = first.manifest.splits.train.shards[0]!;
-    expect(shard.sha256).toBe(createHash("sha256").update(await readFile(join(first.outDir, shard.file))).digest("hex"));
+    expect(shard.sha256).toBe(
+      createHash("sha256")
+        .update(await readFile(join(first.outDir, shard.file)))
+        .digest("hex"),
+    );
   });
 
   it("catches a flipped byte in a shard when it is read for training and when inspected, naming the shard", async () => {
@@ -223,7 +238,11 @@ describe("integrity", () => {
     const err = await (async () => {
       for await (const _ of ds.batches("train", { batchSize: 2 })) throw new Error("a batch came from a damaged shard");
     })().catch((e) => e);
-    expect(err.format()).toMatch(new RegExp(`^${shard}: sha256 [0-9a-f]{16}… differs from manifest\\.json's [0-9a-f]{16}…: the shard's bytes changed after curate wrote it; re-run "owntune curate"`));
+    expect(err.format()).toMatch(
+      new RegExp(
+        `^${shard}: sha256 [0-9a-f]{16}… differs from manifest\\.json's [0-9a-f]{16}…: the shard's bytes changed after curate wrote it; re-run "owntune curate"`,
+      ),
+    );
     await expect(inspectDataset(copy)).rejects.toThrow(/differs from manifest\.json's/);
   });
 
@@ -232,9 +251,14 @@ describe("integrity", () => {
     const shard = join(copy, "val-00000.arrow");
     await truncate(shard, 100);
     await expect(CuratedDataset.open(copy)).rejects.toThrow(
-      expect.objectContaining({ file: shard, message: `is 100 bytes, manifest.json says ${first.manifest.splits.val.shards[0]!.bytes}: the shard was truncated or changed after curate wrote it` }),
+      expect.objectContaining({
+        file: shard,
+        message: `is 100 bytes, manifest.json says ${first.manifest.splits.val.shards[0]!.bytes}: the shard was truncated or changed after curate wrote it`,
+      }),
     );
     await rm(shard);
-    await expect(CuratedDataset.open(copy)).rejects.toThrow(expect.objectContaining({ file: shard, message: "shard listed in manifest.json is missing" }));
+    await expect(CuratedDataset.open(copy)).rejects.toThrow(
+      expect.objectContaining({ file: shard, message: "shard listed in manifest.json is missing" }),
+    );
   });
 });

@@ -5,7 +5,7 @@
 // with the same bytes out. The dataset folder is written under a temporary name and renamed at the end.
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { defaultThreadCount, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/model/core";
+import { defaultThreadCount, formatBytes, silentProgress, UserError, withAtomicDir, withTempDir, type Progress } from "@owntune/core";
 import type { CurateConfig } from "./config.js";
 import { CurateCounters, emptyDatasetError } from "./counters.js";
 import { buildContaminationIndex } from "./dedup/decontaminate.js";
@@ -73,7 +73,8 @@ export function checkConfig(cfg: CurateConfig): void {
   const near = cfg.dedup.near;
   if (!near) return;
   const { bands, rows } = lshShape(near);
-  if (bands * rows > near.num_perm) throw new UserError(`bands × rows = ${bands * rows} exceeds num_perm ${near.num_perm}`, { field: "dedup.near" });
+  if (bands * rows > near.num_perm)
+    throw new UserError(`bands × rows = ${bands * rows} exceeds num_perm ${near.num_perm}`, { field: "dedup.near" });
 }
 
 /** Evaluation n-grams for decontamination, read through the same readers as the inputs. */
@@ -88,7 +89,11 @@ export async function contaminationIndex(cfg: CurateConfig, resolvePath: (p: str
       try {
         texts.push(exampleText(toExample(row.value, schema, cfg.inputs[0]!.fields)));
       } catch {
-        texts.push(Object.values(row.value).filter((v) => typeof v === "string").join("\n"));
+        texts.push(
+          Object.values(row.value)
+            .filter((v) => typeof v === "string")
+            .join("\n"),
+        );
       }
     }
   }
@@ -127,8 +132,14 @@ export async function processPieces(
       runChunk = async (c) => local.processChunk(c);
       info = Promise.resolve(tokenizerInfo(tok));
     }
-    info.then((i) => i.note && log?.(`tokenizer: ${i.note}`), () => undefined);
-    const bytesRead = await readStep({ cfg, pieces, schemas, runChunk, maxInflight: Math.max(2, workerCount * 3), counters, progress }, keep);
+    info.then(
+      (i) => i.note && log?.(`tokenizer: ${i.note}`),
+      () => undefined,
+    );
+    const bytesRead = await readStep(
+      { cfg, pieces, schemas, runChunk, maxInflight: Math.max(2, workerCount * 3), counters, progress },
+      keep,
+    );
     return { bytesRead, tokenizer: await info };
   } finally {
     await pool?.close();
@@ -145,7 +156,8 @@ function memoryBudget(opts: CurateRunOptions): number {
 }
 
 /** What an example costs in memory, roughly: its arrays, its strings and the object. */
-const exampleBytes = (ex: ProcessedExample) => ex.ids.byteLength + ex.mask.byteLength + 2 * (ex.preview.length + (ex.example?.length ?? 0)) + (ex.bandKeys?.byteLength ?? 0) + 200;
+const exampleBytes = (ex: ProcessedExample) =>
+  ex.ids.byteLength + ex.mask.byteLength + 2 * (ex.preview.length + (ex.example?.length ?? 0)) + (ex.bandKeys?.byteLength ?? 0) + 200;
 
 /** The config as manifest.json and shard.json record it: `workers` changes speed, never output. */
 const recordedConfig = (cfg: CurateConfig) => JSON.parse(JSON.stringify({ ...cfg, workers: undefined })) as Record<string, unknown>;
@@ -174,18 +186,28 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
       let held = 0;
       let spill: PartWriter | undefined;
       const partDir = join(scratch, "part-0");
-      const { bytesRead, tokenizer } = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, async (ex) => {
-        if (spill) return spill.add(ex);
-        docs.push(ex);
-        held += exampleBytes(ex);
-        if (held <= budget) return;
-        opts.log?.(`curate: kept examples passed ${formatBytes(budget)}; spilling them to ${scratch} and merging with DuckDB`);
-        engine = await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "a curate run larger than memory");
-        await mkdir(partDir);
-        spill = await PartWriter.open(engine, partDir, 0);
-        for (const d of docs) await spill.add(d);
-        docs = [];
-      }, opts.log, hf);
+      const { bytesRead, tokenizer } = await processPieces(
+        cfg,
+        pieces,
+        resolvePath,
+        opts.tokenizerDir,
+        counters,
+        progress,
+        async (ex) => {
+          if (spill) return spill.add(ex);
+          docs.push(ex);
+          held += exampleBytes(ex);
+          if (held <= budget) return;
+          opts.log?.(`curate: kept examples passed ${formatBytes(budget, "MiB", 0)}; spilling them to ${scratch} and merging with DuckDB`);
+          engine = await openEngine(join(scratch, "duckdb"), engineThreads(cfg), "a curate run larger than memory");
+          await mkdir(partDir);
+          spill = await PartWriter.open(engine, partDir, 0);
+          for (const d of docs) await spill.add(d);
+          docs = [];
+        },
+        opts.log,
+        hf,
+      );
       const { identity, padId } = tokenizer;
       const inputs = await describeInputs(cfg, resolvePath);
 
@@ -215,7 +237,10 @@ export async function curate(opts: CurateRunOptions): Promise<CurateSummary> {
 async function inMemorySteps(
   dir: string,
   docs: ProcessedExample[],
-  o: Pick<DatasetContent, "inputs" | "counters" | "tokenizer" | "padId"> & { cfg: CurateConfig & { seed: number }; hfEngine?: () => Promise<Engine> },
+  o: Pick<DatasetContent, "inputs" | "counters" | "tokenizer" | "padId"> & {
+    cfg: CurateConfig & { seed: number };
+    hfEngine?: () => Promise<Engine>;
+  },
 ): Promise<Manifest> {
   const { cfg, counters, padId } = o;
   const kept = nearDedupStep(exactDedupStep(docs, counters), cfg, counters);
@@ -242,7 +267,10 @@ async function inMemorySteps(
     hfExport: hfEngine
       ? async (out) => {
           const w = await HfParquetWriter.open(await hfEngine(), out, { train: plan.train.length, validation: plan.val.length });
-          for (const [split, ranks] of [["train", plan.train], ["validation", plan.val]] as const) {
+          for (const [split, ranks] of [
+            ["train", plan.train],
+            ["validation", plan.val],
+          ] as const) {
             for (const r of ranks) await w.add(split, kept[r]!.example!, kept[r]!.ids, kept[r]!.mask);
           }
           return w.finish();
@@ -295,7 +323,17 @@ export async function curateShard(opts: CurateRunOptions & { shard: ShardSpec })
       try {
         const writer = await PartWriter.open(engine, partTmp, opts.shard.index);
         const hf = opts.format === "hf-parquet";
-        const done = await processPieces(cfg, pieces, resolvePath, opts.tokenizerDir, counters, progress, (ex) => writer.add(ex), opts.log, hf);
+        const done = await processPieces(
+          cfg,
+          pieces,
+          resolvePath,
+          opts.tokenizerDir,
+          counters,
+          progress,
+          (ex) => writer.add(ex),
+          opts.log,
+          hf,
+        );
         bytesRead = done.bytesRead;
         // Shard 0 records the inputs' hashes for the manifest (whole files: no other shard reads all of them).
         const inputs = opts.shard.index === 0 ? await describeInputs(cfg, resolvePath) : undefined;
@@ -320,11 +358,17 @@ export async function curateMerge(opts: Omit<CurateRunOptions, "tokenizerDir"> &
   const parts = await readParts(opts.partsDir);
   const shardJson = join(parts[0]!.dir, "shard.json");
   if (JSON.stringify(recordedConfig(cfg)) !== JSON.stringify(parts[0]!.meta.config)) {
-    throw new UserError(`the shards were curated with another config than this merge's`, { file: shardJson, hint: "merge with the config the shards ran with" });
+    throw new UserError(`the shards were curated with another config than this merge's`, {
+      file: shardJson,
+      hint: "merge with the config the shards ran with",
+    });
   }
   const hf = opts.format === "hf-parquet";
   if (hf && !parts[0]!.meta.keep_examples) {
-    throw new UserError("the shards were run without --format hf-parquet, so they hold no example texts to export", { file: shardJson, hint: "run the shards with --format hf-parquet too" });
+    throw new UserError("the shards were run without --format hf-parquet, so they hold no example texts to export", {
+      file: shardJson,
+      hint: "run the shards with --format hf-parquet too",
+    });
   }
   const manifest = await withAtomicDir(opts.outDir, (outTmp) =>
     withTempDir(`${opts.outDir}-spill`, async (scratch) => {
@@ -339,8 +383,6 @@ export async function curateMerge(opts: Omit<CurateRunOptions, "tokenizerDir"> &
   const bytesRead = parts.reduce((a, p) => a + p.meta.bytes_read, 0);
   return { outDir: opts.outDir, manifest, bytesRead, seconds: (performance.now() - t0) / 1000 };
 }
-
-const formatBytes = (n: number) => `${(n / 1024 / 1024).toFixed(0)} MiB`;
 
 /** Counts the examples the weights sampled out, with the first few as samples. */
 export function countSampling(counters: CurateCounters, plan: SplitPlan, previewOf: (rank: number) => string): void {

@@ -161,7 +161,15 @@ export class Processor {
     let { ids, mask } = formatted;
     const fullTokens = ids.length;
     const len = this.cfg.filters.length;
-    const drop = (reason: string): RowResult => ({ status: "dropped", file, line, stage: "tokens", reason, sample: clip(text), tokens: fullTokens });
+    const drop = (reason: string): RowResult => ({
+      status: "dropped",
+      file,
+      line,
+      stage: "tokens",
+      reason,
+      sample: clip(text),
+      tokens: fullTokens,
+    });
     if (len?.min_tokens !== undefined && fullTokens < len.min_tokens) return drop("too_few_tokens");
     if (len?.max_tokens !== undefined && fullTokens > len.max_tokens) return drop("too_many_tokens");
     let truncated = false;
@@ -185,7 +193,10 @@ export class Processor {
       fullTokens,
       truncated,
       exactKey: this.cfg.dedup.exact ? exactKey(dedupKeyText(ex)) : undefined,
-      bandKeys: near && this.seeds && this.lsh ? bandKeys(minhashSignature(shingleHashes(text, near.unit, near.ngram), this.seeds), this.lsh.bands, this.lsh.rows) : undefined,
+      bandKeys:
+        near && this.seeds && this.lsh
+          ? bandKeys(minhashSignature(shingleHashes(text, near.unit, near.ngram), this.seeds), this.lsh.bands, this.lsh.rows)
+          : undefined,
       preview: text.length > PREVIEW_CHARS ? text.slice(0, PREVIEW_CHARS) + "…" : text,
       boundaryMerges: formatted.boundaryMerges,
       example: this.keepExamples ? JSON.stringify(ex) : undefined,

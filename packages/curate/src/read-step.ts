@@ -1,7 +1,7 @@
 // The first step of curation: read the input pieces in order, hand blocks of rows to the worker threads
 // (raw JSONL lines are parsed there, so the main thread only finds line ends), and take their results
 // back in order: each row gets its index in input order, drops are counted, kept examples go on.
-import { UserError, type Progress } from "@owntune/model/core";
+import { UserError, type Progress } from "@owntune/core";
 import type { CurateConfig } from "./config.js";
 import type { CurateCounters } from "./counters.js";
 import type { InputPiece } from "./input-plan.js";
@@ -86,7 +86,12 @@ export async function readStep(o: ReadStepOptions, keep: (ex: ProcessedExample) 
       counters.inputRows[chunk.input]!++;
       if (r.status === "bad") {
         if (!cfg.skip_bad_rows) {
-          throw new UserError(r.message, { file: r.file, line: r.line, field: r.field, hint: "fix the row, or pass --skip-bad-rows to skip such rows" });
+          throw new UserError(r.message, {
+            file: r.file,
+            line: r.line,
+            field: r.field,
+            hint: "fix the row, or pass --skip-bad-rows to skip such rows",
+          });
         }
         counters.badRow({ file: r.file, line: r.line, field: r.field, message: r.message }, id);
       } else if (r.status === "dropped") {
@@ -134,8 +139,15 @@ export async function readStep(o: ReadStepOptions, keep: (ex: ProcessedExample) 
     for (const p of o.pieces) {
       const base = { input: p.input, schema: o.schemas[p.input]!, fields: cfg.inputs[p.input]!.fields };
       if (p.kind === "jsonl") {
-        const blocks = jsonlBlocks(p.path, p.display, { start: p.start, end: p.end, gzip: p.gzip, maxBytes: CHUNK_BYTES, maxLines: CHUNK_ROWS });
-        for await (const b of blocks) await send({ ...base, kind: "jsonl", file: p.display, firstLine: b.firstLine, bytes: b.bytes }, b.bytes.length);
+        const blocks = jsonlBlocks(p.path, p.display, {
+          start: p.start,
+          end: p.end,
+          gzip: p.gzip,
+          maxBytes: CHUNK_BYTES,
+          maxLines: CHUNK_ROWS,
+        });
+        for await (const b of blocks)
+          await send({ ...base, kind: "jsonl", file: p.display, firstLine: b.firstLine, bytes: b.bytes }, b.bytes.length);
         continue;
       }
       let chunk: Extract<RowChunk, { kind: "rows" }> | undefined;

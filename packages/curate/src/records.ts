@@ -94,7 +94,10 @@ function messagesFrom(list: unknown, listField: string, roleKey: string, content
     const rec = m as Record<string, unknown>;
     const rawRole = rec[roleKey];
     if (typeof rawRole !== "string") {
-      throw new RowError(`${at}.${roleKey}`, rawRole === undefined ? "missing required field" : `expected a string, got ${describe(rawRole)}`);
+      throw new RowError(
+        `${at}.${roleKey}`,
+        rawRole === undefined ? "missing required field" : `expected a string, got ${describe(rawRole)}`,
+      );
     }
     const role = ROLE_ALIASES[rawRole.toLowerCase()];
     if (!role) throw new RowError(`${at}.${roleKey}`, `expected system, user or assistant, got ${describe(rawRole)}`);

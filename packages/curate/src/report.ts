@@ -91,12 +91,18 @@ function histogram(before: LengthTally, after: LengthTally, seqLen: number): str
     const x = pad + i * bw;
     const ha = ((H - 40) * a[i]!) / top;
     const hb = ((H - 40) * b[i]!) / top;
-    parts.push(`<rect x="${x.toFixed(1)}" y="${(H - 20 - ha).toFixed(1)}" width="${(bw / 2 - 1).toFixed(1)}" height="${ha.toFixed(1)}" fill="#bbb"><title>${i * width}–${(i + 1) * width} tokens: ${a[i]} before</title></rect>`);
-    parts.push(`<rect x="${(x + bw / 2).toFixed(1)}" y="${(H - 20 - hb).toFixed(1)}" width="${(bw / 2 - 1).toFixed(1)}" height="${hb.toFixed(1)}" fill="#4c78a8"><title>${i * width}–${(i + 1) * width} tokens: ${b[i]} after</title></rect>`);
+    parts.push(
+      `<rect x="${x.toFixed(1)}" y="${(H - 20 - ha).toFixed(1)}" width="${(bw / 2 - 1).toFixed(1)}" height="${ha.toFixed(1)}" fill="#bbb"><title>${i * width}–${(i + 1) * width} tokens: ${a[i]} before</title></rect>`,
+    );
+    parts.push(
+      `<rect x="${(x + bw / 2).toFixed(1)}" y="${(H - 20 - hb).toFixed(1)}" width="${(bw / 2 - 1).toFixed(1)}" height="${hb.toFixed(1)}" fill="#4c78a8"><title>${i * width}–${(i + 1) * width} tokens: ${b[i]} after</title></rect>`,
+    );
     if (i % 4 === 0) parts.push(`<text x="${x.toFixed(1)}" y="${H - 5}" font-size="10">${i * width}</text>`);
   }
   const seqX = pad + (seqLen / width) * bw;
-  parts.push(`<line x1="${seqX.toFixed(1)}" x2="${seqX.toFixed(1)}" y1="10" y2="${H - 20}" stroke="#e45756" stroke-dasharray="4 3"/><text x="${(seqX + 3).toFixed(1)}" y="20" font-size="10" fill="#e45756">seq_len ${seqLen}</text>`);
+  parts.push(
+    `<line x1="${seqX.toFixed(1)}" x2="${seqX.toFixed(1)}" y1="10" y2="${H - 20}" stroke="#e45756" stroke-dasharray="4 3"/><text x="${(seqX + 3).toFixed(1)}" y="20" font-size="10" fill="#e45756">seq_len ${seqLen}</text>`,
+  );
   parts.push(`<text x="0" y="20" font-size="10">${fmt(top)}</text><text x="0" y="${H - 20}" font-size="10">0</text>`);
   return `<svg width="${W}" height="${H}" role="img" aria-label="token length histogram">${parts.join("")}</svg>
 <p class="legend"><span style="background:#bbb"></span> before (${fmt(before.total)} formatted examples) <span style="background:#4c78a8"></span> after (${fmt(after.total)} in the dataset)</p>`;
@@ -131,7 +137,10 @@ export function renderReport(d: ReportData): string {
     )
     .join("");
   const bad = d.badRows
-    .map((b) => `<tr><td class="mono">${escapeHtml(`${b.file}:${b.line}`)}</td><td>${escapeHtml(b.field ?? "")}</td><td>${escapeHtml(b.message)}</td></tr>`)
+    .map(
+      (b) =>
+        `<tr><td class="mono">${escapeHtml(`${b.file}:${b.line}`)}</td><td>${escapeHtml(b.field ?? "")}</td><td>${escapeHtml(b.message)}</td></tr>`,
+    )
     .join("");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>owntune dataset report</title>

@@ -7,24 +7,33 @@ import { join } from "node:path";
 import { asyncBufferFromFile, parquetReadObjects } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mulberry32 } from "@owntune/core";
 import { curateSchema, type CurateConfigInput } from "./config.js";
 import { setDuckDBImporter } from "./duckdb.js";
-import { mulberry32 } from "./hash.js";
 import { curate, curateMerge, curateShard, type CurateSummary } from "./pipeline.js";
 
 let dir: string;
-const WORDS = "river town bridge market season harvest record council canal storm letter spice merchant library water summer travel history farmer garden".split(" ");
+const WORDS =
+  "river town bridge market season harvest record council canal storm letter spice merchant library water summer travel history farmer garden".split(
+    " ",
+  );
 
 async function hashes(d: string): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const e of (await readdir(d, { withFileTypes: true })).sort((a, b) => (a.name < b.name ? -1 : 1))) {
-    if (e.isFile()) out[e.name] = createHash("sha256").update(await readFile(join(d, e.name))).digest("hex");
+    if (e.isFile())
+      out[e.name] = createHash("sha256")
+        .update(await readFile(join(d, e.name)))
+        .digest("hex");
   }
   return out;
 }
 
 const config: CurateConfigInput = {
-  inputs: [{ path: "chat.jsonl", weight: 0.7 }, { path: "notes.jsonl", weight: 1.5 }],
+  inputs: [
+    { path: "chat.jsonl", weight: 0.7 },
+    { path: "notes.jsonl", weight: 1.5 },
+  ],
   seq_len: 160,
   seed: 11,
   val_fraction: 0.1,
@@ -35,12 +44,19 @@ const config: CurateConfigInput = {
   workers: 0,
 };
 const run = (out: string, extra: Partial<CurateConfigInput> = {}, memoryBytes?: number, format?: "hf-parquet"): Promise<CurateSummary> =>
-  curate({ config: curateSchema.parse({ ...config, ...extra }), outDir: join(dir, out), resolvePath: (p) => join(dir, p), memoryBytes, format });
+  curate({
+    config: curateSchema.parse({ ...config, ...extra }),
+    outDir: join(dir, out),
+    resolvePath: (p) => join(dir, p),
+    memoryBytes,
+    format,
+  });
 
 /** Every row of a split's Hugging Face Parquet files, read with hyparquet (not the writer, DuckDB). */
 async function hfRows(s: CurateSummary, split: "train" | "validation"): Promise<Array<Record<string, unknown>>> {
   const rows: Array<Record<string, unknown>> = [];
-  for (const f of s.manifest.hf_parquet![split]) rows.push(...(await parquetReadObjects({ file: await asyncBufferFromFile(join(s.outDir, f)), compressors })));
+  for (const f of s.manifest.hf_parquet![split])
+    rows.push(...(await parquetReadObjects({ file: await asyncBufferFromFile(join(s.outDir, f)), compressors })));
   return rows;
 }
 
@@ -49,7 +65,8 @@ let inMemory: CurateSummary;
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), "owntune-scale-"));
   const rand = mulberry32(2);
-  const sentence = () => Array.from({ length: 6 + Math.floor(rand() * 10) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" ") + ".";
+  const sentence = () =>
+    Array.from({ length: 6 + Math.floor(rand() * 10) }, () => WORDS[Math.floor(rand() * WORDS.length)]).join(" ") + ".";
   const docs = Array.from({ length: 160 }, () => Array.from({ length: 2 + Math.floor(rand() * 6) }, sentence).join(" "));
   const lines: string[] = [];
   for (let i = 0; i < 220; i++) {
@@ -57,11 +74,24 @@ beforeAll(async () => {
     const r = rand();
     const j = r < 0.3 && i > 20 ? Math.floor(rand() * i) % 160 : i % 160;
     const d = r < 0.15 && i > 20 ? docs[j]!.replace(/\w+\.$/, "bridge.") : docs[j]!;
-    lines.push(JSON.stringify({ messages: [{ role: "user", content: `Tell me note ${j}.` }, { role: "assistant", content: d }] }));
+    lines.push(
+      JSON.stringify({
+        messages: [
+          { role: "user", content: `Tell me note ${j}.` },
+          { role: "assistant", content: d },
+        ],
+      }),
+    );
     if (i === 50) lines.push("{not json", "");
   }
   await writeFile(join(dir, "chat.jsonl"), lines.join("\n") + "\n");
-  await writeFile(join(dir, "notes.jsonl"), docs.slice(0, 60).map((d) => JSON.stringify({ text: d })).join("\n") + "\n");
+  await writeFile(
+    join(dir, "notes.jsonl"),
+    docs
+      .slice(0, 60)
+      .map((d) => JSON.stringify({ text: d }))
+      .join("\n") + "\n",
+  );
   inMemory = await run("in-memory");
 }, 120_000);
 
@@ -86,22 +116,33 @@ describe("curation beyond memory", () => {
     expect((await readdir(dir)).filter((n) => n.includes(".tmp-"))).toEqual([]);
   }, 60_000);
 
-  it.each([1, 3, 4])("writes the same bytes from %i shards merged as from one process", async (n) => {
-    const cfg = curateSchema.parse(config);
-    const parts = join(dir, `parts-${n}`);
-    let rows = 0;
-    for (let i = 0; i < n; i++) {
-      const s = await curateShard({ config: cfg, outDir: join(parts, String(i)), resolvePath: (p) => join(dir, p), shard: { index: i, count: n } });
-      rows += s.rowsRead;
-    }
-    expect(rows).toBe(inMemory.manifest.counts.rows_read);
-    const merged = await curateMerge({ config: cfg, partsDir: parts, outDir: join(dir, `merged-${n}`) });
-    expect(await hashes(merged.outDir)).toEqual(await hashes(inMemory.outDir));
-  }, 60_000);
+  it.each([1, 3, 4])(
+    "writes the same bytes from %i shards merged as from one process",
+    async (n) => {
+      const cfg = curateSchema.parse(config);
+      const parts = join(dir, `parts-${n}`);
+      let rows = 0;
+      for (let i = 0; i < n; i++) {
+        const s = await curateShard({
+          config: cfg,
+          outDir: join(parts, String(i)),
+          resolvePath: (p) => join(dir, p),
+          shard: { index: i, count: n },
+        });
+        rows += s.rowsRead;
+      }
+      expect(rows).toBe(inMemory.manifest.counts.rows_read);
+      const merged = await curateMerge({ config: cfg, partsDir: parts, outDir: join(dir, `merged-${n}`) });
+      expect(await hashes(merged.outDir)).toEqual(await hashes(inMemory.outDir));
+    },
+    60_000,
+  );
 
   it("exports Hugging Face Parquet that carries each example, its tokens and its loss mask, in memory or merged", async () => {
     const inMem = await run("hf", {}, undefined, "hf-parquet");
-    expect(await hashes(inMem.outDir)).toMatchObject(Object.fromEntries(Object.entries(await hashes(inMemory.outDir)).filter(([f]) => f.endsWith(".arrow"))));
+    expect(await hashes(inMem.outDir)).toMatchObject(
+      Object.fromEntries(Object.entries(await hashes(inMemory.outDir)).filter(([f]) => f.endsWith(".arrow"))),
+    );
     const train = await hfRows(inMem, "train");
     const m = inMem.manifest;
     expect(train.length).toBe(m.counts.train_examples);
@@ -140,7 +181,9 @@ describe("curation beyond memory", () => {
     const err = await run("no-duckdb", {}, 1).catch((e: Error) => e);
     setDuckDBImporter(undefined);
     expect(err).toMatchObject({ name: "RunFailure" });
-    expect((err as Error).message).toMatch(/^DuckDB \(@duckdb\/node-api\) could not be loaded, and a curate run larger than memory needs it: Cannot find module .*; reinstall with "pnpm install"/);
+    expect((err as Error).message).toMatch(
+      /^DuckDB \(@duckdb\/node-api\) could not be loaded, and a curate run larger than memory needs it: Cannot find module .*; reinstall with "pnpm install"/,
+    );
     expect((await readdir(dir)).filter((n) => n.startsWith("no-duckdb") || n.startsWith(".no-duckdb"))).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@
 // It works on row indices only (four bytes per example), so in-memory and merged runs share it.
 import type { CurateConfig } from "./config.js";
 import { SAMPLES_PER_STAGE } from "./counters.js";
-import { shuffledIndices, uniform } from "./hash.js";
+import { shuffledIndices, uniform } from "@owntune/core";
 
 /** Salts of each split's row-order seed (seed ^ salt) for packing. */
 export const TRAIN_SALT = 0x7a11;

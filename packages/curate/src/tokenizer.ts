@@ -1,6 +1,6 @@
 // Which tokenizer a curate run uses: the one in the given folder (a model directory or a tokenizer
-// folder), else Google's Gemma 3 tokenizer that the model package ships as its default.
-import { gemma3TokenizerWarning, loadDefaultTokenizer, loadTokenizer, type GemmaTokenizer } from "@owntune/model/core";
+// folder), else Google's Gemma 3 tokenizer that @owntune/tokenizer ships as its default.
+import { gemma3TokenizerWarning, loadDefaultTokenizer, loadTokenizer, type GemmaTokenizer } from "@owntune/tokenizer";
 import type { Manifest } from "./manifest.js";
 
 /** Loads the tokenizer of `dir`, or the default Gemma tokenizer when `dir` is undefined. */

@@ -1,6 +1,6 @@
 // The pool of worker threads doing the per-example work (worker.ts). Chunks go to whichever worker is
 // free; the pipeline keeps the promises in submission order, so output never depends on scheduling.
-import { ThreadPool } from "@owntune/model/core";
+import { ThreadPool } from "@owntune/core";
 import type { ChunkResult, ProcessorSetup, RowChunk } from "./processor.js";
 import type { TokenizerInfo } from "./tokenizer.js";
 

@@ -2,7 +2,7 @@
 // then answers each chunk of rows with its results (token buffers transferred, not copied), and an
 // "info" job with what the main thread needs to know of the tokenizer.
 import { workerData } from "node:worker_threads";
-import { serveJobs } from "@owntune/model/core";
+import { serveJobs } from "@owntune/core";
 import { Processor, transferList, type ChunkResult } from "./processor.js";
 import { loadTokenizerFor, tokenizerInfo, type TokenizerInfo } from "./tokenizer.js";
 import type { WorkerInit, WorkerJob } from "./worker-pool.js";

@@ -2,7 +2,7 @@
 // and report.html, all inside the dataset's temporary folder (renamed into place by the caller).
 import { stat } from "node:fs/promises";
 import { join } from "node:path";
-import { writeFileAtomic } from "@owntune/model/core";
+import { writeFileAtomic } from "@owntune/core";
 import { ShardWriter } from "./arrow-dataset.js";
 import type { CurateConfig } from "./config.js";
 import type { CurateCounters } from "./counters.js";
@@ -90,7 +90,14 @@ async function writeSplit(dir: string, name: SplitName, split: SplitData, cfg: C
     tokens += split.lengths[i]!;
     trained += split.trained[i]!;
   }
-  return { shards, rows, examples: split.lengths.length, tokens, trained_tokens: trained, packing_efficiency: rows === 0 ? 0 : tokens / (rows * cfg.seq_len) };
+  return {
+    shards,
+    rows,
+    examples: split.lengths.length,
+    tokens,
+    trained_tokens: trained,
+    packing_efficiency: rows === 0 ? 0 : tokens / (rows * cfg.seq_len),
+  };
 }
 
 /** Writes the shards, manifest.json and report.html into `dir`; returns the manifest. */
@@ -126,7 +133,13 @@ export async function writeDataset(dir: string, d: DatasetContent): Promise<Mani
     pii: counters.pii,
     ...(hf ? { hf_parquet: hf } : {}),
   };
-  const report = { manifest, samples: counters.orderedSamples(), badRows: counters.badRows, lengthsBefore: counters.lengthsBefore, lengthsAfter: counters.lengthsAfter };
+  const report = {
+    manifest,
+    samples: counters.orderedSamples(),
+    badRows: counters.badRows,
+    lengthsBefore: counters.lengthsBefore,
+    lengthsAfter: counters.lengthsAfter,
+  };
   await writeFileAtomic(join(dir, "report.html"), renderReport(report));
   await writeFileAtomic(join(dir, "manifest.json"), JSON.stringify(manifest, null, 2) + "\n");
   return manifest;

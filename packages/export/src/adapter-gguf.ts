@@ -3,7 +3,8 @@
 // `.lora_b` [r, out] per adapted weight — PEFT's lora_A [r, in] and lora_B [out, r] bytes as they
 // are. Reference: spec/gguf.md §4.
 import { basename } from "node:path";
-import { expectedTensors, UserError, type Gemma4Config, type Progress } from "@owntune/model";
+import { UserError, type Progress } from "@owntune/core";
+import { expectedTensors, type Gemma4Config } from "@owntune/model";
 import type { AdapterWeights } from "@owntune/lora";
 import { gguf, type GgufEntry } from "./gguf-format.js";
 import { writeGguf, type GgufTensorInput, type WriteGgufResult } from "./gguf-writer.js";
@@ -24,7 +25,8 @@ export interface AdapterGgufOptions {
  */
 export function ggufLoraAlpha(adapter: AdapterWeights): number {
   const ranks = new Set([...adapter.pairs.values()].map((p) => p.rank));
-  if (ranks.size !== 1) throw new RangeError(`adapter pairs have several ranks (${[...ranks].join(", ")}); llama.cpp takes one alpha per file`);
+  if (ranks.size !== 1)
+    throw new RangeError(`adapter pairs have several ranks (${[...ranks].join(", ")}); llama.cpp takes one alpha per file`);
   return adapter.scale * [...ranks][0]!;
 }
 
@@ -37,7 +39,9 @@ export async function exportAdapterGguf(o: AdapterGgufOptions): Promise<WriteGgu
     const shape = shapes.get(`${module}.weight`);
     if (!target || !shape) throw new UserError(`adapter module ${module} has no base weight in this model`, { field: module });
     if (shape[0] !== p.outFeatures || shape[1] !== p.inFeatures) {
-      throw new UserError(`adapter module ${module} is [${p.outFeatures}, ${p.inFeatures}], the base weight is [${shape.join(", ")}]`, { field: module });
+      throw new UserError(`adapter module ${module} is [${p.outFeatures}, ${p.inFeatures}], the base weight is [${shape.join(", ")}]`, {
+        field: module,
+      });
     }
     tensors.push(
       { name: `${target}.lora_a`, ne: [p.inFeatures, p.rank], type: GgmlType.F32, readRows: async () => p.a },

@@ -25,20 +25,41 @@ beforeAll(async () => {
   const config = gemma4Tiny();
   await initModel({ outDir: modelDir, config, seed: 5, dtype: "f32" });
   await writePeftAdapter(adapterDir, randomAdapter(config, { rank: 4, alpha: 8, seed: 9 }), { baseModel: "tiny" });
-  result = await exportDir({ modelDir, adapterDir, outDir, quant: "F32", noMerge: true, merged: true, mergedDtype: "f32", verify: true, score: ourScore, probes: [PROBE_TEXTS[1]!] });
+  result = await exportDir({
+    modelDir,
+    adapterDir,
+    outDir,
+    quant: "F32",
+    noMerge: true,
+    merged: true,
+    mergedDtype: "f32",
+    verify: true,
+    score: ourScore,
+    probes: [PROBE_TEXTS[1]!],
+  });
 }, 600_000);
 
 describe("exportDir with an adapter kept apart", () => {
   it("appears complete or not at all: a failure after the GGUF and Modelfile are written leaves no folder and no temporary", async () => {
     const failed = join(root, "failed");
     // verify without a score function fails last, after every file but verify.json is written.
-    await expect(exportDir({ modelDir, outDir: failed, quant: "F32", verify: true, threads: 1 })).rejects.toThrow("verify needs a score function");
+    await expect(exportDir({ modelDir, outDir: failed, quant: "F32", verify: true, threads: 1 })).rejects.toThrow(
+      "verify needs a score function",
+    );
     expect(existsSync(failed)).toBe(false);
     expect(readdirSync(root).filter((f) => f.includes(".tmp-"))).toEqual([]);
   });
 
   it("writes the model GGUF, adapter.gguf, merged/, a Modelfile and verify.json", () => {
-    for (const f of ["model-F32.gguf", "adapter.gguf", "merged/config.json", "merged/model.safetensors", "merged/tokenizer.json", "Modelfile", "verify.json"]) {
+    for (const f of [
+      "model-F32.gguf",
+      "adapter.gguf",
+      "merged/config.json",
+      "merged/model.safetensors",
+      "merged/tokenizer.json",
+      "Modelfile",
+      "verify.json",
+    ]) {
       expect(existsSync(join(outDir, f)), f).toBe(true);
     }
     const modelfile = readFileSync(join(outDir, "Modelfile"), "utf8");
@@ -51,7 +72,10 @@ describe("exportDir with an adapter kept apart", () => {
     const v = result.verify!;
     expect(v.adapterGguf).toBe(join(outDir, "adapter.gguf"));
     // Verified while the folder was still being built: the report names the final paths.
-    expect(JSON.parse(readFileSync(join(outDir, "verify.json"), "utf8"))).toMatchObject({ gguf: join(outDir, "model-F32.gguf"), adapterGguf: join(outDir, "adapter.gguf") });
+    expect(JSON.parse(readFileSync(join(outDir, "verify.json"), "utf8"))).toMatchObject({
+      gguf: join(outDir, "model-F32.gguf"),
+      adapterGguf: join(outDir, "adapter.gguf"),
+    });
     expect(v.ok, JSON.stringify(v.probes.map((p) => [p.maxAbsDiff, p.tokenMismatchAt]))).toBe(true);
   });
 
@@ -93,25 +117,55 @@ describe("exportDir with an adapter trained on a Q4_0 base", () => {
     expect(model.storage).toMatchObject({ linears: "native", baseDtype: "q4_0" });
     // A few plain SGD steps on one text, LoRA on q/v/down (starting from a random adapter: B ≠ 0).
     const start = randomAdapter(base.config, { rank: 4, alpha: 8, seed: 3, targets: ["q_proj", "v_proj", "down_proj"], strength: 0.2 });
-    const vars = new Map([...start.pairs].map(([m, p]) => [m, { a: tf.variable(tf.tensor2d(p.a, [p.rank, p.inFeatures])), b: tf.variable(tf.tensor2d(p.b, [p.outFeatures, p.rank])), scale: start.scale }]));
+    const vars = new Map(
+      [...start.pairs].map(([m, p]) => [
+        m,
+        {
+          a: tf.variable(tf.tensor2d(p.a, [p.rank, p.inFeatures])),
+          b: tf.variable(tf.tensor2d(p.b, [p.outFeatures, p.rank])),
+          scale: start.scale,
+        },
+      ]),
+    );
     const ids = base.tokenizer.encode(PROBE_TEXTS[0]!);
     const batch = { ids: [ids], lossMask: [ids.map(() => 1)] };
     const losses: number[] = [];
     for (let s = 0; s < 3; s++) {
-      const { value, grads } = tf.variableGrads(() => lmLoss(model, batch, { lora: vars }), [...vars.values()].flatMap((p) => [p.a, p.b]));
+      const { value, grads } = tf.variableGrads(
+        () => lmLoss(model, batch, { lora: vars }),
+        [...vars.values()].flatMap((p) => [p.a, p.b]),
+      );
       losses.push(value.dataSync()[0]!);
       for (const p of vars.values()) for (const v of [p.a, p.b]) v.assign(tf.tidy(() => tf.sub(v, tf.mul(grads[v.name]!, 0.05))));
       tf.dispose([value, ...Object.values(grads)]);
     }
     expect(losses[2]!).toBeLessThan(losses[0]!);
-    const trained = { scale: start.scale, pairs: new Map([...start.pairs].map(([m, p]) => [m, { ...p, a: vars.get(m)!.a.dataSync() as Float32Array, b: vars.get(m)!.b.dataSync() as Float32Array }])) };
+    const trained = {
+      scale: start.scale,
+      pairs: new Map(
+        [...start.pairs].map(([m, p]) => [
+          m,
+          { ...p, a: vars.get(m)!.a.dataSync() as Float32Array, b: vars.get(m)!.b.dataSync() as Float32Array },
+        ]),
+      ),
+    };
     tf.dispose([...vars.values()].flatMap((p) => [p.a, p.b]));
     model.dispose();
     await base.checkpoint.close();
     const trainedDir = join(root, "trained-on-q4");
     const out = join(root, "export-q4-trained");
     await writePeftAdapter(trainedDir, trained, { baseModel: "tiny" });
-    const r = await exportDir({ modelDir, adapterDir: trainedDir, outDir: out, quant: "F32", merged: true, mergedDtype: "f32", verify: true, score: ourScore, probes: [PROBE_TEXTS[1]!] });
+    const r = await exportDir({
+      modelDir,
+      adapterDir: trainedDir,
+      outDir: out,
+      quant: "F32",
+      merged: true,
+      mergedDtype: "f32",
+      verify: true,
+      score: ourScore,
+      probes: [PROBE_TEXTS[1]!],
+    });
     expect(r.verify!.ok, JSON.stringify(r.verify!.probes.map((p) => [p.maxAbsDiff, p.tokenMismatchAt]))).toBe(true);
     // merged = W (the f32 checkpoint) + scale·B·A, to float32 rounding: no trace of the Q4_0 copy.
     const name = "layers.1.mlp.down_proj";

@@ -1,7 +1,8 @@
 // One export stage: a model folder (and optionally a PEFT adapter) → an export folder holding
 // `model-<QUANT>.gguf`, `adapter.gguf`, `merged/`, `Modelfile` and `verify.json` (design.md "Files").
 import { basename, join, relative } from "node:path";
-import { loadModelDir, silentProgress, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/model";
+import { silentProgress, withAtomicDir, writeFileAtomic, type Progress } from "@owntune/core";
+import { loadModelDir } from "@owntune/model";
 import { readPeftAdapter, type AdapterWeights } from "@owntune/lora";
 import { exportAdapterGguf } from "./adapter-gguf.js";
 import { assertLlamaCppCanRun, exportGguf } from "./export-gguf.js";
@@ -87,7 +88,16 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
       const inTmp = (final: string) => join(tmp, basename(final));
       const gguf = join(o.outDir, `model-${o.quant}.gguf`);
       log(`writing ${gguf}${merge ? " (adapter merged)" : ""}`);
-      const written = await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: inTmp(gguf), adapter: merge ? adapter : undefined, progress, threads: o.threads });
+      const written = await exportGguf({
+        config: model.config,
+        source: model.checkpoint,
+        tokenizer,
+        mix: o.quant,
+        out: inTmp(gguf),
+        adapter: merge ? adapter : undefined,
+        progress,
+        threads: o.threads,
+      });
       let adapterGguf: string | undefined;
       if (adapter && (o.noMerge || o.adapterGguf)) {
         adapterGguf = join(o.outDir, "adapter.gguf");
@@ -98,17 +108,38 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
       if (merge && adapterGguf && o.baseGguf) {
         baseGguf = join(o.outDir, `base-${o.quant}.gguf`);
         log(`writing ${baseGguf} (the base adapter.gguf applies to)`);
-        await exportGguf({ config: model.config, source: model.checkpoint, tokenizer, mix: o.quant, out: inTmp(baseGguf), progress, threads: o.threads });
+        await exportGguf({
+          config: model.config,
+          source: model.checkpoint,
+          tokenizer,
+          mix: o.quant,
+          out: inTmp(baseGguf),
+          progress,
+          threads: o.threads,
+        });
       }
       let merged: string | undefined;
       if (o.merged) {
         merged = join(o.outDir, "merged");
         log(`writing ${merged}/`);
-        await exportMerged({ baseDir: o.modelDir, config: model.config, source: model.checkpoint, adapter, outDir: join(tmp, "merged"), dtype: o.mergedDtype, progress });
+        await exportMerged({
+          baseDir: o.modelDir,
+          config: model.config,
+          source: model.checkpoint,
+          adapter,
+          outDir: join(tmp, "merged"),
+          dtype: o.mergedDtype,
+          progress,
+        });
       }
       const modelfile = join(o.outDir, "Modelfile");
       const template = model.tokenizer.chatTemplate
-        ? goChatTemplate(chatFormat((messages, gen) => model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: gen }), tokenizer.tokens[tokenizer.specialIds.bos ?? -1]))
+        ? goChatTemplate(
+            chatFormat(
+              (messages, gen) => model.tokenizer.applyChatTemplate(messages, { addGenerationPrompt: gen }),
+              tokenizer.tokens[tokenizer.specialIds.bos ?? -1],
+            ),
+          )
         : undefined;
       const stops = endOfGenerationIds(tokenizer).map((id) => tokenizer.tokens[id]!);
       await writeFileAtomic(
@@ -156,11 +187,21 @@ export async function exportDir(o: ExportDirOptions): Promise<ExportDirResult> {
       }
       let sample: ExportDirResult["sample"];
       if (o.sample) {
-        const text = o.sample.chat && model.tokenizer.chatTemplate ? model.tokenizer.applyChatTemplate([{ role: "user", content: o.sample.prompt }], { addGenerationPrompt: true }) : o.sample.prompt;
-        const reply = await runLlama({ modelPath: inTmp(gguf), adapterPath: merge || !adapterGguf ? undefined : inTmp(adapterGguf), texts: [], contextSize: 512, generate: { prompt: text, maxTokens: o.sample.maxTokens } });
-        sample = reply.ok && reply.generated
-          ? { prompt: o.sample.prompt, completion: reply.generated.text, tokens: reply.generated.tokens.length }
-          : { prompt: o.sample.prompt, error: reply.ok ? "no generation" : `${reply.stage}: ${reply.error}` };
+        const text =
+          o.sample.chat && model.tokenizer.chatTemplate
+            ? model.tokenizer.applyChatTemplate([{ role: "user", content: o.sample.prompt }], { addGenerationPrompt: true })
+            : o.sample.prompt;
+        const reply = await runLlama({
+          modelPath: inTmp(gguf),
+          adapterPath: merge || !adapterGguf ? undefined : inTmp(adapterGguf),
+          texts: [],
+          contextSize: 512,
+          generate: { prompt: text, maxTokens: o.sample.maxTokens },
+        });
+        sample =
+          reply.ok && reply.generated
+            ? { prompt: o.sample.prompt, completion: reply.generated.text, tokens: reply.generated.tokens.length }
+            : { prompt: o.sample.prompt, error: reply.ok ? "no generation" : `${reply.stage}: ${reply.error}` };
       }
       return {
         outDir: o.outDir,

@@ -5,7 +5,8 @@ import { mkdtempSync, openSync, readFileSync, readSync, closeSync, rmSync } from
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { gguf as hfGguf } from "@huggingface/gguf";
-import { parseGemma4Config, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { parseGemma4Config } from "@owntune/model";
 import { readGgufFileInfo } from "node-llama-cpp";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportGguf } from "./export-gguf.js";
@@ -32,7 +33,10 @@ beforeAll(async () => {
  * and no attn_v (k=v), layers 4 and 5 KV-shared (no attn_k/attn_v/attn_k_norm) with a 1024 MLP.
  */
 function expectedTensors(): Record<string, number[]> {
-  const H = 128, P = 16, L = 6, V = 262_144;
+  const H = 128,
+    P = 16,
+    L = 6,
+    V = 262_144;
   const t: Record<string, number[]> = {
     "token_embd.weight": [H, V],
     "per_layer_token_embd.weight": [L * P, V],
@@ -83,7 +87,12 @@ describe("an exported F32 GGUF read by @huggingface/gguf", () => {
 
   it("writes every gemma4 key with the GGUF type llama.cpp reads", async () => {
     const m = parsed.typedMetadata as unknown as Record<string, { value: unknown; type: number; subType?: number }>;
-    const U32 = 4, I32 = 5, F32 = 6, BOOL = 7, STR = 8, ARR = 9;
+    const U32 = 4,
+      I32 = 5,
+      F32 = 6,
+      BOOL = 7,
+      STR = 8,
+      ARR = 9;
     const expected: Array<[string, number, unknown, number?]> = [
       ["general.architecture", STR, "gemma4"],
       ["general.file_type", U32, 0],
@@ -126,7 +135,13 @@ describe("an exported F32 GGUF read by @huggingface/gguf", () => {
     const types = metadata["tokenizer.ggml.token_type"] as number[];
     expect(tokens.length).toBe(262_144);
     expect(tokens.includes("<image_soft_token>")).toBe(false);
-    expect([tokens[0], tokens[1], tokens[2], tokens[105], tokens[106]]).toEqual(["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"]);
+    expect([tokens[0], tokens[1], tokens[2], tokens[105], tokens[106]]).toEqual([
+      "<pad>",
+      "<eos>",
+      "<bos>",
+      "<start_of_turn>",
+      "<end_of_turn>",
+    ]);
     // control for HF special tokens, user-defined for non-special added ones (<mask>, <unused0>), byte for <0x00>.
     expect([types[1], types[106], types[4], types[6], types[238]]).toEqual([3, 3, 4, 4, 6]);
     expect((metadata["tokenizer.ggml.merges"] as string[]).length).toBeGreaterThan(500_000);
@@ -137,7 +152,11 @@ describe("an exported F32 GGUF read by @huggingface/gguf", () => {
     const info = parsed;
     const fd = openSync(f32, "r");
     try {
-      for (const [gguf, hf] of [["blk.1.attn_q.weight", "layers.1.self_attn.q_proj.weight"], ["blk.3.layer_output_scale.weight", "layers.3.layer_scalar"], ["per_layer_model_proj.weight", "per_layer_model_projection.weight"]] as const) {
+      for (const [gguf, hf] of [
+        ["blk.1.attn_q.weight", "layers.1.self_attn.q_proj.weight"],
+        ["blk.3.layer_output_scale.weight", "layers.3.layer_scalar"],
+        ["per_layer_model_proj.weight", "per_layer_model_projection.weight"],
+      ] as const) {
         const t = info.tensorInfos.find((x) => x.name === gguf)!;
         const want = tiny.weights.get(hf)!;
         const buf = Buffer.alloc(want.byteLength);
@@ -172,7 +191,15 @@ describe("an exported Q4_K_M GGUF read by node-llama-cpp", () => {
 describe("quantizing on threads", () => {
   it("writes the same bytes with 3 threads as with 1", async () => {
     const one = join(dir, "tiny-Q4_K_M-1.gguf");
-    await exportGguf({ config: tiny.config, source: tiny.source, tokenizer: await gemmaTokenizer(), mix: "Q4_K_M", out: one, name: "tiny-Q4_K_M", threads: 1 });
+    await exportGguf({
+      config: tiny.config,
+      source: tiny.source,
+      tokenizer: await gemmaTokenizer(),
+      mix: "Q4_K_M",
+      out: one,
+      name: "tiny-Q4_K_M",
+      threads: 1,
+    });
     const a = readFileSync(one);
     const b = readFileSync(q4km);
     expect(b.length).toBe(a.length);
@@ -182,8 +209,17 @@ describe("quantizing on threads", () => {
 
 describe("export refuses configs llama.cpp would crash on", () => {
   it("rejects a KV-sharing order other than f−1 full, f−2 sliding as a user error", async () => {
-    const c = parseGemma4Config({ ...tiny.config, layer_types: ["sliding_attention", "full_attention", "full_attention", "sliding_attention", "sliding_attention", "full_attention"] });
-    const e = await exportGguf({ config: c, source: tiny.source, tokenizer: await gemmaTokenizer(), mix: "F32", out: join(dir, "bad.gguf") }).catch((x) => x);
+    const c = parseGemma4Config({
+      ...tiny.config,
+      layer_types: ["sliding_attention", "full_attention", "full_attention", "sliding_attention", "sliding_attention", "full_attention"],
+    });
+    const e = await exportGguf({
+      config: c,
+      source: tiny.source,
+      tokenizer: await gemmaTokenizer(),
+      mix: "F32",
+      out: join(dir, "bad.gguf"),
+    }).catch((x) => x);
     expect(e).toBeInstanceOf(UserError);
     expect((e as UserError).message).toBe(
       "with num_kv_shared_layers=2, llama.cpp needs layer 3 (f−1) to be full_attention and layer 2 (f−2) sliding_attention, but they are sliding_attention and full_attention; llama.cpp would abort its whole process when creating a context",

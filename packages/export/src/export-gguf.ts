@@ -2,8 +2,9 @@
 // renamed, converted or quantized per the chosen mix, streamed from its source (with a LoRA
 // adapter merged in on the way when given). Reference: spec/gemma4.md §5, spec/gguf.md §1–2.
 import { basename } from "node:path";
-import { expectedTensors, llamaCppKvShareProblem, UserError, type Gemma4Config, type Progress, type TensorSource } from "@owntune/model";
-import { mergedRows, type AdapterWeights } from "@owntune/lora";
+import { UserError, type Progress } from "@owntune/core";
+import { expectedTensors, llamaCppKvShareProblem, type Gemma4Config, type TensorSource } from "@owntune/model";
+import { mergedRowReader, type AdapterWeights } from "@owntune/lora";
 import type { GgufEntry } from "./gguf-format.js";
 import { gemma4Entries, generalEntries, ropeFreqs } from "./gguf-metadata.js";
 import { tokenizerEntries, type TokenizerFiles } from "./gguf-tokenizer.js";
@@ -45,7 +46,11 @@ export interface ExportGgufResult {
 export function assertLlamaCppCanRun(c: Gemma4Config, file = "config.json"): void {
   const problem = llamaCppKvShareProblem(c);
   if (problem) {
-    throw new UserError(problem, { file, field: "layer_types", hint: "export refuses to write a GGUF that would crash llama.cpp; reorder layer_types" });
+    throw new UserError(problem, {
+      file,
+      field: "layer_types",
+      hint: "export refuses to write a GGUF that would crash llama.cpp; reorder layer_types",
+    });
   }
 }
 
@@ -53,7 +58,9 @@ export function assertLlamaCppCanRun(c: Gemma4Config, file = "config.json"): voi
  * Rows [start, start+count) of a source tensor (HF row-major: a row is the last axis). 2-D tensors are
  * read with `readRows`; a 1-D tensor is one GGUF row, read whole once and sliced.
  */
-export function sourceRowReader(source: TensorSource): (name: string, rowLength: number, start: number, count: number) => Promise<Float32Array> {
+export function sourceRowReader(
+  source: TensorSource,
+): (name: string, rowLength: number, start: number, count: number) => Promise<Float32Array> {
   let cachedName: string | undefined;
   let cached: Float32Array | undefined;
   return async (name, rowLength, start, count) => {
@@ -77,7 +84,9 @@ export function modelTensorInputs(o: Pick<ExportGgufOptions, "config" | "source"
     if (!source.has(spec.name)) throw new UserError(`tensor ${spec.name} is missing from the model's weights`, { field: spec.name });
     const shape = source.shape(spec.name);
     if (shape.join(",") !== spec.shape.join(",")) {
-      throw new UserError(`tensor ${spec.name} has shape [${shape.join(", ")}], config wants [${spec.shape.join(", ")}]`, { field: spec.name });
+      throw new UserError(`tensor ${spec.name} has shape [${shape.join(", ")}], config wants [${spec.shape.join(", ")}]`, {
+        field: spec.name,
+      });
     }
   }
   const entries = specs.map((spec) => {
@@ -90,15 +99,11 @@ export function modelTensorInputs(o: Pick<ExportGgufOptions, "config" | "source"
   const types = planTensorTypes(planned, o.mix, config.num_hidden_layers);
   const inputs: GgufTensorInput[] = entries.map(({ spec, name, ne }) => {
     const rowLength = ne[0]!;
-    const moduleName = spec.name.replace(/\.weight$/, "");
-    const pair = adapter?.pairs.get(moduleName);
     return {
       name,
       ne,
       type: types.get(name)!,
-      readRows: pair
-        ? async (start, count) => mergedRows(await readRows(spec.name, rowLength, start, count), pair, adapter!.scale, start, count)
-        : (start, count) => readRows(spec.name, rowLength, start, count),
+      readRows: mergedRowReader(adapter, spec.name, (start, count) => readRows(spec.name, rowLength, start, count)),
     };
   });
   inputs.push({ name: ROPE_FREQS_NAME, ne: [freqs.length], type: types.get(ROPE_FREQS_NAME)!, readRows: async () => freqs });
@@ -120,7 +125,13 @@ export async function exportGguf(o: ExportGgufOptions): Promise<ExportGgufResult
     ...gemma4Entries(o.config),
     ...tokenizerEntries(o.tokenizer),
   ]);
-  const result = await writeGguf(o.out, { metadata, tensors, progress: o.progress, label: `${o.mix} ${basename(o.out)}`, threads: o.threads });
+  const result = await writeGguf(o.out, {
+    metadata,
+    tensors,
+    progress: o.progress,
+    label: `${o.mix} ${basename(o.out)}`,
+    threads: o.threads,
+  });
   return {
     path: o.out,
     bytes: result.bytes,

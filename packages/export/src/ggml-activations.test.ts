@@ -2,10 +2,11 @@
 // the activation rounding bit for bit, the fp16 GELU table entry for entry, and whole quantized
 // products: deq(W)·round(x) must equal ggml's mul_mat to float32 summation noise, for every weight type.
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, seededRandom } from "@owntune/model";
+import { f16BitsToF32, seededRandom } from "@owntune/core";
+import { oracle } from "@owntune/core/testing";
+import { initBackend } from "@owntune/model";
 import { beforeAll, describe, expect, it } from "vitest";
 import { activationRounding, ggmlGelu, ggmlGeluRows, ggmlGeluTable, roundActivationRows, roundActivations } from "./ggml-activations.js";
-import { fp16ToFp32 } from "./quant/fp16.js";
 import { GgmlType, ggmlTypeName } from "./quant/ggml-types.js";
 import { dequantizeTensor, quantizeTensor } from "./quant/quantize.js";
 import { loadGgmlCpu } from "./testing/ggml-cpu.js";
@@ -34,14 +35,21 @@ function dequantizeActivations(kind: "q8_0" | "q8_K", bytes: Uint8Array, n: numb
   const out = new Float32Array(n);
   const [block, stride] = kind === "q8_0" ? [32, 34] : [256, 292];
   for (let b = 0; b < n / block; b++) {
-    const d = kind === "q8_0" ? fp16ToFp32(view.getUint16(b * stride, true)) : view.getFloat32(b * stride, true);
+    const d = kind === "q8_0" ? f16BitsToF32(view.getUint16(b * stride, true)) : view.getFloat32(b * stride, true);
     const qOffset = b * stride + (kind === "q8_0" ? 2 : 4);
     for (let j = 0; j < block; j++) out[b * block + j] = Math.fround(d * view.getInt8(qOffset + j));
   }
   return out;
 }
 
-describe.skipIf(!ggml)("ggml's CPU arithmetic, copied", () => {
+const haveGgmlCpu = oracle({
+  name: "libggml-cpu (haswell build)",
+  found: ggml !== null,
+  missing: "not an x86-64 CPU with AVX2, FMA, F16C and BMI2, or node-llama-cpp's build is not installed",
+  tests: "export's ggml-activations.test.ts",
+});
+
+describe.skipIf(!haveGgmlCpu)("ggml's CPU arithmetic, copied", () => {
   it.each(["q8_0", "q8_K"] as const)("rounds activations to %s exactly as ggml's quantize_row does", (kind) => {
     for (const [name, x] of Object.entries(ROWS)) {
       const want = dequantizeActivations(kind, ggml!.quantizeRow(kind, x), x.length);
@@ -57,11 +65,27 @@ describe.skipIf(!ggml)("ggml's CPU arithmetic, copied", () => {
     const ours = ggmlGeluTable();
     let mismatches = 0;
     for (let h = 0; h < 65536; h++) {
-      const w = fp16ToFp32(want[h]!);
+      const w = f16BitsToF32(want[h]!);
       if (!Number.isNaN(w) && !Object.is(ours[h]! + 0, w + 0)) mismatches++;
     }
     expect(mismatches).toBe(0);
-    const x = Float32Array.from([-12, -10, -9.999, -3.3, -1e-6, 0, 6e-8, 0.5, 1.0009765625, 2.71828, 9.999, 10, 10.5, 40, ...row(500, () => gauss() * 4)]);
+    const x = Float32Array.from([
+      -12,
+      -10,
+      -9.999,
+      -3.3,
+      -1e-6,
+      0,
+      6e-8,
+      0.5,
+      1.0009765625,
+      2.71828,
+      9.999,
+      10,
+      10.5,
+      40,
+      ...row(500, () => gauss() * 4),
+    ]);
     const g = row(x.length, () => gauss());
     const gelu = Float32Array.from(x);
     ggmlGeluRows(gelu);
@@ -74,7 +98,17 @@ describe.skipIf(!ggml)("ggml's CPU arithmetic, copied", () => {
     beforeAll(async () => {
       await initBackend();
     });
-    const TYPES = [GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q5_K, GgmlType.Q6_K, GgmlType.F16, GgmlType.BF16];
+    const TYPES = [
+      GgmlType.Q8_0,
+      GgmlType.Q4_0,
+      GgmlType.Q5_0,
+      GgmlType.Q5_1,
+      GgmlType.Q4_K,
+      GgmlType.Q5_K,
+      GgmlType.Q6_K,
+      GgmlType.F16,
+      GgmlType.BF16,
+    ];
     it.each(TYPES.map((t) => [ggmlTypeName(t), t] as const))("%s: deq(W)·round(x) is ggml's mul_mat; deq(W)·x is not", (_, type) => {
       const [inF, outF, rows] = [512, 24, 5];
       const w = row(inF * outF, () => gauss() * 0.05);
@@ -94,7 +128,9 @@ describe.skipIf(!ggml)("ggml's CPU arithmetic, copied", () => {
       const err = (p: Float64Array) => Math.max(...p.map((v, k) => Math.abs(v - want[k]!))) / scale;
       const emulated = err(product(rounded));
       const plain = err(product(x));
-      console.log(`${ggmlTypeName(type)}: max |ours − ggml| / rms = ${emulated.toExponential(2)} with the rounding, ${plain.toExponential(2)} without`);
+      console.log(
+        `${ggmlTypeName(type)}: max |ours − ggml| / rms = ${emulated.toExponential(2)} with the rounding, ${plain.toExponential(2)} without`,
+      );
       if (activationRounding(type) === "q8_1") {
         // Q8_1's block sum fp16(d·Σq) feeds the weight's min term; we do not copy it (≈ 2^-12 of that term).
         expect(emulated).toBeLessThan(2e-3);

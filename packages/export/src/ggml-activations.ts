@@ -19,7 +19,8 @@
 // input (summation order): see verify.ts.
 import * as tf from "@tensorflow/tfjs";
 import { LinearWeights, type BaseWeight, type Gemma4Model } from "@owntune/model";
-import { fp16ToFp32, fp32ToFp16, fp32ToBf16, bf16ToFp32, nearestInt } from "./quant/fp16.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "@owntune/core";
+import { nearestInt } from "./quant/ggml-rounding.js";
 import { GgmlType } from "./quant/ggml-types.js";
 
 export type ActivationRounding = "none" | "f16" | "bf16" | "q8_0" | "q8_1" | "q8_K";
@@ -51,7 +52,7 @@ const fr = Math.fround;
 function q8_0Block(x: Float32Array, o: number): void {
   let amax = 0;
   for (let j = o; j < o + 32; j++) amax = Math.max(amax, Math.abs(x[j]!));
-  const d = fp16ToFp32(fp32ToFp16(fr(amax / 127)));
+  const d = f16BitsToF32(f32ToF16Bits(fr(amax / 127)));
   const id = amax !== 0 ? fr(127 / amax) : 0;
   for (let j = o; j < o + 32; j++) x[j] = nearestInt(fr(x[j]! * id)) * d; // |q| ≤ 127, d fp16: exact in float32
 }
@@ -85,10 +86,10 @@ export function roundActivationRows(x: Float32Array, n: number, rounding: Activa
     case "none":
       return;
     case "f16":
-      for (let i = 0; i < x.length; i++) x[i] = fp16ToFp32(fp32ToFp16(x[i]!));
+      for (let i = 0; i < x.length; i++) x[i] = f16BitsToF32(f32ToF16Bits(x[i]!));
       return;
     case "bf16":
-      for (let i = 0; i < x.length; i++) x[i] = bf16ToFp32(fp32ToBf16(x[i]!));
+      for (let i = 0; i < x.length; i++) x[i] = bf16BitsToF32(f32ToBf16Bits(x[i]!));
       return;
     case "q8_0":
     case "q8_1":
@@ -129,7 +130,7 @@ let geluTable: Float32Array | undefined;
 export function ggmlGeluTable(): Float32Array {
   if (!geluTable) {
     geluTable = new Float32Array(65536);
-    for (let h = 0; h < 65536; h++) geluTable[h] = fp16ToFp32(fp32ToFp16(geluF32(fp16ToFp32(h))));
+    for (let h = 0; h < 65536; h++) geluTable[h] = f16BitsToF32(f32ToF16Bits(geluF32(f16BitsToF32(h))));
   }
   return geluTable;
 }
@@ -140,7 +141,7 @@ export function ggmlGeluRows(x: Float32Array): void {
   for (let i = 0; i < x.length; i++) {
     const v = x[i]!;
     if (v <= -10) x[i] = 0;
-    else if (v < 10) x[i] = table[fp32ToFp16(v)]!;
+    else if (v < 10) x[i] = table[f32ToF16Bits(v)]!;
   }
 }
 

@@ -36,8 +36,7 @@ export type GgufScalar = number | bigint | boolean | string;
 
 /** One metadata entry: a scalar, or an array of scalars of one type (ggml rejects nested arrays). */
 export type GgufEntry =
-  | { type: GgufScalarType; value: GgufScalar }
-  | { type: 9; itemType: GgufScalarType; value: readonly GgufScalar[] | ArrayLike<number> };
+  { type: GgufScalarType; value: GgufScalar } | { type: 9; itemType: GgufScalarType; value: readonly GgufScalar[] | ArrayLike<number> };
 
 /** Constructors for the value types llama.cpp reads (counts and ids u32, floats f32: spec §1.2). */
 export const gguf = {

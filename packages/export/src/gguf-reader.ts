@@ -3,8 +3,18 @@
 // anything is allocated, so a corrupt or hostile file is a UserError, never a crash or a huge
 // allocation. Reference: spec/gguf.md §1 (the checks mirror ggml/src/gguf.cpp's gguf_init_from_file).
 import { open, stat, type FileHandle } from "node:fs/promises";
-import { UserError } from "@owntune/model";
-import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VALUE_TYPE_NAMES, GgufValueType, scalarSize, type GgufEntry, type GgufScalar, type GgufScalarType } from "./gguf-format.js";
+import { UserError } from "@owntune/core";
+import {
+  alignTo,
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GGUF_VALUE_TYPE_NAMES,
+  GgufValueType,
+  scalarSize,
+  type GgufEntry,
+  type GgufScalar,
+  type GgufScalarType,
+} from "./gguf-format.js";
 import { GGML_TYPE_COUNT, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
 import { canDequantize, dequantizeTensor } from "./quant/quantize.js";
 
@@ -79,8 +89,12 @@ class HeaderCursor {
   get remaining(): number {
     return this.size - this.pos;
   }
-  async u32(what: string) { return (await this.need(4, what)).readUInt32LE(0); }
-  async u64(what: string): Promise<bigint> { return (await this.need(8, what)).readBigUInt64LE(0); }
+  async u32(what: string) {
+    return (await this.need(4, what)).readUInt32LE(0);
+  }
+  async u64(what: string): Promise<bigint> {
+    return (await this.need(8, what)).readBigUInt64LE(0);
+  }
 
   /** A u64 count, checked against `cap` and against what the rest of the file can hold. */
   async count(what: string, cap: number, minBytesEach: number): Promise<number> {
@@ -88,7 +102,9 @@ class HeaderCursor {
     if (n > BigInt(cap)) this.fail(`${what} is ${n}, past the cap of ${cap}`);
     const count = Number(n);
     if (count * minBytesEach > this.remaining) {
-      this.fail(`truncated: ${what} is ${count}, which needs at least ${count * minBytesEach} more bytes, but only ${this.remaining} remain`);
+      this.fail(
+        `truncated: ${what} is ${count}, which needs at least ${count * minBytesEach} more bytes, but only ${this.remaining} remain`,
+      );
     }
     return count;
   }
@@ -109,17 +125,28 @@ class HeaderCursor {
     if (size === undefined) this.fail(`${what}: unknown value type ${type}`);
     const b = await this.need(size, what);
     switch (type) {
-      case GgufValueType.UINT8: return b.readUInt8(0);
-      case GgufValueType.INT8: return b.readInt8(0);
-      case GgufValueType.UINT16: return b.readUInt16LE(0);
-      case GgufValueType.INT16: return b.readInt16LE(0);
-      case GgufValueType.UINT32: return b.readUInt32LE(0);
-      case GgufValueType.INT32: return b.readInt32LE(0);
-      case GgufValueType.FLOAT32: return b.readFloatLE(0);
-      case GgufValueType.BOOL: return b.readUInt8(0) !== 0;
-      case GgufValueType.UINT64: return b.readBigUInt64LE(0);
-      case GgufValueType.INT64: return b.readBigInt64LE(0);
-      default: return b.readDoubleLE(0);
+      case GgufValueType.UINT8:
+        return b.readUInt8(0);
+      case GgufValueType.INT8:
+        return b.readInt8(0);
+      case GgufValueType.UINT16:
+        return b.readUInt16LE(0);
+      case GgufValueType.INT16:
+        return b.readInt16LE(0);
+      case GgufValueType.UINT32:
+        return b.readUInt32LE(0);
+      case GgufValueType.INT32:
+        return b.readInt32LE(0);
+      case GgufValueType.FLOAT32:
+        return b.readFloatLE(0);
+      case GgufValueType.BOOL:
+        return b.readUInt8(0) !== 0;
+      case GgufValueType.UINT64:
+        return b.readBigUInt64LE(0);
+      case GgufValueType.INT64:
+        return b.readBigInt64LE(0);
+      default:
+        return b.readDoubleLE(0);
     }
   }
 }
@@ -172,7 +199,9 @@ async function readGgufHeaderUncached(path: string): Promise<GgufHeader> {
     if (magic !== GGUF_MAGIC) {
       const shown = Buffer.alloc(4);
       shown.writeUInt32LE(magic);
-      c.fail(`not a GGUF file: magic is ${JSON.stringify(shown.toString("latin1"))} (0x${magic.toString(16).padStart(8, "0")}), expected "GGUF"`);
+      c.fail(
+        `not a GGUF file: magic is ${JSON.stringify(shown.toString("latin1"))} (0x${magic.toString(16).padStart(8, "0")}), expected "GGUF"`,
+      );
     }
     const version = await c.u32("version");
     if ((version & 0xffff) === 0) c.fail(`GGUF version ${version} looks byte-swapped: big-endian files are not supported`);
@@ -219,7 +248,8 @@ async function readGgufHeaderUncached(path: string): Promise<GgufHeader> {
       if (type >= GGML_TYPE_COUNT) c.fail(`tensor ${name}: ggml type ${type} is not a valid type (ggml knows 0 to ${GGML_TYPE_COUNT - 1})`);
       const info = ggmlTypeInfo(type);
       if (!info) c.fail(`tensor ${name}: ${ggmlTypeName(type)} is not supported by this reader`);
-      if (ne[0]! % info.block !== 0) c.fail(`tensor ${name}: ne[0] = ${ne[0]} is not a multiple of ${info.name}'s block size ${info.block}`);
+      if (ne[0]! % info.block !== 0)
+        c.fail(`tensor ${name}: ne[0] = ${ne[0]} is not a multiple of ${info.name}'s block size ${info.block}`);
       const offset = Number(await c.u64(`tensor ${name}: offset`));
       if (offset !== expectedOffset) c.fail(`tensor '${name}' has offset ${offset}, expected ${expectedOffset}`);
       const nbytes = (elements / info.block) * info.bytes;
@@ -270,5 +300,9 @@ export async function readGgufTensor(header: GgufHeader, name: string): Promise<
   const t = header.tensors.find((x) => x.name === name)!;
   if (t) assertDecodable(t, header.file);
   const bytes = await readGgufTensorBytes(header, name);
-  return dequantizeTensor(t.type, bytes, t.ne.reduce((a, b) => a * b, 1));
+  return dequantizeTensor(
+    t.type,
+    bytes,
+    t.ne.reduce((a, b) => a * b, 1),
+  );
 }

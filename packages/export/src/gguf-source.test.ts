@@ -29,7 +29,13 @@ const dir = mkdtempSync(join(tmpdir(), "owntune-gguf-source-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 beforeAll(async () => {
   for (const mix of ["F32", "Q8_0"] as const) {
-    await exportGguf({ config, source: memoryTensorSource(config, randomWeights(config, 2)), tokenizer: syntheticTokenizer(64), mix, out: join(dir, `${mix}.gguf`) });
+    await exportGguf({
+      config,
+      source: memoryTensorSource(config, randomWeights(config, 2)),
+      tokenizer: syntheticTokenizer(64),
+      mix,
+      out: join(dir, `${mix}.gguf`),
+    });
   }
 });
 
@@ -42,7 +48,9 @@ describe.each(["F32", "Q8_0"] as const)("openGgufTensorSource (%s)", (mix) => {
       const row = spec.shape.length > 1 ? spec.shape[1]! : 1;
       const start = Math.floor(rows / 3);
       const count = Math.max(1, Math.floor(rows / 2));
-      expect(Array.from(await src.readRows(spec.name, start, count)), spec.name).toEqual(Array.from(whole.subarray(start * row, (start + count) * row)));
+      expect(Array.from(await src.readRows(spec.name, start, count)), spec.name).toEqual(
+        Array.from(whole.subarray(start * row, (start + count) * row)),
+      );
     }
     await expect(src.readRows("embed_tokens.weight", 60, 5)).rejects.toThrow("rows [60, 65) out of range for embed_tokens.weight [64, 64]");
   });
@@ -59,7 +67,9 @@ describe.each(["F32", "Q8_0"] as const)("openGgufTensorSource (%s)", (mix) => {
       table.gather(ids, out);
       table.dispose();
       const whole = await src.read(name);
-      expect(Array.from(out), `${name} (${src.dtype!(name)})`).toEqual(ids.flatMap((id) => Array.from(whole.subarray(id * width, (id + 1) * width))));
+      expect(Array.from(out), `${name} (${src.dtype!(name)})`).toEqual(
+        ids.flatMap((id) => Array.from(whole.subarray(id * width, (id + 1) * width))),
+      );
     }
     expect(src.fileRows!("norm.weight")).toBeUndefined();
   });

@@ -2,7 +2,8 @@
 // float32 exactly as ggml does: what our forward pass reads when checking llama.cpp on the same
 // numbers. Reference: tensor-names.ts (the one HF↔GGUF table), quant/quantize.ts.
 import { open } from "node:fs/promises";
-import { UserError, type TensorSource } from "@owntune/model";
+import type { TensorSource } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { assertDecodable, readGgufHeader, type GgufHeader, type GgufTensorInfo } from "./gguf-reader.js";
 import { GgmlType, ggmlNBytes, ggmlTypeName } from "./quant/ggml-types.js";
 import { dequantizeTensor } from "./quant/quantize.js";
@@ -15,7 +16,11 @@ export interface GgufTensorSource extends TensorSource {
 }
 
 /** ggml float types whose rows are stored as plain values (as in safetensors), by their dtype name. */
-const PLAIN_TYPES: Partial<Record<number, "F32" | "F16" | "BF16">> = { [GgmlType.F32]: "F32", [GgmlType.F16]: "F16", [GgmlType.BF16]: "BF16" };
+const PLAIN_TYPES: Partial<Record<number, "F32" | "F16" | "BF16">> = {
+  [GgmlType.F32]: "F32",
+  [GgmlType.F16]: "F16",
+  [GgmlType.BF16]: "BF16",
+};
 
 /** Opens a GGUF file as a TensorSource keyed by HF names. */
 export async function openGgufTensorSource(path: string): Promise<GgufTensorSource> {
@@ -63,7 +68,11 @@ export async function openGgufTensorSource(path: string): Promise<GgufTensorSour
     dtype: (name) => ggmlTypeName(info(name).type),
     read: (name) => {
       const t = info(name);
-      return readGgmlRows(t, 0, t.ne.slice(1).reduce((a, b) => a * b, 1));
+      return readGgmlRows(
+        t,
+        0,
+        t.ne.slice(1).reduce((a, b) => a * b, 1),
+      );
     },
     readRows,
     // A 2-D tensor's ggml rows are its HF rows: gathered from the file, plain or dequantized per row.
@@ -73,7 +82,12 @@ export async function openGgufTensorSource(path: string): Promise<GgufTensorSour
       const at = { path, offset: header.dataOffset + t.offset, rows: t.ne[1]!, width: t.ne[0]! };
       const dtype = PLAIN_TYPES[t.type];
       if (dtype) return { ...at, dtype };
-      return { ...at, dtype: "encoded", rowBytes: ggmlNBytes(t.type, t.ne[0]!), decode: (bytes, out) => out.set(dequantizeTensor(t.type, bytes, t.ne[0]!)) };
+      return {
+        ...at,
+        dtype: "encoded",
+        rowBytes: ggmlNBytes(t.type, t.ne[0]!),
+        decode: (bytes, out) => out.set(dequantizeTensor(t.type, bytes, t.ne[0]!)),
+      };
     },
   };
 }

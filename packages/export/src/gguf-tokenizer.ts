@@ -4,7 +4,8 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import { readChatTemplateText, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { readChatTemplateText } from "@owntune/tokenizer";
 import { gguf, type GgufEntry } from "./gguf-format.js";
 
 /** llama_token_type values (tokenizer.ggml.token_type). */
@@ -35,7 +36,10 @@ async function readJson(path: string): Promise<Record<string, unknown>> {
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
-    throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, { file: path, hint: "the model folder needs the tokenizer files of its Hugging Face checkpoint" });
+    throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, {
+      file: path,
+      hint: "the model folder needs the tokenizer files of its Hugging Face checkpoint",
+    });
   }
   try {
     return JSON.parse(text) as Record<string, unknown>;
@@ -65,13 +69,17 @@ export async function readTokenizerFiles(
   const tj = await readJson(file);
   const model = tj.model as { type?: string; vocab?: Record<string, number>; merges?: unknown[] } | undefined;
   if (!model || model.type !== "BPE" || !model.vocab || typeof model.vocab !== "object") {
-    throw new UserError(`model.type is ${JSON.stringify(model?.type)}, expected "BPE" with a vocab (Gemma 4's tokenizer)`, { file, field: "model.type" });
+    throw new UserError(`model.type is ${JSON.stringify(model?.type)}, expected "BPE" with a vocab (Gemma 4's tokenizer)`, {
+      file,
+      field: "model.type",
+    });
   }
   const tokens: Array<string | undefined> = new Array(vocabSize);
   const types = new Int32Array(vocabSize).fill(TokenType.NORMAL);
   const dropped: string[] = [];
   for (const [piece, id] of Object.entries(model.vocab)) {
-    if (!Number.isInteger(id) || id < 0) throw new UserError(`vocab entry ${JSON.stringify(piece)} has id ${id}`, { file, field: "model.vocab" });
+    if (!Number.isInteger(id) || id < 0)
+      throw new UserError(`vocab entry ${JSON.stringify(piece)} has id ${id}`, { file, field: "model.vocab" });
     if (id >= vocabSize) {
       dropped.push(piece);
       continue;
@@ -124,7 +132,14 @@ export async function readTokenizerFiles(
     pad: idOf("pad_token") ?? configIds.pad,
     mask: idOf("mask_token") ?? seen.get("<mask>"),
   };
-  return { tokens: tokens as string[], types, merges, specialIds, chatTemplate: (await readChatTemplateText(dir, tc ?? {}))?.text, dropped };
+  return {
+    tokens: tokens as string[],
+    types,
+    merges,
+    specialIds,
+    chatTemplate: (await readChatTemplateText(dir, tc ?? {}))?.text,
+    dropped,
+  };
 }
 
 /** The `tokenizer.*` GGUF entries for these files. */
@@ -154,9 +169,28 @@ export function tokenizerEntries(t: TokenizerFiles): Array<[string, GgufEntry]> 
 
 /** Token texts llama.cpp v0.4.0 marks end-of-generation by name (llama-vocab.cpp), besides eos/eot/eom. */
 export const EOG_TEXTS: ReadonlySet<string> = new Set([
-  "<|eot_id|>", "<|im_end|>", "<|end|>", "<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<end_of_turn>", "<|endoftext|>",
-  "</s>", "<|eom_id|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]", "<|end_of_text|>", "<end_of_utterance>", "<eos>", "<turn|>",
-  "<|tool_response>", "<｜end▁of▁sentence｜>", "[e~[",
+  "<|eot_id|>",
+  "<|im_end|>",
+  "<|end|>",
+  "<|return|>",
+  "<|call|>",
+  "<|flush|>",
+  "<|calls|>",
+  "<end_of_turn>",
+  "<|endoftext|>",
+  "</s>",
+  "<|eom_id|>",
+  "<EOT>",
+  "_<EOT>",
+  "[EOT]",
+  "[EOS]",
+  "<|end_of_text|>",
+  "<end_of_utterance>",
+  "<eos>",
+  "<turn|>",
+  "<|tool_response>",
+  "<｜end▁of▁sentence｜>",
+  "[e~[",
 ]);
 
 /**

@@ -10,8 +10,16 @@
 // whatever the model size —
 // provided each tensor input reads row ranges (a TensorSource with `readRows`); an input that can
 // only read whole tensors adds one tensor's float32 copy (a tensor at a time, never the model).
-import { defaultThreadCount, withAtomicFile, type AtomicFile, type Progress } from "@owntune/model";
-import { alignTo, GGUF_DEFAULT_ALIGNMENT, GGUF_MAGIC, GGUF_VERSION, GgufValueType, type GgufEntry, type GgufScalar } from "./gguf-format.js";
+import { defaultThreadCount, withAtomicFile, type AtomicFile, type Progress } from "@owntune/core";
+import {
+  alignTo,
+  GGUF_DEFAULT_ALIGNMENT,
+  GGUF_MAGIC,
+  GGUF_VERSION,
+  GgufValueType,
+  type GgufEntry,
+  type GgufScalar,
+} from "./gguf-format.js";
 import { ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "./quant/ggml-types.js";
 import { quantizeRows } from "./quant/quantizer.js";
 import { isFloatType, QuantizePool } from "./quant/quantize-pool.js";
@@ -47,24 +55,74 @@ class Bytes {
     this.buf = next;
     this.view = new DataView(next.buffer);
   }
-  u8(v: number) { this.reserve(1); this.view.setUint8(this.length, v); this.length += 1; }
-  i8(v: number) { this.reserve(1); this.view.setInt8(this.length, v); this.length += 1; }
-  u16(v: number) { this.reserve(2); this.view.setUint16(this.length, v, true); this.length += 2; }
-  i16(v: number) { this.reserve(2); this.view.setInt16(this.length, v, true); this.length += 2; }
-  u32(v: number) { this.reserve(4); this.view.setUint32(this.length, v, true); this.length += 4; }
-  i32(v: number) { this.reserve(4); this.view.setInt32(this.length, v, true); this.length += 4; }
-  f32(v: number) { this.reserve(4); this.view.setFloat32(this.length, v, true); this.length += 4; }
-  f64(v: number) { this.reserve(8); this.view.setFloat64(this.length, v, true); this.length += 8; }
-  u64(v: number | bigint) { this.reserve(8); this.view.setBigUint64(this.length, BigInt(v), true); this.length += 8; }
-  i64(v: number | bigint) { this.reserve(8); this.view.setBigInt64(this.length, BigInt(v), true); this.length += 8; }
-  bytes(b: Uint8Array) { this.reserve(b.length); this.buf.set(b, this.length); this.length += b.length; }
+  u8(v: number) {
+    this.reserve(1);
+    this.view.setUint8(this.length, v);
+    this.length += 1;
+  }
+  i8(v: number) {
+    this.reserve(1);
+    this.view.setInt8(this.length, v);
+    this.length += 1;
+  }
+  u16(v: number) {
+    this.reserve(2);
+    this.view.setUint16(this.length, v, true);
+    this.length += 2;
+  }
+  i16(v: number) {
+    this.reserve(2);
+    this.view.setInt16(this.length, v, true);
+    this.length += 2;
+  }
+  u32(v: number) {
+    this.reserve(4);
+    this.view.setUint32(this.length, v, true);
+    this.length += 4;
+  }
+  i32(v: number) {
+    this.reserve(4);
+    this.view.setInt32(this.length, v, true);
+    this.length += 4;
+  }
+  f32(v: number) {
+    this.reserve(4);
+    this.view.setFloat32(this.length, v, true);
+    this.length += 4;
+  }
+  f64(v: number) {
+    this.reserve(8);
+    this.view.setFloat64(this.length, v, true);
+    this.length += 8;
+  }
+  u64(v: number | bigint) {
+    this.reserve(8);
+    this.view.setBigUint64(this.length, BigInt(v), true);
+    this.length += 8;
+  }
+  i64(v: number | bigint) {
+    this.reserve(8);
+    this.view.setBigInt64(this.length, BigInt(v), true);
+    this.length += 8;
+  }
+  bytes(b: Uint8Array) {
+    this.reserve(b.length);
+    this.buf.set(b, this.length);
+    this.length += b.length;
+  }
   string(s: string) {
     const b = Buffer.from(s, "utf8");
     this.u64(b.length);
     this.bytes(b);
   }
-  zeros(n: number) { this.reserve(n); this.buf.fill(0, this.length, this.length + n); this.length += n; }
-  done(): Uint8Array { return this.buf.subarray(0, this.length); }
+  zeros(n: number) {
+    this.reserve(n);
+    this.buf.fill(0, this.length, this.length + n);
+    this.length += n;
+  }
+  done(): Uint8Array {
+    return this.buf.subarray(0, this.length);
+  }
 }
 
 function writeScalar(out: Bytes, type: number, v: GgufScalar, key: string): void {
@@ -73,17 +131,28 @@ function writeScalar(out: Bytes, type: number, v: GgufScalar, key: string): void
     return Number(v);
   };
   switch (type) {
-    case GgufValueType.UINT8: return out.u8(num());
-    case GgufValueType.INT8: return out.i8(num());
-    case GgufValueType.UINT16: return out.u16(num());
-    case GgufValueType.INT16: return out.i16(num());
-    case GgufValueType.UINT32: return out.u32(num());
-    case GgufValueType.INT32: return out.i32(num());
-    case GgufValueType.FLOAT32: return out.f32(num());
-    case GgufValueType.FLOAT64: return out.f64(num());
-    case GgufValueType.UINT64: return out.u64(typeof v === "bigint" ? v : num());
-    case GgufValueType.INT64: return out.i64(typeof v === "bigint" ? v : num());
-    case GgufValueType.BOOL: return out.u8(v ? 1 : 0);
+    case GgufValueType.UINT8:
+      return out.u8(num());
+    case GgufValueType.INT8:
+      return out.i8(num());
+    case GgufValueType.UINT16:
+      return out.u16(num());
+    case GgufValueType.INT16:
+      return out.i16(num());
+    case GgufValueType.UINT32:
+      return out.u32(num());
+    case GgufValueType.INT32:
+      return out.i32(num());
+    case GgufValueType.FLOAT32:
+      return out.f32(num());
+    case GgufValueType.FLOAT64:
+      return out.f64(num());
+    case GgufValueType.UINT64:
+      return out.u64(typeof v === "bigint" ? v : num());
+    case GgufValueType.INT64:
+      return out.i64(typeof v === "bigint" ? v : num());
+    case GgufValueType.BOOL:
+      return out.u8(v ? 1 : 0);
     case GgufValueType.STRING:
       if (typeof v !== "string") throw new TypeError(`GGUF key ${key}: expected a string`);
       return out.string(v);
@@ -137,7 +206,8 @@ export interface WriteGgufResult {
 function checkTensors(tensors: readonly GgufTensorInput[]): void {
   const seen = new Set<string>();
   for (const t of tensors) {
-    if (Buffer.byteLength(t.name) > GGUF_MAX_TENSOR_NAME) throw new RangeError(`tensor name ${t.name} is longer than ${GGUF_MAX_TENSOR_NAME} bytes`);
+    if (Buffer.byteLength(t.name) > GGUF_MAX_TENSOR_NAME)
+      throw new RangeError(`tensor name ${t.name} is longer than ${GGUF_MAX_TENSOR_NAME} bytes`);
     if (seen.has(t.name)) throw new RangeError(`tensor ${t.name} appears twice`);
     seen.add(t.name);
     if (t.ne.length < 1 || t.ne.length > 4 || t.ne.some((d) => !Number.isSafeInteger(d) || d < 1)) {
@@ -175,7 +245,13 @@ function encodeHeader(metadata: ReadonlyMap<string, GgufEntry>, tensors: readonl
   return out.done();
 }
 
-async function writeTensorData(file: AtomicFile, t: GgufTensorInput, alignment: number, progress: Progress, pool: QuantizePool | undefined): Promise<number> {
+async function writeTensorData(
+  file: AtomicFile,
+  t: GgufTensorInput,
+  alignment: number,
+  progress: Progress,
+  pool: QuantizePool | undefined,
+): Promise<number> {
   const rowLength = t.ne[0]!;
   const rows = t.ne.slice(1).reduce((a, b) => a * b, 1);
   const rowsPerChunk = Math.max(1, Math.floor(CHUNK_VALUES / rowLength));

@@ -44,7 +44,11 @@ const WORKER = fileURLToPath(new URL("./llama-worker.mjs", import.meta.url));
 export function runLlama(req: LlamaRequest, timeoutMs = 300_000): Promise<LlamaReply> {
   return new Promise((resolve) => {
     // The worker is plain JS: no loader flags from a TS runner are needed (or wanted) in the child.
-    const child = fork(WORKER, [], { execArgv: [], stdio: ["ignore", "ignore", "pipe", "ipc"], env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: "true" } });
+    const child = fork(WORKER, [], {
+      execArgv: [],
+      stdio: ["ignore", "ignore", "pipe", "ipc"],
+      env: { ...process.env, NODE_LLAMA_CPP_SKIP_DOWNLOAD: "true" },
+    });
     let stderr = "";
     let reply: LlamaReply | undefined;
     child.stderr?.on("data", (d: Buffer) => {

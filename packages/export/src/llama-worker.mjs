@@ -90,7 +90,9 @@ async function run(req) {
     generated = { tokens: out.map(Number), text: model.detokenize(out) };
   }
   // isEogToken is one native call per id: ask only about the candidates given (special and named tokens).
-  const eogIds = req.eogCandidates ? req.eogCandidates.filter((/** @type {number} */ id) => model.isEogToken(/** @type {any} */ (id))) : undefined;
+  const eogIds = req.eogCandidates
+    ? req.eogCandidates.filter((/** @type {number} */ id) => model.isEogToken(/** @type {any} */ (id)))
+    : undefined;
   await context.dispose();
   await model.dispose();
   await llama.dispose();

@@ -5,7 +5,16 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { mergeLora, randomAdapter } from "@owntune/lora";
-import { configToJson, expectedTensors, memoryTensorSource, openCheckpoint, parseGemma4Config, randomWeights, roundToBf16, type TensorSource } from "@owntune/model";
+import { roundToBf16 } from "@owntune/core";
+import {
+  configToJson,
+  expectedTensors,
+  memoryTensorSource,
+  openCheckpoint,
+  parseGemma4Config,
+  randomWeights,
+  type TensorSource,
+} from "@owntune/model";
 import { afterAll, describe, expect, it } from "vitest";
 import { exportMerged } from "./merged.js";
 

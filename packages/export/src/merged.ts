@@ -7,28 +7,29 @@
 import { existsSync } from "node:fs";
 import { copyFile, readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { DTYPE_BYTES, numElements, withAtomicDir, writeFileAtomic, writeSafetensors, type FloatDtype, type Progress } from "@owntune/core";
 import {
   configToJson,
-  DTYPE_BYTES,
   expectedTensors,
-  numElements,
   planShards,
   shardFileName,
   SINGLE_WEIGHTS_FILE,
   TEXT_PREFIX,
   WEIGHTS_INDEX_FILE,
-  withAtomicDir,
-  writeFileAtomic,
-  writeSafetensors,
-  type FloatDtype,
   type Gemma4Config,
-  type Progress,
   type TensorSource,
 } from "@owntune/model";
-import { mergedRows, type AdapterWeights } from "@owntune/lora";
+import { mergedRowReader, type AdapterWeights } from "@owntune/lora";
 
 /** Files copied from the base model folder when present. */
-const COPIED_FILES = ["generation_config.json", "tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "special_tokens_map.json", "tokenizer.model"];
+const COPIED_FILES = [
+  "generation_config.json",
+  "tokenizer.json",
+  "tokenizer_config.json",
+  "chat_template.jinja",
+  "special_tokens_map.json",
+  "tokenizer.model",
+];
 /** transformers' default max_shard_size ("5GB"). */
 const MAX_SHARD_BYTES = 5_000_000_000;
 /**
@@ -63,7 +64,9 @@ export async function exportMerged(o: MergedExportOptions): Promise<{ files: str
     const written: string[] = [];
     const baseConfig = JSON.parse(await readFile(join(o.baseDir, "config.json"), "utf8")) as Record<string, unknown>;
     const textOnly = baseConfig.model_type === "gemma4_text";
-    const config = textOnly ? { ...baseConfig, torch_dtype: dtype === "BF16" ? "bfloat16" : "float32" } : { ...configToJson(o.config), torch_dtype: dtype === "BF16" ? "bfloat16" : "float32" };
+    const config = textOnly
+      ? { ...baseConfig, torch_dtype: dtype === "BF16" ? "bfloat16" : "float32" }
+      : { ...configToJson(o.config), torch_dtype: dtype === "BF16" ? "bfloat16" : "float32" };
     await writeFileAtomic(join(tmp, "config.json"), JSON.stringify(config, null, 2) + "\n");
     written.push("config.json");
     for (const name of COPIED_FILES) {
@@ -89,7 +92,10 @@ export async function exportMerged(o: MergedExportOptions): Promise<{ files: str
     o.progress?.stop();
     if (shards.length > 1) {
       const sorted = Object.fromEntries(Object.entries(weightMap).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-      await writeFileAtomic(join(tmp, WEIGHTS_INDEX_FILE), JSON.stringify({ metadata: { total_size: bytes }, weight_map: sorted }, null, 2) + "\n");
+      await writeFileAtomic(
+        join(tmp, WEIGHTS_INDEX_FILE),
+        JSON.stringify({ metadata: { total_size: bytes }, weight_map: sorted }, null, 2) + "\n",
+      );
       written.push(WEIGHTS_INDEX_FILE);
     }
     return written.sort();
@@ -110,12 +116,11 @@ export async function* mergedRowBlocks(
   shape: readonly number[],
   blockBytes = MERGED_BLOCK_BYTES,
 ): AsyncGenerator<{ start: number; count: number; values: Float32Array }> {
-  const pair = adapter?.pairs.get(name.replace(/\.weight$/, ""));
+  const read = mergedRowReader(adapter, name, (start, count) => source.readRows(name, start, count));
   const rows = shape[0]!;
   const block = Math.max(1, Math.floor(blockBytes / (4 * Math.max(1, numElements(shape.slice(1))))));
   for (let start = 0; start < rows; start += block) {
     const count = Math.min(block, rows - start);
-    const base = await source.readRows(name, start, count);
-    yield { start, count, values: pair ? mergedRows(base, pair, adapter!.scale, start, count) : base };
+    yield { start, count, values: await read(start, count) };
   }
 }

@@ -2,7 +2,7 @@
 // chat template for system/user/assistant turns, and a stop PARAMETER per end-of-generation token.
 // The template is derived by rendering the HF (Jinja) template on sentinel messages and cutting the
 // text around them, so it follows whatever turn markers the model uses (Gemma 3's or Gemma 4's).
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 
 /** Renders messages with the model's chat template (as transformers' apply_chat_template). */
 export type RenderChat = (messages: Array<{ role: string; content: string }>, addGenerationPrompt: boolean) => string;
@@ -27,7 +27,8 @@ const S = "\u0001SYSTEM\u0001";
 
 function cut(text: string, marker: string, what: string): [string, string] {
   const i = text.indexOf(marker);
-  if (i < 0 || text.indexOf(marker, i + 1) >= 0) throw new UserError(`the chat template does not render ${what} verbatim, so no Modelfile TEMPLATE can be derived from it`);
+  if (i < 0 || text.indexOf(marker, i + 1) >= 0)
+    throw new UserError(`the chat template does not render ${what} verbatim, so no Modelfile TEMPLATE can be derived from it`);
   return [text.slice(0, i), text.slice(i + marker.length)];
 }
 
@@ -39,15 +40,32 @@ export function chatFormat(render: RenderChat, bos: string | undefined): ChatFor
   const strip = (t: string) => (bos && t.startsWith(bos) ? t.slice(bos.length) : t);
   const one = strip(render([{ role: "user", content: U }], false));
   const [userPrefix, userSuffix] = cut(one, U, "a user message");
-  const two = strip(render([{ role: "user", content: U }, { role: "assistant", content: A }], false));
-  if (!two.startsWith(one)) throw new UserError("the chat template renders a user turn differently when an answer follows; no Modelfile TEMPLATE can reproduce it");
+  const two = strip(
+    render(
+      [
+        { role: "user", content: U },
+        { role: "assistant", content: A },
+      ],
+      false,
+    ),
+  );
+  if (!two.startsWith(one))
+    throw new UserError("the chat template renders a user turn differently when an answer follows; no Modelfile TEMPLATE can reproduce it");
   const [assistantPrefix, assistantSuffix] = cut(two.slice(one.length), A, "an assistant message");
   const gen = strip(render([{ role: "user", content: U }], true));
   if (!gen.startsWith(one)) throw new UserError("the chat template's generation prompt is not appended to the conversation");
   let system: ChatFormat["system"] = { kind: "none" };
   let withSystem: string | undefined;
   try {
-    withSystem = strip(render([{ role: "system", content: S }, { role: "user", content: U }], false));
+    withSystem = strip(
+      render(
+        [
+          { role: "system", content: S },
+          { role: "user", content: U },
+        ],
+        false,
+      ),
+    );
   } catch {
     withSystem = undefined; // the template refuses system messages
   }
@@ -87,7 +105,9 @@ export function goChatTemplate(f: ChatFormat): string {
     lines.push(`{{- else if eq .Role "user" }}${L(f.userPrefix)}{{ .Content }}${L(f.userSuffix)}`);
   } else if (f.system.kind === "merged") {
     lines.push(`{{- if eq .Role "system" }}${L(f.userPrefix)}{{ .Content }}${L(f.system.separator)}{{ $sys = true }}`);
-    lines.push(`{{- else if eq .Role "user" }}{{ if not $sys }}${L(f.userPrefix)}{{ end }}{{ .Content }}${L(f.userSuffix)}{{ $sys = false }}`);
+    lines.push(
+      `{{- else if eq .Role "user" }}{{ if not $sys }}${L(f.userPrefix)}{{ end }}{{ .Content }}${L(f.userSuffix)}{{ $sys = false }}`,
+    );
   } else {
     lines.push(`{{- if eq .Role "user" }}${L(f.userPrefix)}{{ .Content }}${L(f.userSuffix)}`);
   }

@@ -45,7 +45,13 @@ let f32Path: string;
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "owntune-mix-"));
   f32Path = join(dir, "micro-F32.gguf");
-  await exportGguf({ config: micro, source: memoryTensorSource(micro, randomWeights(micro, 3)), tokenizer: syntheticTokenizer(512), mix: "F32", out: f32Path });
+  await exportGguf({
+    config: micro,
+    source: memoryTensorSource(micro, randomWeights(micro, 3)),
+    tokenizer: syntheticTokenizer(512),
+    mix: "F32",
+    out: f32Path,
+  });
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
@@ -62,7 +68,13 @@ describe.each(["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0"] as const)("%s", (mix:
     const refPath = join(dir, `ref-${mix}.gguf`);
     const oursPath = join(dir, `ours-${mix}.gguf`);
     llamaModelQuantize(f32Path, refPath, mixFileType(mix));
-    await exportGguf({ config: micro, source: memoryTensorSource(micro, randomWeights(micro, 3)), tokenizer: syntheticTokenizer(512), mix, out: oursPath });
+    await exportGguf({
+      config: micro,
+      source: memoryTensorSource(micro, randomWeights(micro, 3)),
+      tokenizer: syntheticTokenizer(512),
+      mix,
+      out: oursPath,
+    });
     const ref = await hfGguf(refPath, { allowLocalFile: true });
     const ours = await hfGguf(oursPath, { allowLocalFile: true });
     const refTypes = Object.fromEntries(ref.tensorInfos.map((t) => [t.name, t.dtype]));
@@ -84,13 +96,17 @@ describe.each(["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "Q4_0"] as const)("%s", (mix:
 });
 
 describe("attn_v in Q4_K_M with KV-shared layers", () => {
-  it("gives more bits by position among the 8 attn_v tensors present (layers 0, 3, 6, 7), as llama-quantize does", { timeout: 60_000 }, async () => {
-    const refPath = join(dir, "ref-Q4_K_M.gguf");
-    if (!existsSync(refPath)) llamaModelQuantize(f32Path, refPath, mixFileType("Q4_K_M"));
-    const ref = await hfGguf(refPath, { allowLocalFile: true });
-    const attnV = ref.tensorInfos.filter((t) => t.name.endsWith("attn_v.weight"));
-    expect(attnV.map((t) => t.name)).toEqual(Array.from({ length: 8 }, (_, i) => `blk.${i}.attn_v.weight`));
-    const q6k = attnV.filter((t) => t.dtype === 14).map((t) => t.name);
-    expect(q6k).toEqual(["blk.0.attn_v.weight", "blk.3.attn_v.weight", "blk.6.attn_v.weight", "blk.7.attn_v.weight"]);
-  });
+  it(
+    "gives more bits by position among the 8 attn_v tensors present (layers 0, 3, 6, 7), as llama-quantize does",
+    { timeout: 60_000 },
+    async () => {
+      const refPath = join(dir, "ref-Q4_K_M.gguf");
+      if (!existsSync(refPath)) llamaModelQuantize(f32Path, refPath, mixFileType("Q4_K_M"));
+      const ref = await hfGguf(refPath, { allowLocalFile: true });
+      const attnV = ref.tensorInfos.filter((t) => t.name.endsWith("attn_v.weight"));
+      expect(attnV.map((t) => t.name)).toEqual(Array.from({ length: 8 }, (_, i) => `blk.${i}.attn_v.weight`));
+      const q6k = attnV.filter((t) => t.dtype === 14).map((t) => t.name);
+      expect(q6k).toEqual(["blk.0.attn_v.weight", "blk.3.attn_v.weight", "blk.6.attn_v.weight", "blk.7.attn_v.weight"]);
+    },
+  );
 });

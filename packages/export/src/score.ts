@@ -2,7 +2,7 @@
 // from any TensorSource — for verify, the GGUF's own dequantized weights, with ggml's CPU rounding
 // copied in (ggml-activations.ts) — with the adapter applied through the model's LoRA path.
 import * as tf from "@tensorflow/tfjs";
-import { forwardHidden, initBackend, loadGemma4, type Ablation, type Gemma4Config, type TensorSource } from "@owntune/model";
+import { initBackend, loadGemma4, nextTokenLogprobs, type Ablation, type Gemma4Config, type TensorSource } from "@owntune/model";
 import { disposeLora, loraTensorsFrom, type AdapterWeights } from "@owntune/lora";
 import { withGgmlActivations, type GgmlArithmetic } from "./ggml-activations.js";
 import type { ScoreFn, ScoreOutput } from "./verify.js";
@@ -22,7 +22,12 @@ export interface Scorer {
  * sequence is one forward pass; the head gives the log-probs (tiled over the vocabulary) and the
  * logit scale.
  */
-export async function loadScorer(config: Gemma4Config, weights: TensorSource, adapter: AdapterWeights | undefined, options: { ggml?: GgmlArithmetic } = {}): Promise<Scorer> {
+export async function loadScorer(
+  config: Gemma4Config,
+  weights: TensorSource,
+  adapter: AdapterWeights | undefined,
+  options: { ggml?: GgmlArithmetic } = {},
+): Promise<Scorer> {
   await initBackend();
   const loaded = await loadGemma4(config, weights);
   const typed = weights as { ggmlType?: (name: string) => number };
@@ -32,18 +37,19 @@ export async function loadScorer(config: Gemma4Config, weights: TensorSource, ad
     score: (ids, ablate) =>
       ids.map((seq) => {
         const T = seq.length;
-        const cap = ablate?.noSoftcap ? null : config.final_logit_softcapping;
-        const h3 = forwardHidden(model, { ids: [seq] }, { lora, ablate });
-        const h = h3.reshape([T, -1]) as tf.Tensor2D; // [1, T, H] → [T, H]
-        const targets = Int32Array.from({ length: T }, (_, t) => (t + 1 < T ? seq[t + 1]! : -1)); // the last token predicts nothing
-        const logprobs = Array.from(model.embedding.targetLogprobs(h, targets, cap).subarray(0, T - 1));
         // The logit scale: the largest |logit| before the soft-cap, a block of rows at a time.
         let maxLogit = 0;
-        for (let t0 = 0; t0 < T; t0 += LOGIT_SCALE_ROWS) {
-          const rows = Math.min(LOGIT_SCALE_ROWS, T - t0);
-          maxLogit = Math.max(maxLogit, tf.tidy(() => tf.max(tf.abs(model.embedding.logits(tf.slice(h, [t0, 0], [rows, -1]), null))).dataSync()[0]!));
-        }
-        tf.dispose([h3, h]);
+        const measureScale = (h: tf.Tensor2D): void => {
+          for (let t0 = 0; t0 < T; t0 += LOGIT_SCALE_ROWS) {
+            const rows = Math.min(LOGIT_SCALE_ROWS, T - t0);
+            maxLogit = Math.max(
+              maxLogit,
+              tf.tidy(() => tf.max(tf.abs(model.embedding.logits(tf.slice(h, [t0, 0], [rows, -1]), null))).dataSync()[0]!),
+            );
+          }
+        };
+        const lp = nextTokenLogprobs(model, { ids: [seq] }, { lora, ablate, withHidden: measureScale });
+        const logprobs = Array.from(lp.subarray(0, T - 1)); // the last token predicts nothing
         return { logprobs, maxLogit };
       }),
     dispose() {

@@ -6,7 +6,8 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { ABLATIONS, loadDefaultTokenizer, memoryTensorSource, type GemmaTokenizer } from "@owntune/model";
+import { loadDefaultTokenizer, type GemmaTokenizer } from "@owntune/tokenizer";
+import { ABLATIONS, memoryTensorSource } from "@owntune/model";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { exportGguf } from "./export-gguf.js";
 import { openGgufTensorSource } from "./gguf-source.js";
@@ -52,19 +53,35 @@ beforeAll(async () => {
     // Our model on the file's weights, loaded once for the agreement check and every ablation.
     const scorer = (scorers[mix] = await loadScorer(tiny.config, await openGgufTensorSource(paths[mix]), undefined));
     const score: ScoreFn = async (_config, _weights, _adapter, ids) => scorer.score(ids);
-    reports[mix] = await verifyGguf({ gguf: paths[mix], config: tiny.config, encode, score, source: tiny.source, probes: PROBES[mix], out: join(dir, `verify-${mix}.json`) });
+    reports[mix] = await verifyGguf({
+      gguf: paths[mix],
+      config: tiny.config,
+      encode,
+      score,
+      source: tiny.source,
+      probes: PROBES[mix],
+      out: join(dir, `verify-${mix}.json`),
+    });
   }
 }, 600_000);
 
 afterAll(() => {
   for (const s of Object.values(scorers)) s.dispose();
   rmSync(dir, { recursive: true, force: true });
-  const rows = Object.entries(margins).map(([a, m]) => `${a.padEnd(28)} ${ABLATED.map((x) => (m[x] === undefined ? "—" : `${m[x]!.toFixed(1)}×`).padStart(8)).join("")}`);
-  if (rows.length) console.log(`verify: largest statistic ÷ its bound, per ablation:\n${"".padEnd(28)} ${ABLATED.map((x) => x.padStart(8)).join("")}\n${rows.join("\n")}`);
+  const rows = Object.entries(margins).map(
+    ([a, m]) => `${a.padEnd(28)} ${ABLATED.map((x) => (m[x] === undefined ? "—" : `${m[x]!.toFixed(1)}×`).padStart(8)).join("")}`,
+  );
+  if (rows.length)
+    console.log(
+      `verify: largest statistic ÷ its bound, per ablation:\n${"".padEnd(28)} ${ABLATED.map((x) => x.padStart(8)).join("")}\n${rows.join("\n")}`,
+    );
 });
 
 function summary(r: VerifyReport): string {
-  const probes = r.probes.map((p) => `${p.tokens} tok: max ${p.maxAbsDiff?.toFixed(4)} (tol ${p.tolerance.toFixed(3)}) mean ${p.meanAbsDiff?.toFixed(4)} at ${p.worstPosition}${p.tokenMismatchAt !== null ? ` TOKENS DIFFER at ${p.tokenMismatchAt}` : ""}`);
+  const probes = r.probes.map(
+    (p) =>
+      `${p.tokens} tok: max ${p.maxAbsDiff?.toFixed(4)} (tol ${p.tolerance.toFixed(3)}) mean ${p.meanAbsDiff?.toFixed(4)} at ${p.worstPosition}${p.tokenMismatchAt !== null ? ` TOKENS DIFFER at ${p.tokenMismatchAt}` : ""}`,
+  );
   const lp = r.logprobs;
   return `${probes.join("; ")}; mean ${lp.meanAbsDiff.toFixed(4)} (tol ${lp.meanTolerance.toFixed(4)}), ratio to tolerance ${lp.toleranceRatio.toFixed(2)}${r.llama.ok ? "" : ` llama: ${r.llama.error} ${r.llama.logs.join(" | ")}`}`;
 }
@@ -72,7 +89,9 @@ function summary(r: VerifyReport): string {
 describe.each(MIXES)("verify on a %s export of the tiny preset", (mix) => {
   it("agrees with llama.cpp on token ids and log-probs, and the weights match the model's", async () => {
     const r = reports[mix];
-    console.log(`${mix}: ${summary(r)}; logit scale ${r.probes[0]!.maxLogit?.toFixed(1)}; weights ${r.weightCheck?.worst[0]?.tensor} ${r.weightCheck?.worst[0]?.relError.toExponential(2)}`);
+    console.log(
+      `${mix}: ${summary(r)}; logit scale ${r.probes[0]!.maxLogit?.toFixed(1)}; weights ${r.weightCheck?.worst[0]?.tensor} ${r.weightCheck?.worst[0]?.relError.toExponential(2)}`,
+    );
     expect(r.llama.ok, summary(r)).toBe(true);
     expect(r.tokenization.mismatches, summary(r)).toBe(0);
     expect(r.logprobs.ok, summary(r)).toBe(true);
@@ -91,7 +110,14 @@ describe.each(ABLATED)("the tolerance on a %s export discriminates", (mix) => {
   it.each(ABLATIONS)("fails by a clear margin when our forward pass has %s", async (ablation) => {
     // llama.cpp's side does not change with our ablation: reuse the file's reply.
     const scores = scorers[mix].score(PROBES[mix].map(encode), { [ablation]: true });
-    const r = await verifyGguf({ gguf: paths[mix], config: tiny.config, encode, score: async () => scores, probes: PROBES[mix], llamaReply: reports[mix].llamaReply });
+    const r = await verifyGguf({
+      gguf: paths[mix],
+      config: tiny.config,
+      encode,
+      score: async () => scores,
+      probes: PROBES[mix],
+      llamaReply: reports[mix].llamaReply,
+    });
     (margins[ablation] ??= {})[mix] = r.logprobs.toleranceRatio;
     console.log(`${mix} ${ablation}: ${summary(r)}`);
     expect(r.logprobs.ok).toBe(false);
@@ -105,7 +131,10 @@ describe.each(ABLATED)("the tolerance on a %s export discriminates", (mix) => {
 describe("at soft-cap logit scale (final norm ×4: logits up to ~70 before the cap)", () => {
   it("still agrees within the scaled tolerance, and single-feature errors still fail by a clear margin", { timeout: 600_000 }, async () => {
     const weights = new Map(tiny.weights);
-    weights.set("norm.weight", tiny.weights.get("norm.weight")!.map((v) => v * 4));
+    weights.set(
+      "norm.weight",
+      tiny.weights.get("norm.weight")!.map((v) => v * 4),
+    );
     const source = memoryTensorSource(tiny.config, weights);
     const path = join(dir, "tiny-large-logits-F32.gguf");
     await exportGguf({ config: tiny.config, source, tokenizer: await gemmaTokenizer(), mix: "F32", out: path });
@@ -117,7 +146,14 @@ describe("at soft-cap logit scale (final norm ×4: logits up to ~70 before the c
     try {
       for (const ablation of ["fullLayersDefaultRope", "vFromNormedK"] as const) {
         const scores = scorer.score([encode(CHAT)], { [ablation]: true });
-        const bad = await verifyGguf({ gguf: path, config: tiny.config, encode, score: async () => scores, probes: [CHAT], llamaReply: r.llamaReply });
+        const bad = await verifyGguf({
+          gguf: path,
+          config: tiny.config,
+          encode,
+          score: async () => scores,
+          probes: [CHAT],
+          llamaReply: r.llamaReply,
+        });
         console.log(`large logits, ${ablation}: ${summary(bad)}`);
         expect(bad.logprobs.toleranceRatio).toBeGreaterThan(CLEAR_MARGIN);
       }

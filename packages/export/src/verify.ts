@@ -8,7 +8,8 @@
 //  3. weights: each GGUF tensor against the model folder's (merged with the adapter when the export
 //     merged it), within the error the type's rounding or quantization allows.
 // Reference: design.md "The external oracle", spec/gemma4.md §10, spec/gguf.md §5.
-import { expectedTensors, writeFileAtomic, type Gemma4Config, type TensorSource } from "@owntune/model";
+import { writeFileAtomic } from "@owntune/core";
+import { expectedTensors, type Gemma4Config, type TensorSource } from "@owntune/model";
 import type { AdapterWeights } from "@owntune/lora";
 import { ggufValue, type GgufHeader } from "./gguf-reader.js";
 import { openGgufTensorSource } from "./gguf-source.js";
@@ -110,7 +111,12 @@ export interface ScoreOutput {
 }
 
 /** Scores token ids with our forward pass. */
-export type ScoreFn = (config: Gemma4Config, weights: TensorSource, adapter: AdapterWeights | undefined, ids: readonly number[][]) => Promise<ScoreOutput[]>;
+export type ScoreFn = (
+  config: Gemma4Config,
+  weights: TensorSource,
+  adapter: AdapterWeights | undefined,
+  ids: readonly number[][],
+) => Promise<ScoreOutput[]>;
 
 /** Our tokenizer: ids of a text with BOS first and special tokens parsed. */
 export type EncodeFn = (text: string) => number[];
@@ -197,7 +203,10 @@ function weightFamily(types: Iterable<number>): keyof typeof VERIFY_TOLERANCES {
 }
 
 /** Compares every GGUF tensor with the source's (merged) values, a block of rows at a time. */
-async function checkWeights(ggufSource: Awaited<ReturnType<typeof openGgufTensorSource>>, o: VerifyOptions): Promise<NonNullable<VerifyReport["weightCheck"]>> {
+async function checkWeights(
+  ggufSource: Awaited<ReturnType<typeof openGgufTensorSource>>,
+  o: VerifyOptions,
+): Promise<NonNullable<VerifyReport["weightCheck"]>> {
   const results: Array<{ tensor: string; type: string; relError: number; bound: number; ok: boolean }> = [];
   for (const spec of expectedTensors(o.config)) {
     let maxDiff = 0;
@@ -231,13 +240,27 @@ export async function verifyGguf(o: VerifyOptions): Promise<VerifyReport> {
   const maxContext = Math.max(...ourIds.map((ids) => ids.length)) + 8;
   const reply: LlamaReply =
     o.llamaReply ??
-    (await runLlama({ modelPath: o.gguf, adapterPath: o.adapterGguf, texts: [...probes], contextSize: Math.max(64, maxContext), eogCandidates: eogCandidates(ggufSource.header) }));
+    (await runLlama({
+      modelPath: o.gguf,
+      adapterPath: o.adapterGguf,
+      texts: [...probes],
+      contextSize: Math.max(64, maxContext),
+      eogCandidates: eogCandidates(ggufSource.header),
+    }));
   const ours = await o.score(o.config, ggufSource, o.adapter, ourIds);
   let sum = 0;
   let count = 0;
   const reports: ProbeReport[] = probes.map((text, i) => {
     const mine = ourIds[i]!;
-    const report: ProbeReport = { text, tokens: mine.length, tokenMismatchAt: null, maxAbsDiff: null, meanAbsDiff: null, worstPosition: null, tolerance: base.maxAbs };
+    const report: ProbeReport = {
+      text,
+      tokens: mine.length,
+      tokenMismatchAt: null,
+      maxAbsDiff: null,
+      meanAbsDiff: null,
+      worstPosition: null,
+      tolerance: base.maxAbs,
+    };
     if (!reply.ok) return report;
     const theirs = reply.results[i]!;
     // Our ids start with BOS; llama.cpp's token list is without it (it prepends BOS itself).

@@ -19,7 +19,15 @@ export const GGML_DIR_ENV = "OWNTUNE_GGML_DIR";
 /** The functions of libggml-base owntune calls (also what a quantizing worker thread needs). */
 export interface GgmlBase {
   readonly path: string;
-  quantizeChunk(type: number, src: Float32Array, dst: Uint8Array | bigint, start: number, nrows: number, nPerRow: number, imatrix: null): number;
+  quantizeChunk(
+    type: number,
+    src: Float32Array,
+    dst: Uint8Array | bigint,
+    start: number,
+    nrows: number,
+    nPerRow: number,
+    imatrix: null,
+  ): number;
   rowSize(type: number, ne: number): number;
   init(params: { mem_size: number; mem_buffer: null; no_alloc: boolean }): Ptr;
   free(ctx: Ptr): void;
@@ -158,7 +166,9 @@ function firstLine(e: unknown): string {
 
 function buildRelease(dir: string): string {
   try {
-    const meta = JSON.parse(readFileSync(join(dir, "_nlcBuildMetadata.json"), "utf8")) as { buildOptions?: { llamaCpp?: { release?: string } } };
+    const meta = JSON.parse(readFileSync(join(dir, "_nlcBuildMetadata.json"), "utf8")) as {
+      buildOptions?: { llamaCpp?: { release?: string } };
+    };
     return meta.buildOptions?.llamaCpp?.release ?? "unknown";
   } catch {
     return "unknown";
@@ -168,7 +178,9 @@ function buildRelease(dir: string): string {
 /** Each CPU library's own `ggml_backend_score` (0: cannot run here); the highest wins, the rest are unloaded. */
 function bestCpuVariant(dir: string): { path: string; variant: string } | { reason: string } {
   const pattern = new RegExp(`^${LIB_PREFIX}ggml-cpu(?:-([A-Za-z0-9_]+))?\\${LIB_EXT}$`);
-  const candidates = readdirSync(dir).filter((f) => pattern.test(f)).sort();
+  const candidates = readdirSync(dir)
+    .filter((f) => pattern.test(f))
+    .sort();
   if (candidates.length === 0) return { reason: `no ggml CPU library in ${dir}` };
   let best: { path: string; variant: string; score: number } | undefined;
   for (const file of candidates) {
@@ -208,7 +220,9 @@ function bindBase(path: string): GgmlBase {
   });
   const f = (decl: string) => lib.func(decl) as unknown as Fn;
   const b = {
-    quantizeChunk: f("size_t ggml_quantize_chunk(int type, const float *src, void *dst, int64_t start, int64_t nrows, int64_t n_per_row, const float *imatrix)"),
+    quantizeChunk: f(
+      "size_t ggml_quantize_chunk(int type, const float *src, void *dst, int64_t start, int64_t nrows, int64_t n_per_row, const float *imatrix)",
+    ),
     rowSize: f("size_t ggml_row_size(int type, int64_t ne)"),
     init: f("void *ggml_init(owntune_ggml_init_params params)"),
     free: f("void ggml_free(void *ctx)"),

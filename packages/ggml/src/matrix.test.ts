@@ -19,11 +19,12 @@ function gaussian(n: number, seed: number): Float32Array {
 /** a [m, k] · bᵀ with b [n, k], in float64. */
 function matmulT(a: Float32Array, b: Float32Array, m: number, k: number, n: number): Float64Array {
   const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let t = 0; t < k; t++) s += a[i * k + t]! * b[j * k + t]!;
-    out[i * n + j] = s;
-  }
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let t = 0; t < k; t++) s += a[i * k + t]! * b[j * k + t]!;
+      out[i * n + j] = s;
+    }
   return out;
 }
 
@@ -68,7 +69,9 @@ const DX_REF = matmulT(DY, transpose(W, OUT, IN), N, OUT, IN);
 const BOUND: Record<BaseDtype, number> = { f32: 1e-6, bf16: 5e-3, q8_0: 1.5e-2, q4_0: 0.17, q4_k: 0.15 };
 
 describe("GgmlMatrix products", () => {
-  const cases: Array<[BaseDtype, TransposedCopy]> = BASE_DTYPES.flatMap((d) => (["stored", "on-the-fly"] as const).map((t): [BaseDtype, TransposedCopy] => [d, t]));
+  const cases: Array<[BaseDtype, TransposedCopy]> = BASE_DTYPES.flatMap((d) =>
+    (["stored", "on-the-fly"] as const).map((t): [BaseDtype, TransposedCopy] => [d, t]),
+  );
   it.each(cases)("%s with Wᵀ %s: x·Wᵀ and dy·W within the type's rounding of float64", async (dtype, transposed) => {
     const m = await GgmlMatrix.fromF32("w", W, OUT, IN, { dtype, transposed });
     try {
@@ -78,7 +81,9 @@ describe("GgmlMatrix products", () => {
       expect(relError(`${dtype} (Wᵀ ${transposed}) dy·W`, dx, DX_REF)).toBeLessThan(BOUND[dtype]);
       const repacked = transposed === "stored" && (dtype === "q4_0" || dtype === "q4_k") && process.arch === "x64";
       expect(m.describe()).toContain(repacked ? "repacked" : transposed === "stored" ? "Wᵀ" : "Wᵀ on-the-fly");
-      expect(m.bytes).toBe((transposed === "stored" ? 2 : 1) * OUT * IN * { f32: 4, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q4_k: 144 / 256 }[dtype]);
+      expect(m.bytes).toBe(
+        (transposed === "stored" ? 2 : 1) * OUT * IN * { f32: 4, bf16: 2, q8_0: 34 / 32, q4_0: 18 / 32, q4_k: 144 / 256 }[dtype],
+      );
     } finally {
       m.dispose();
     }
@@ -101,8 +106,21 @@ describe("GgmlMatrix products", () => {
       return W.subarray(r0 * IN, (r0 + n) * IN);
     });
     try {
-      expect(reads).toEqual([[0, 100], [100, 100], [200, 100], [300, 100], [400, 100], [500, 12]]);
-      expect(relError("q8_0 streamed x·Wᵀ", m.forward(X, N, (v) => v.slice()), Y_REF)).toBeLessThan(BOUND.q8_0);
+      expect(reads).toEqual([
+        [0, 100],
+        [100, 100],
+        [200, 100],
+        [300, 100],
+        [400, 100],
+        [500, 12],
+      ]);
+      expect(
+        relError(
+          "q8_0 streamed x·Wᵀ",
+          m.forward(X, N, (v) => v.slice()),
+          Y_REF,
+        ),
+      ).toBeLessThan(BOUND.q8_0);
       expect(() => m.backward(DY, N, () => 0)).toThrow("w: loaded for inference (no Wᵀ): no input gradients");
     } finally {
       m.dispose();

@@ -13,7 +13,13 @@ import { GgmlType, ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "./types.js";
 export const BASE_DTYPES = ["f32", "bf16", "q8_0", "q4_0", "q4_k"] as const;
 export type BaseDtype = (typeof BASE_DTYPES)[number];
 
-const TYPE_OF: Record<BaseDtype, number> = { f32: GgmlType.F32, bf16: GgmlType.BF16, q8_0: GgmlType.Q8_0, q4_0: GgmlType.Q4_0, q4_k: GgmlType.Q4_K };
+const TYPE_OF: Record<BaseDtype, number> = {
+  f32: GgmlType.F32,
+  bf16: GgmlType.BF16,
+  q8_0: GgmlType.Q8_0,
+  q4_0: GgmlType.Q4_0,
+  q4_k: GgmlType.Q4_K,
+};
 
 /** Bytes per value of each base dtype (for memory plans): block bytes / block values. */
 export function baseDtypeBytes(dtype: BaseDtype): number {
@@ -26,7 +32,12 @@ export function baseDtypeBytes(dtype: BaseDtype): number {
  * divides the row, else the next that does (Q4_K → Q4_0 → BF16; Q8_0 / Q4_0 → BF16).
  */
 export function storageType(dtype: BaseDtype, rowLength: number): number {
-  const chain = dtype === "q4_k" ? [GgmlType.Q4_K, GgmlType.Q4_0, GgmlType.BF16] : dtype === "q8_0" || dtype === "q4_0" ? [TYPE_OF[dtype], GgmlType.BF16] : [TYPE_OF[dtype]];
+  const chain =
+    dtype === "q4_k"
+      ? [GgmlType.Q4_K, GgmlType.Q4_0, GgmlType.BF16]
+      : dtype === "q8_0" || dtype === "q4_0"
+        ? [TYPE_OF[dtype], GgmlType.BF16]
+        : [TYPE_OF[dtype]];
   return chain.find((t) => rowLength % ggmlTypeInfo(t)!.block === 0)!;
 }
 
@@ -91,7 +102,14 @@ export class GgmlMatrix {
    * `ggml_quantize_chunk`; nothing read is kept. Without a stored Wᵀ the rows stream through one block at
    * a time; a stored Wᵀ needs W's columns, so the whole matrix is read once (one matrix, never a model).
    */
-  static async load(name: string, rows: number, cols: number, options: MatrixOptions, read: RowReader, rt: GgmlRuntime = requireRuntime()): Promise<GgmlMatrix> {
+  static async load(
+    name: string,
+    rows: number,
+    cols: number,
+    options: MatrixOptions,
+    read: RowReader,
+    rt: GgmlRuntime = requireRuntime(),
+  ): Promise<GgmlMatrix> {
     const m = new GgmlMatrix(rt, name, rows, cols, options.dtype, options.transposed ?? "stored");
     const block = options.blockValues ?? DEFAULT_BLOCK_VALUES;
     try {
@@ -99,8 +117,12 @@ export class GgmlMatrix {
       if (m.transposed === "stored") {
         const data = await read(0, rows);
         if (data.length !== rows * cols) throw new RangeError(`${name}: ${data.length} values, expected [${rows}, ${cols}]`);
-        m.w = await upload(rt, storageType(options.dtype, cols), cols, rows, repack, block, (r0, n) => data.subarray(r0 * cols, (r0 + n) * cols));
-        m.wt = await upload(rt, storageType(options.dtype, rows), rows, cols, repack, block, (c0, n) => transposeColumns(data, rows, cols, c0, n));
+        m.w = await upload(rt, storageType(options.dtype, cols), cols, rows, repack, block, (r0, n) =>
+          data.subarray(r0 * cols, (r0 + n) * cols),
+        );
+        m.wt = await upload(rt, storageType(options.dtype, rows), rows, cols, repack, block, (c0, n) =>
+          transposeColumns(data, rows, cols, c0, n),
+        );
       } else {
         m.w = await upload(rt, storageType(options.dtype, cols), cols, rows, repack, block, read);
       }
@@ -112,7 +134,14 @@ export class GgmlMatrix {
   }
 
   /** W from row-major float32 values [rows, cols] (see `load`). */
-  static fromF32(name: string, data: Float32Array, rows: number, cols: number, options: MatrixOptions, rt?: GgmlRuntime): Promise<GgmlMatrix> {
+  static fromF32(
+    name: string,
+    data: Float32Array,
+    rows: number,
+    cols: number,
+    options: MatrixOptions,
+    rt?: GgmlRuntime,
+  ): Promise<GgmlMatrix> {
     if (data.length !== rows * cols) throw new RangeError(`${name}: ${data.length} values, expected [${rows}, ${cols}]`);
     return GgmlMatrix.load(name, rows, cols, options, (r0, n) => data.subarray(r0 * cols, (r0 + n) * cols), rt);
   }
@@ -209,7 +238,13 @@ function transposeColumns(data: Float32Array, rows: number, cols: number, c0: nu
 
 /** Whether ggml would repack a [ne1 rows of ne0] tensor of `type` into CPU_REPACK on this machine. */
 function repacks(rt: GgmlRuntime, type: number, ne1: number): boolean {
-  return rt.repackBufferType !== undefined && process.arch === "x64" && (type === GgmlType.Q4_0 || type === GgmlType.Q4_K) && ne1 % 8 === 0 && rt.libs.cpu.hasAvx2();
+  return (
+    rt.repackBufferType !== undefined &&
+    process.arch === "x64" &&
+    (type === GgmlType.Q4_0 || type === GgmlType.Q4_K) &&
+    ne1 % 8 === 0 &&
+    rt.libs.cpu.hasAvx2()
+  );
 }
 
 /**
@@ -217,7 +252,15 @@ function repacks(rt: GgmlRuntime, type: number, ne1: number): boolean {
  * block by block. Repacked tensors take their bytes in one call (ggml's repack buffer only accepts the
  * whole tensor), so their quantized bytes are staged first; others are written block by block.
  */
-async function upload(rt: GgmlRuntime, type: number, ne0: number, ne1: number, allowRepack: boolean, blockValues: number, rowsOf: RowReader): Promise<Stored> {
+async function upload(
+  rt: GgmlRuntime,
+  type: number,
+  ne0: number,
+  ne1: number,
+  allowRepack: boolean,
+  blockValues: number,
+  rowsOf: RowReader,
+): Promise<Stored> {
   const g = rt.libs.base;
   const repacked = allowRepack && repacks(rt, type, ne1);
   const ctx = g.init({ mem_size: 2 * g.tensorOverhead(), mem_buffer: null, no_alloc: true });

@@ -23,7 +23,9 @@ export function ggmlQuantize(base: GgmlBase, type: number, data: Float32Array, r
   const info = ggmlTypeInfo(type);
   if (!info || !GGML_QUANTIZE_TYPES.has(type)) throw new RangeError(`no quantizer for ${ggmlTypeName(type)}`);
   if (!Number.isInteger(rowLength) || rowLength <= 0 || rowLength % info.block !== 0 || data.length % rowLength !== 0) {
-    throw new RangeError(`${ggmlTypeName(type)} needs rows of a multiple of ${info.block} values, got ${rowLength} (${data.length} values)`);
+    throw new RangeError(
+      `${ggmlTypeName(type)} needs rows of a multiple of ${info.block} values, got ${rowLength} (${data.length} values)`,
+    );
   }
   const rows = data.length / rowLength;
   const bytes = rows * ggmlNBytes(type, rowLength);

@@ -2,7 +2,8 @@
 // target ÷ their count, the same weighting as training) and its perplexity, and greedy sample
 // generations from given prompts with the adapter as it stands.
 import * as tf from "@tensorflow/tfjs";
-import { generate, lmLoss, type Gemma4Model, type GemmaTokenizer, type LoraLayers } from "@owntune/model";
+import type { GemmaTokenizer } from "@owntune/tokenizer";
+import { generate, lmLoss, type Gemma4Model, type LoraLayers } from "@owntune/model";
 import type { CuratedDataset } from "@owntune/curate";
 import { microBatches, RowStream } from "./train-data.js";
 
@@ -15,7 +16,13 @@ export interface EvalResult {
 }
 
 /** Token-weighted loss over the first `maxRows` val rows (all by default), in the dataset's order. */
-export async function evaluate(model: Gemma4Model, lora: LoraLayers, dataset: CuratedDataset, batchSize: number, maxRows?: number): Promise<EvalResult | undefined> {
+export async function evaluate(
+  model: Gemma4Model,
+  lora: LoraLayers,
+  dataset: CuratedDataset,
+  batchSize: number,
+  maxRows?: number,
+): Promise<EvalResult | undefined> {
   const total = Math.min(dataset.rows("val"), maxRows ?? Infinity);
   if (total === 0) return undefined;
   const stream = new RowStream(dataset, "val", { seed: 0, start: { epoch: 0, offset: 0 }, shuffle: false, epochs: 1 });
@@ -51,7 +58,13 @@ export interface Sample {
 }
 
 /** Greedy completions of `prompts` (as chat user turns when `chat`), stopping at end-of-generation ids. */
-export async function sampleCompletions(model: Gemma4Model, lora: LoraLayers, tokenizer: GemmaTokenizer, prompts: readonly string[], options: { maxTokens: number; chat: boolean }): Promise<Sample[]> {
+export async function sampleCompletions(
+  model: Gemma4Model,
+  lora: LoraLayers,
+  tokenizer: GemmaTokenizer,
+  prompts: readonly string[],
+  options: { maxTokens: number; chat: boolean },
+): Promise<Sample[]> {
   const out: Sample[] = [];
   for (const prompt of prompts) {
     const text = options.chat ? tokenizer.applyChatTemplate([{ role: "user", content: prompt }], { addGenerationPrompt: true }) : prompt;

@@ -8,7 +8,20 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { CuratedDataset } from "@owntune/curate";
-import { expectedTensors, gemma4FromWeights, initBackend, lmLoss, loadGemma4, loadModelDir, openCheckpoint, RunFailure, scoreIds, silentProgress, tokenLogprobs, UserError, type Gemma4Model, type GemmaTokenizer } from "@owntune/model";
+import type { GemmaTokenizer } from "@owntune/tokenizer";
+import { RunFailure, silentProgress, UserError } from "@owntune/core";
+import {
+  expectedTensors,
+  gemma4FromWeights,
+  initBackend,
+  lmLoss,
+  loadGemma4,
+  loadModelDir,
+  openCheckpoint,
+  scoreIds,
+  tokenLogprobs,
+  type Gemma4Model,
+} from "@owntune/model";
 import { disposeLora, loraTensorsFrom } from "./adapter.js";
 import { mergeLora } from "./merge.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -42,8 +55,13 @@ beforeAll(async () => {
 afterAll(() => model?.dispose());
 
 const config = (o: Record<string, unknown> = {}): TrainConfig => trainSchema.parse({ eval_every: 0, save_every: 0, ...o });
-const run = (c: TrainConfig, o: Partial<FineTuneOptions> = {}) => fineTune({ modelDir: fx.modelDir, dataDir: fx.dataDir, outDir: join(root, `run${runs++}`), config: c, ...o });
-const metrics = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Record<string, number | string>);
+const run = (c: TrainConfig, o: Partial<FineTuneOptions> = {}) =>
+  fineTune({ modelDir: fx.modelDir, dataDir: fx.dataDir, outDir: join(root, `run${runs++}`), config: c, ...o });
+const metrics = (dir: string) =>
+  readFileSync(join(dir, "metrics.jsonl"), "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as Record<string, number | string>);
 const trainRows = (dir: string) => metrics(dir).filter((r) => r.type === "train");
 
 async function rows(n: number): Promise<Row[]> {
@@ -56,7 +74,9 @@ async function rows(n: number): Promise<Row[]> {
 
 describe("LoRA training", () => {
   it("lowers the loss on a tiny memorisation set and grows the adapter", async () => {
-    const r = await run(config({ steps: 12, batch_size: 4, optimizer: { lr: 5e-3 }, schedule: { kind: "constant", warmup_steps: 2 }, eval_every: 6 }));
+    const r = await run(
+      config({ steps: 12, batch_size: 4, optimizer: { lr: 5e-3 }, schedule: { kind: "constant", warmup_steps: 2 }, eval_every: 6 }),
+    );
     expect(r.status).toBe("complete");
     const losses = trainRows(r.outDir).map((x) => x.loss as number);
     console.log(`loss by step: ${losses.map((l) => l.toFixed(2)).join(" ")}`);
@@ -70,7 +90,14 @@ describe("LoRA training", () => {
     const adapter = await readPeftAdapter(r.adapterDir, model.config);
     const bNorm = [...adapter.weights.pairs.values()].reduce((s, p) => s + p.b.reduce((t, x) => t + x * x, 0), 0);
     expect(bNorm).toBeGreaterThan(0); // B starts at zero
-    expect(adapter.config).toMatchObject({ r: 8, lora_alpha: 16, peft_type: "LORA", task_type: "CAUSAL_LM", lora_dropout: 0, use_rslora: false });
+    expect(adapter.config).toMatchObject({
+      r: 8,
+      lora_alpha: 16,
+      peft_type: "LORA",
+      task_type: "CAUSAL_LM",
+      lora_dropout: 0,
+      use_rslora: false,
+    });
     expect(adapter.config.target_modules).toEqual(["down_proj", "gate_proj", "k_proj", "o_proj", "q_proj", "up_proj", "v_proj"]);
     expect(adapter.weights.pairs.has("layers.4.self_attn.k_proj")).toBe(false); // KV-shared: no dead tensor
     expect(adapter.weights.pairs.has("layers.1.self_attn.v_proj")).toBe(false); // k=v
@@ -109,7 +136,9 @@ describe("LoRA training", () => {
         worst = Math.max(worst, Math.abs(x - b[i]!));
         moved = Math.max(moved, Math.abs(x - plain[i]!));
       });
-      console.log(`merged vs base + adapter: max |Δ log p| ${worst.toExponential(2)} (the adapter moves them by up to ${moved.toFixed(2)})`);
+      console.log(
+        `merged vs base + adapter: max |Δ log p| ${worst.toExponential(2)} (the adapter moves them by up to ${moved.toFixed(2)})`,
+      );
       expect(worst).toBeLessThan(1e-3);
       expect(moved).toBeGreaterThan(0.5);
     } finally {
@@ -141,7 +170,19 @@ describe("LoRA training", () => {
       console.log(`accumulated vs one batch: loss ${loss1} vs ${lossK}, max relative gradient difference ${maxRel.toExponential(2)}`);
       expect(maxRel).toBeLessThan(1e-3);
       // The peers' bug, for contrast: the mean of per-micro-batch means is another number.
-      const meanOfMeans = parts.reduce((s, mb) => s + accumulateGradients(model, lora, mb, mb.targets, lora.params.map((p) => new Float32Array(p.length))), 0) / parts.length;
+      const meanOfMeans =
+        parts.reduce(
+          (s, mb) =>
+            s +
+            accumulateGradients(
+              model,
+              lora,
+              mb,
+              mb.targets,
+              lora.params.map((p) => new Float32Array(p.length)),
+            ),
+          0,
+        ) / parts.length;
       expect(Math.abs(meanOfMeans - loss1)).toBeGreaterThan(1e-3);
     } finally {
       lora.dispose();
@@ -153,7 +194,10 @@ describe("LoRA training", () => {
     // flips would blur an arithmetic comparison.
     const common = { epochs: 1, optimizer: { lr: 1e-3 }, schedule: { kind: "linear", warmup_steps: 1 }, max_grad_norm: null };
     const exact = { kernels: "tfjs" as const };
-    const [a, b] = [await run(config({ ...common, batch_size: 6 }), exact), await run(config({ ...common, batch_size: 2, grad_accum: 3 }), exact)];
+    const [a, b] = [
+      await run(config({ ...common, batch_size: 6 }), exact),
+      await run(config({ ...common, batch_size: 2, grad_accum: 3 }), exact),
+    ];
     const n = (await CuratedDataset.open(fx.dataDir)).rows("train");
     expect(n % 6).not.toBe(0); // the last step holds fewer rows
     expect(a.totalSteps).toBe(Math.ceil(n / 6));
@@ -165,7 +209,9 @@ describe("LoRA training", () => {
       const q = pb.weights.pairs.get(m)!;
       p.b.forEach((x, i) => ((maxDiff = Math.max(maxDiff, Math.abs(x - q.b[i]!))), (maxAbs = Math.max(maxAbs, Math.abs(x)))));
     }
-    console.log(`grad_accum vs one batch after ${a.totalSteps} steps: max |ΔB| ${maxDiff.toExponential(2)} (max |B| ${maxAbs.toExponential(2)})`);
+    console.log(
+      `grad_accum vs one batch after ${a.totalSteps} steps: max |ΔB| ${maxDiff.toExponential(2)} (max |B| ${maxAbs.toExponential(2)})`,
+    );
     expect(maxDiff).toBeLessThan(1e-3 * maxAbs);
     // Same rows in the same order: the per-step target counts agree.
     expect(trainRows(a.outDir).map((r) => r.trained_tokens)).toEqual(trainRows(b.outDir).map((r) => r.trained_tokens));
@@ -198,20 +244,45 @@ describe("LoRA training", () => {
     const c = config({ steps: 5, batch_size: 2, save_every: 2 });
     const plan = planLora(model.config, c.lora);
     const lora = new LoraState(plan.modules, 8, 2, { seed: 0 });
-    const optimizer = new AdamW({ betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0 }, lora.params.map((p) => p.length));
+    const optimizer = new AdamW(
+      { betas: [0.9, 0.999], eps: 1e-8, weight_decay: 0 },
+      lora.params.map((p) => p.length),
+    );
     // Poison one base weight's forward from the 4th micro-batch on (step 4 here).
     const w = model.linears.get("layers.2.mlp.down_proj.weight");
     const forward = w.forward;
     let calls = 0;
     (w as { forward: typeof forward }).forward = (x) => (++calls > 3 ? tf.tidy(() => tf.mul(forward(x), NaN)) : forward(x));
-    const start: TrainProgress = { step: 0, data: { epoch: 0, offset: 0 }, best: null, bestWeights: undefined, evalsWithoutImprovement: 0, tokensSeen: 0, trainedTokensSeen: 0, elapsedSeconds: 0 };
+    const start: TrainProgress = {
+      step: 0,
+      data: { epoch: 0, offset: 0 },
+      best: null,
+      bestWeights: undefined,
+      evalsWithoutImprovement: 0,
+      tokensSeen: 0,
+      trainedTokensSeen: 0,
+      elapsedSeconds: 0,
+    };
     const { mkdirSync } = await import("node:fs");
     mkdirSync(outDir);
     let before: Float32Array[] = [];
     try {
       const e = await train({
-        runDir: outDir, model, tokenizer, dataset: await CuratedDataset.open(fx.dataDir), config: c, seed: 0, lora, optimizer, totalSteps: 5, totalRows: undefined, start,
-        configDigest: "test", peft: {}, progress: silentProgress, log: () => {},
+        runDir: outDir,
+        model,
+        tokenizer,
+        dataset: await CuratedDataset.open(fx.dataDir),
+        config: c,
+        seed: 0,
+        lora,
+        optimizer,
+        totalSteps: 5,
+        totalRows: undefined,
+        start,
+        configDigest: "test",
+        peft: {},
+        progress: silentProgress,
+        log: () => {},
         onStep: async (p) => void (p.step === 3 && (before = lora.params.map((x) => x.slice()))),
       }).catch((x: unknown) => x);
       expect(e).toBeInstanceOf(RunFailure);
@@ -219,7 +290,11 @@ describe("LoRA training", () => {
       lora.params.forEach((p, i) => expect(p).toEqual(before[i])); // step 4 changed nothing
       const cps = await listCheckpoints(outDir);
       expect(cps.map((x) => x.step)).toEqual([2]);
-      const loaded = await loadCheckpoint(cps[0]!.dir, model.config, plan.modules.flatMap((m) => [`${m.name}.lora_A`, `${m.name}.lora_B`]));
+      const loaded = await loadCheckpoint(
+        cps[0]!.dir,
+        model.config,
+        plan.modules.flatMap((m) => [`${m.name}.lora_A`, `${m.name}.lora_B`]),
+      );
       expect(loaded.state.step).toBe(2);
       expect(metrics(outDir).map((r) => r.step)).toEqual([1, 2, 3]);
     } finally {
@@ -230,9 +305,17 @@ describe("LoRA training", () => {
 
   it("refuses, before loading anything, a run whose estimated memory does not fit, naming the setting", async () => {
     const outDir = join(root, "too-big");
-    const e = await fineTune({ modelDir: fx.modelDir, dataDir: fx.dataDir, outDir, config: config({ steps: 1, batch_size: 100_000 }), configFile: "t.yaml" }).catch((x: unknown) => x);
+    const e = await fineTune({
+      modelDir: fx.modelDir,
+      dataDir: fx.dataDir,
+      outDir,
+      config: config({ steps: 1, batch_size: 100_000 }),
+      configFile: "t.yaml",
+    }).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(UserError);
-    expect((e as UserError).format()).toMatch(/^t\.yaml: batch_size: estimated peak memory [\d.]+ GiB exceeds this (machine's memory|container's memory limit) \([\d.]+ GiB\); lower batch_size \(activations: [\d.]+ GiB for 100000 × 64 tokens\)/);
+    expect((e as UserError).format()).toMatch(
+      /^t\.yaml: batch_size: estimated peak memory [\d.]+ GiB exceeds this (machine's memory|container's memory limit) \([\d.]+ GiB\); lower batch_size \(activations: [\d.]+ GiB for 100000 × 64 tokens\)/,
+    );
     expect(existsSync(outDir)).toBe(false);
   });
 
@@ -242,8 +325,16 @@ describe("LoRA training", () => {
     const at3 = { best: { eval_loss: 3, step: 10 }, evalsWithoutImprovement: 0 };
     // better, but by less than min_delta: the best weights move, the patience counter does not reset
     expect(evalDecision(at3, 2.95, { patience: 2, min_delta: 0.1 })).toEqual({ best: true, evalsWithoutImprovement: 1, stop: false });
-    expect(evalDecision({ ...at3, evalsWithoutImprovement: 1 }, 3.2, { patience: 2, min_delta: 0.1 })).toEqual({ best: false, evalsWithoutImprovement: 2, stop: true });
-    expect(evalDecision({ ...at3, evalsWithoutImprovement: 5 }, 2.5, undefined)).toEqual({ best: true, evalsWithoutImprovement: 0, stop: false });
+    expect(evalDecision({ ...at3, evalsWithoutImprovement: 1 }, 3.2, { patience: 2, min_delta: 0.1 })).toEqual({
+      best: false,
+      evalsWithoutImprovement: 2,
+      stop: true,
+    });
+    expect(evalDecision({ ...at3, evalsWithoutImprovement: 5 }, 2.5, undefined)).toEqual({
+      best: true,
+      evalsWithoutImprovement: 0,
+      stop: false,
+    });
   });
 
   it("resumes an interrupted run to a byte-identical adapter, keeping the logs continuous", async () => {
@@ -252,7 +343,11 @@ describe("LoRA training", () => {
     const outDir = join(root, "interrupted");
     const controller = new AbortController();
     const first = await fineTune({
-      modelDir: fx.modelDir, dataDir: fx.dataDir, outDir, config: c, signal: controller.signal,
+      modelDir: fx.modelDir,
+      dataDir: fx.dataDir,
+      outDir,
+      config: c,
+      signal: controller.signal,
       log: (l) => void (l.startsWith("step 3/") || l.startsWith("step 5/") ? controller.abort() : undefined),
     });
     expect(first.status).toBe("interrupted");
@@ -261,7 +356,9 @@ describe("LoRA training", () => {
     expect(existsSync(join(outDir, "adapter"))).toBe(false);
     // Without --resume the folder is refused, with it the run continues.
     const refused = await fineTune({ modelDir: fx.modelDir, dataDir: fx.dataDir, outDir, config: c }).catch((x: unknown) => x);
-    expect((refused as UserError).format()).toMatch(/: holds this run, interrupted after step \d of 7; pass --resume to continue it, or --force to start over$/);
+    expect((refused as UserError).format()).toMatch(
+      /: holds this run, interrupted after step \d of 7; pass --resume to continue it, or --force to start over$/,
+    );
     const second = await fineTune({ modelDir: fx.modelDir, dataDir: fx.dataDir, outDir, config: c, resume: true });
     expect(second.status).toBe("complete");
     for (const f of ["adapter_model.safetensors", "adapter_config.json"]) {
@@ -280,6 +377,12 @@ describe("LoRA training", () => {
     const e = await loadCheckpoint(cp.dir, model.config, []).catch((x: unknown) => x);
     expect(e).toBeInstanceOf(UserError);
     expect((e as UserError).format()).toMatch(/optimizer\.safetensors: sha256 [0-9a-f]{12}… does not match trainer_state\.json/);
-    expect(readdirSync(cp.dir).sort()).toEqual(["adapter_config.json", "adapter_model.safetensors", "best_adapter.safetensors", "optimizer.safetensors", "trainer_state.json"]);
+    expect(readdirSync(cp.dir).sort()).toEqual([
+      "adapter_config.json",
+      "adapter_model.safetensors",
+      "best_adapter.safetensors",
+      "optimizer.safetensors",
+      "trainer_state.json",
+    ]);
   });
 });

@@ -6,29 +6,33 @@ import { mkdir, readdir, readFile, rm, stat } from "node:fs/promises";
 import { totalmem } from "node:os";
 import { join, relative, resolve } from "node:path";
 import {
-  countParameters,
-  describeBackend,
-  describeStorage,
-  layerSpecs,
-  recomputeByDefault,
-  selectKernels,
-  type BaseDtype,
-  type KernelName,
-  initBackend,
+  formatBytes,
   isUserError,
-  loadGemma4,
-  loadModelDir,
-  planStorage,
   removeStaleTemps,
+  RUN_FORMAT,
   RunFailure,
   silentProgress,
   UserError,
   type Progress,
+} from "@owntune/core";
+import {
+  countParameters,
+  describeBackend,
+  describeStorage,
+  initBackend,
+  layerSpecs,
+  loadGemma4,
+  loadModelDir,
+  planStorage,
+  recomputeByDefault,
+  selectKernels,
+  type BaseDtype,
+  type KernelName,
 } from "@owntune/model";
 import { CuratedDataset } from "@owntune/curate";
 import { AdamW } from "./adamw.js";
 import { LoraState, loraScaling } from "./lora-state.js";
-import { estimateMemory, availableMemory, gib, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
+import { estimateMemory, availableMemory, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
 import { writePeftAdapter, type WritePeftOptions } from "./peft.js";
 import { writeTrainReport } from "./train-report.js";
 import {
@@ -42,7 +46,6 @@ import {
   readRunRecord,
   REPORT_FILE,
   RUN_FILE,
-  RUN_FORMAT,
   RUN_FORMAT_VERSION,
   SAMPLES_FILE,
   sha256Text,
@@ -123,19 +126,30 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
     if (m.tokenizer.sha256 !== tok.sha256) {
       throw new UserError(
         `the dataset was curated with another tokenizer (${describeTokenizer(m.tokenizer.source, m.tokenizer.sha256)}) than the model's (${describeTokenizer(tok.source, tok.sha256)} in ${modelDir.dir})`,
-        { file: manifestFile, field: "tokenizer", hint: `curate again with this model's tokenizer (owntune curate … --model ${o.modelDir})` },
+        {
+          file: manifestFile,
+          field: "tokenizer",
+          hint: `curate again with this model's tokenizer (owntune curate … --model ${o.modelDir})`,
+        },
       );
     }
     const context = modelDir.config.max_position_embeddings;
     if (dataset.seqLen > context) {
-      throw new UserError(`rows hold ${dataset.seqLen} tokens (seq_len), longer than the model's context of ${context} tokens (max_position_embeddings)`, {
-        file: manifestFile,
-        field: "seq_len",
-        hint: `curate again with seq_len ≤ ${context}`,
-      });
+      throw new UserError(
+        `rows hold ${dataset.seqLen} tokens (seq_len), longer than the model's context of ${context} tokens (max_position_embeddings)`,
+        {
+          file: manifestFile,
+          field: "seq_len",
+          hint: `curate again with seq_len ≤ ${context}`,
+        },
+      );
     }
     const trainRows = dataset.rows("train");
-    if (trainRows === 0) throw new UserError("the dataset has no train rows", { file: manifestFile, hint: "see its report.html for what the filters dropped" });
+    if (trainRows === 0)
+      throw new UserError("the dataset has no train rows", {
+        file: manifestFile,
+        hint: "see its report.html for what the filters dropped",
+      });
 
     // --- The adapter's plan and the run's length. ----------------------------------------------------
     const plan = planLora(modelDir.config, c.lora, { file: o.configFile, fieldPrefix: o.fieldPrefix });
@@ -148,16 +162,40 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
 
     // --- Backend and memory: refuse a run that cannot fit, before loading anything big. -----------
     const backend = await initBackend({ backend: o.backend });
-    const storage = planStorage(modelDir.config, checkpoint, { baseDtype: o.baseDtype }, totalmem(), selectKernels(o.kernels, "--kernels").info);
+    const storage = planStorage(
+      modelDir.config,
+      checkpoint,
+      { baseDtype: o.baseDtype },
+      totalmem(),
+      selectKernels(o.kernels, "--kernels").info,
+    );
     const recompute = recomputeByDefault({ config: modelDir.config, layers: layerSpecs(modelDir.config) }, c.batch_size, dataset.seqLen);
-    const est = estimateMemory({ config: modelDir.config, storage, trainable, rank: c.lora.r, batchSize: c.batch_size, seqLen: dataset.seqLen, backend: backend.name, recompute });
+    const est = estimateMemory({
+      config: modelDir.config,
+      storage,
+      trainable,
+      rank: c.lora.r,
+      batchSize: c.batch_size,
+      seqLen: dataset.seqLen,
+      backend: backend.name,
+      recompute,
+    });
     const avail = availableMemory();
-    const biggest = est.activations >= est.base ? `batch_size (activations: ${gib(est.activations)} for ${c.batch_size} × ${dataset.seqLen} tokens) or the dataset's seq_len` : `the base model's size (weights: ${gib(est.base)}; a compact base_dtype such as q4_0 holds them in about a seventh of float32)`;
+    const biggest =
+      est.activations >= est.base
+        ? `batch_size (activations: ${formatBytes(est.activations, "GiB")} for ${c.batch_size} × ${dataset.seqLen} tokens) or the dataset's seq_len`
+        : `the base model's size (weights: ${formatBytes(est.base, "GiB")}; a compact base_dtype such as q4_0 holds them in about a seventh of float32)`;
     if (est.total > avail.bytes) {
-      throw new UserError(`estimated peak memory ${gib(est.total)} exceeds ${avail.source} (${gib(avail.bytes)}); lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
+      throw new UserError(
+        `estimated peak memory ${formatBytes(est.total, "GiB")} exceeds ${avail.source} (${formatBytes(avail.bytes, "GiB")}); lower ${biggest}`,
+        { file: o.configFile, field: field("batch_size") },
+      );
     }
     if (backend.name === "wasm" && est.backend > WASM_HEAP_LIMIT_BYTES) {
-      throw new UserError(`the wasm backend holds at most 4 GiB of tensors and this run needs an estimated ${gib(est.backend)} there; lower ${biggest}`, { file: o.configFile, field: field("batch_size") });
+      throw new UserError(
+        `the wasm backend holds at most 4 GiB of tensors and this run needs an estimated ${formatBytes(est.backend, "GiB")} there; lower ${biggest}`,
+        { file: o.configFile, field: field("batch_size") },
+      );
     }
 
     // --- The run directory: a fresh one, the same run to resume, or a refusal. -----------------------
@@ -174,7 +212,15 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
     const resolvedConfig = { ...c, seed } as Record<string, unknown>;
     const free = resumeFreeFields(c);
     const configDigest = sha256Text(JSON.stringify({ config: stripFree(resolvedConfig, free), identity }));
-    const existing = await prepareRunDir(outDir, { config: resolvedConfig, identity, free, resume: o.resume === true, force: o.force === true, field, log });
+    const existing = await prepareRunDir(outDir, {
+      config: resolvedConfig,
+      identity,
+      free,
+      resume: o.resume === true,
+      force: o.force === true,
+      field,
+      log,
+    });
     if (existing === "complete") {
       const rec = (await readRunRecord(outDir))!;
       log(`train: ${outDir} already holds this run, complete (${rec.steps.done} steps); reusing its adapter (--force trains again)`);
@@ -202,7 +248,11 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
       let restored: LoadedCheckpoint | undefined;
       if (o.resume) {
         restored = await newestCheckpoint(outDir, modelDir.config, names, configDigest, log);
-        log(restored ? `resuming from ${restored.dir} (step ${restored.state.step} of ${totalSteps})` : `no complete checkpoint in ${outDir} yet: starting from step 0`);
+        log(
+          restored
+            ? `resuming from ${restored.dir} (step ${restored.state.step} of ${totalSteps})`
+            : `no complete checkpoint in ${outDir} yet: starting from step 0`,
+        );
       }
 
       // --- Banner. ---------------------------------------------------------------------------------
@@ -215,7 +265,7 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
         ...describeSkipped(plan.skipped).map((s) => `  targets skipped: ${s}`),
         `  steps: ${totalSteps} × ${rowsPerStep} rows (batch_size ${c.batch_size} × grad_accum ${c.grad_accum}) = ${(rowsPerStep * dataset.seqLen).toLocaleString("en-US")} tokens per step, ~${targetsPerStep.toLocaleString("en-US")} trained; ${((totalSteps * rowsPerStep) / trainRows).toFixed(2)} epochs; seed ${seed}`,
         `  backend: ${describeBackend(backend)}; kernels: ${describeStorage(storage)}${recompute ? "; each layer recomputed in the backward pass" : ""}`,
-        `  memory estimate: ${gib(est.total)} peak (weights ${gib(est.base)}, activations ${gib(est.activations)}, adapter + AdamW ${gib(est.lora)}) of ${gib(avail.bytes)}`,
+        `  memory estimate: ${formatBytes(est.total, "GiB")} peak (weights ${formatBytes(est.base, "GiB")}, activations ${formatBytes(est.activations, "GiB")}, adapter + AdamW ${formatBytes(est.lora, "GiB")}) of ${formatBytes(avail.bytes, "GiB")}`,
       ];
       for (const line of banner) log(line);
 
@@ -233,8 +283,19 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
         identity,
         versions: await versions(backend.version),
         backend: describeBackend(backend),
-        plan: { trainable_parameters: trainable, total_parameters: total, modules: plan.modules.length, skipped: describeSkipped(plan.skipped), layers: formatLayers(plan.layers) },
-        steps: { total: totalSteps, done: restored?.state.step ?? 0, rows_per_step: rowsPerStep, tokens_per_step: rowsPerStep * dataset.seqLen },
+        plan: {
+          trainable_parameters: trainable,
+          total_parameters: total,
+          modules: plan.modules.length,
+          skipped: describeSkipped(plan.skipped),
+          layers: formatLayers(plan.layers),
+        },
+        steps: {
+          total: totalSteps,
+          done: restored?.state.step ?? 0,
+          rows_per_step: rowsPerStep,
+          tokens_per_step: rowsPerStep * dataset.seqLen,
+        },
         memory_estimate_bytes: est.total,
       };
       await writeRunRecord(outDir, record);
@@ -243,7 +304,10 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
       const model = await loadGemma4(modelDir.config, checkpoint, { progress, kernels: o.kernels, baseDtype: o.baseDtype });
       await closeCheckpoint();
       const lora = new LoraState(plan.modules, c.lora.r, scale, restored ? { pairs: restored.adapter.pairs } : { seed });
-      const optimizer = new AdamW({ betas: c.optimizer.betas, eps: c.optimizer.eps, weight_decay: c.optimizer.weight_decay }, lora.params.map((p) => p.length));
+      const optimizer = new AdamW(
+        { betas: c.optimizer.betas, eps: c.optimizer.eps, weight_decay: c.optimizer.weight_decay },
+        lora.params.map((p) => p.length),
+      );
       try {
         if (restored) {
           restored.m.forEach((a, i) => optimizer.m[i]!.set(a));
@@ -261,7 +325,16 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
               trainedTokensSeen: restored.state.trained_tokens_seen,
               elapsedSeconds: restored.state.elapsed_s,
             }
-          : { step: 0, data: { epoch: 0, offset: 0 }, best: null, bestWeights: undefined, evalsWithoutImprovement: 0, tokensSeen: 0, trainedTokensSeen: 0, elapsedSeconds: 0 };
+          : {
+              step: 0,
+              data: { epoch: 0, offset: 0 },
+              best: null,
+              bestWeights: undefined,
+              evalsWithoutImprovement: 0,
+              tokensSeen: 0,
+              trainedTokensSeen: 0,
+              elapsedSeconds: 0,
+            };
         // Logs past the restored step belong to the run that was killed: drop them.
         await truncateJsonl(outDir, METRICS_FILE, start.step);
         await truncateJsonl(outDir, SAMPLES_FILE, start.step);
@@ -332,9 +405,16 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
           tokens_per_s: outcome.tokensPerSecond,
           elapsed_s: p.elapsedSeconds,
         };
-        await writeTrainReport(outDir, { record, banner, metrics: await readJsonl(outDir, METRICS_FILE), samples: await readJsonl(outDir, SAMPLES_FILE) });
+        await writeTrainReport(outDir, {
+          record,
+          banner,
+          metrics: await readJsonl(outDir, METRICS_FILE),
+          samples: await readJsonl(outDir, SAMPLES_FILE),
+        });
         await writeRunRecord(outDir, record);
-        log(`wrote ${adapterDir}/ (weights of step ${record.adapter_step}${useBest ? ", the best eval loss" : ""}) and ${join(outDir, REPORT_FILE)}`);
+        log(
+          `wrote ${adapterDir}/ (weights of step ${record.adapter_step}${useBest ? ", the best eval loss" : ""}) and ${join(outDir, REPORT_FILE)}`,
+        );
         return result("complete");
 
         function result(status: "complete" | "interrupted"): FineTuneResult {
@@ -370,7 +450,15 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
  */
 async function prepareRunDir(
   outDir: string,
-  o: { config: Record<string, unknown>; identity: RunIdentity; free: ReadonlySet<string>; resume: boolean; force: boolean; field(f: string): string; log(l: string): void },
+  o: {
+    config: Record<string, unknown>;
+    identity: RunIdentity;
+    free: ReadonlySet<string>;
+    resume: boolean;
+    force: boolean;
+    field(f: string): string;
+    log(l: string): void;
+  },
 ): Promise<"fresh" | "resume" | "complete"> {
   let entries: string[];
   try {
@@ -384,41 +472,67 @@ async function prepareRunDir(
   if (!record) {
     // Our own lock and temporary names (a run killed before it wrote run.json) do not make it a user's folder.
     if (entries.every((n) => n === LOCK_FILE || /\.tmp-\d+-[0-9a-f]{8}/.test(n))) return "fresh";
-    throw new UserError("is not empty and holds no owntune training run (no run.json); nothing there was changed", { file: outDir, hint: "choose another --out" });
+    throw new UserError("is not empty and holds no owntune training run (no run.json); nothing there was changed", {
+      file: outDir,
+      hint: "choose another --out",
+    });
   }
   if (o.force) {
-    for (const name of entries) if (RUN_ENTRIES.includes(name) || name === LOCK_FILE || /\.tmp-\d+-[0-9a-f]{8}/.test(name)) await rm(join(outDir, name), { recursive: true, force: true });
+    for (const name of entries)
+      if (RUN_ENTRIES.includes(name) || name === LOCK_FILE || /\.tmp-\d+-[0-9a-f]{8}/.test(name))
+        await rm(join(outDir, name), { recursive: true, force: true });
     o.log(`train: --force: removed the earlier run in ${outDir}`);
     return "fresh";
   }
   const identityDiff = firstDifference(record.identity, o.identity);
   if (identityDiff) {
-    const what = identityDiff.path.startsWith("model") ? "base model" : identityDiff.path.startsWith("runtime") ? "kernels or base dtype" : "dataset";
+    const what = identityDiff.path.startsWith("model")
+      ? "base model"
+      : identityDiff.path.startsWith("runtime")
+        ? "kernels or base dtype"
+        : "dataset";
     throw new UserError(`holds a run trained on another ${what} (${identityDiff.path} differs)`, {
       file: join(outDir, RUN_FILE),
-      hint: o.resume ? `resume with the same ${what}, or start a new run in another --out (or --force to replace this one)` : "choose another --out, or --force to replace it",
+      hint: o.resume
+        ? `resume with the same ${what}, or start a new run in another --out (or --force to replace this one)`
+        : "choose another --out, or --force to replace it",
     });
   }
   const diff = firstDifference(stripFree(record.config, o.free), stripFree({ ...o.config }, o.free));
   if (diff) {
-    throw new UserError(`${o.field(diff.path)} is ${JSON.stringify(diff.after)} now but ${JSON.stringify(diff.before)} in the run already here`, {
-      file: join(outDir, RUN_FILE),
-      hint: o.resume ? "a resume must keep every setting that changes the result; use the earlier value, or start a new run in another --out" : "choose another --out, or --force to replace it",
-    });
+    throw new UserError(
+      `${o.field(diff.path)} is ${JSON.stringify(diff.after)} now but ${JSON.stringify(diff.before)} in the run already here`,
+      {
+        file: join(outDir, RUN_FILE),
+        hint: o.resume
+          ? "a resume must keep every setting that changes the result; use the earlier value, or start a new run in another --out"
+          : "choose another --out, or --force to replace it",
+      },
+    );
   }
   if (record.status === "complete") return "complete";
   if (!o.resume) {
-    throw new UserError(`holds this run, interrupted after step ${record.steps.done} of ${record.steps.total}`, { file: outDir, hint: "pass --resume to continue it, or --force to start over" });
+    throw new UserError(`holds this run, interrupted after step ${record.steps.done} of ${record.steps.total}`, {
+      file: outDir,
+      hint: "pass --resume to continue it, or --force to start over",
+    });
   }
   return "resume";
 }
 
 /** The newest checkpoint that loads and checks out; damaged ones are reported and skipped. */
-async function newestCheckpoint(outDir: string, config: Parameters<typeof loadCheckpoint>[1], names: readonly string[], digest: string, log: (l: string) => void): Promise<LoadedCheckpoint | undefined> {
+async function newestCheckpoint(
+  outDir: string,
+  config: Parameters<typeof loadCheckpoint>[1],
+  names: readonly string[],
+  digest: string,
+  log: (l: string) => void,
+): Promise<LoadedCheckpoint | undefined> {
   for (const c of await listCheckpoints(outDir)) {
     try {
       const loaded = await loadCheckpoint(c.dir, config, names);
-      if (loaded.state.config_digest !== digest) throw new UserError("was written for another config or inputs than this run's", { file: c.dir });
+      if (loaded.state.config_digest !== digest)
+        throw new UserError("was written for another config or inputs than this run's", { file: c.dir });
       return loaded;
     } catch (e) {
       if (!isUserError(e)) throw e;

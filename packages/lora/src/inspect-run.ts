@@ -2,8 +2,8 @@
 // last losses from metrics.jsonl, each checkpoint with its files' sha256 checked, and the adapter.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
-import { isUserError } from "@owntune/model";
-import { ADAPTER_DIR, METRICS_FILE, readJsonl, readRunRecord, RUN_FILE, RUN_FORMAT, type RunRecord } from "./run-dir.js";
+import { isUserError, RUN_FORMAT } from "@owntune/core";
+import { ADAPTER_DIR, METRICS_FILE, readJsonl, readRunRecord, RUN_FILE, type RunRecord } from "./run-dir.js";
 import { checkCheckpoint, listCheckpoints } from "./train-checkpoint.js";
 
 export interface RunInspection {
@@ -55,6 +55,8 @@ export function formatRunInspection(dir: string, x: RunInspection): string[] {
     `  LoRA r=${c.lora?.r}, alpha ${c.lora?.alpha}, lr ${c.optimizer?.lr}, ${r.steps.rows_per_step} rows per step (batch_size ${c.batch_size} × grad_accum ${c.grad_accum}), seed ${r.seed}; ${r.plan.trainable_parameters.toLocaleString("en-US")} trainable parameters in ${r.plan.modules} modules`,
     `  last step: loss ${num(x.lastTrain?.loss)}, lr ${typeof x.lastTrain?.lr === "number" ? x.lastTrain.lr.toExponential(2) : "—"}; last eval: loss ${num(x.lastEval?.eval_loss)}, perplexity ${num(x.lastEval?.eval_perplexity, 2)}`,
     ...x.checkpoints.map((k) => `  checkpoint step ${k.step}: ${k.ok ? "intact (sha256 checked)" : `DAMAGED — ${k.problem}`}`),
-    x.adapter ? `  adapter/: PEFT adapter of step ${r.adapter_step ?? r.steps.done}` : "  adapter/: not written yet (the run is not complete)",
+    x.adapter
+      ? `  adapter/: PEFT adapter of step ${r.adapter_step ?? r.steps.done}`
+      : "  adapter/: not written yet (the run is not complete)",
   ];
 }

@@ -20,8 +20,8 @@ describe("the trainable adapter", () => {
         const bound = 1 / Math.sqrt(m.inFeatures);
         expect(Math.max(...a.map(Math.abs))).toBeLessThanOrEqual(bound);
         const variance = a.reduce((t, x) => t + x * x, 0) / a.length;
-        expect(variance / (bound * bound / 3)).toBeGreaterThan(0.9); // U(−b, b) has variance b²/3
-        expect(variance / (bound * bound / 3)).toBeLessThan(1.1);
+        expect(variance / ((bound * bound) / 3)).toBeGreaterThan(0.9); // U(−b, b) has variance b²/3
+        expect(variance / ((bound * bound) / 3)).toBeLessThan(1.1);
         expect(s.params[2 * i + 1]!.every((x) => x === 0)).toBe(true);
         expect(again.params[2 * i]).toEqual(a);
         expect(other.params[2 * i]).not.toEqual(a);

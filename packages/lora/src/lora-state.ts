@@ -3,7 +3,8 @@
 // reads. Initialised as PEFT does: A ~ Kaiming-uniform with a = √5 (U(−1/√in, 1/√in)), B = 0, so the
 // adapter starts as the identity. Reference: peft tuners/lora/layer.py reset_lora_parameters.
 import * as tf from "@tensorflow/tfjs";
-import { seededRandom, type LoraLayers, type LoraTensors } from "@owntune/model";
+import type { LoraLayers, LoraTensors } from "@owntune/model";
+import { seededRandom } from "@owntune/core";
 import type { AdapterWeights, LoraPair } from "./adapter.js";
 import type { PlannedModule } from "./targets.js";
 
@@ -30,14 +31,20 @@ export class LoraState {
   readonly params: Float32Array[];
   private readonly vars: Array<tf.Variable<tf.Rank.R2>>;
 
-  constructor(modules: readonly PlannedModule[], rank: number, scale: number, init: { seed: number } | { pairs: ReadonlyMap<string, LoraPair> }) {
+  constructor(
+    modules: readonly PlannedModule[],
+    rank: number,
+    scale: number,
+    init: { seed: number } | { pairs: ReadonlyMap<string, LoraPair> },
+  ) {
     this.modules = modules;
     this.rank = rank;
     this.scale = scale;
     this.params = modules.flatMap((m) => {
       if ("pairs" in init) {
         const p = init.pairs.get(m.name);
-        if (!p || p.rank !== rank || p.inFeatures !== m.inFeatures || p.outFeatures !== m.outFeatures) throw new RangeError(`${m.name}: no matching LoRA pair to restore`);
+        if (!p || p.rank !== rank || p.inFeatures !== m.inFeatures || p.outFeatures !== m.outFeatures)
+          throw new RangeError(`${m.name}: no matching LoRA pair to restore`);
         return [Float32Array.from(p.a), Float32Array.from(p.b)];
       }
       const bound = 1 / Math.sqrt(m.inFeatures); // kaiming_uniform_(a=√5): gain √(2/6), bound gain·√3/√fan_in
@@ -68,7 +75,8 @@ export class LoraState {
     const out = new Map<string, LoraTensors>();
     this.modules.forEach((m, i) => {
       const pair: LoraTensors = { a: this.vars[2 * i]!, b: this.vars[2 * i + 1]!, scale: this.scale };
-      if (dropout && dropout.p > 0) pair.dropoutMask = (rows) => tf.tensor2d(dropoutMask(dropout, m.name, rows, m.inFeatures), [rows, m.inFeatures]);
+      if (dropout && dropout.p > 0)
+        pair.dropoutMask = (rows) => tf.tensor2d(dropoutMask(dropout, m.name, rows, m.inFeatures), [rows, m.inFeatures]);
       out.set(m.name, pair);
     });
     return out;
@@ -83,7 +91,13 @@ export class LoraState {
   snapshot(): AdapterWeights {
     const pairs = new Map<string, LoraPair>();
     this.modules.forEach((m, i) => {
-      pairs.set(m.name, { rank: this.rank, inFeatures: m.inFeatures, outFeatures: m.outFeatures, a: this.params[2 * i]!.slice(), b: this.params[2 * i + 1]!.slice() });
+      pairs.set(m.name, {
+        rank: this.rank,
+        inFeatures: m.inFeatures,
+        outFeatures: m.outFeatures,
+        a: this.params[2 * i]!.slice(),
+        b: this.params[2 * i + 1]!.slice(),
+      });
     });
     return { scale: this.scale, pairs };
   }

@@ -2,7 +2,7 @@
 // is refused at once (naming the setting to lower) instead of failing hours in. The activation figure
 // counts what the training forward keeps for its backward pass per token and layer (see the list in
 // `activationFloatsPerToken`); BENCHMARKS.md ## train compares it with measured peaks.
-import { freemem, totalmem } from "node:os";
+import { totalmem } from "node:os";
 import { readFileSync } from "node:fs";
 import { DEFAULT_TOKEN_BLOCK, DEFAULT_VOCAB_CHUNK, expectedTensors, layerSpecs, type Gemma4Config, type StoragePlan } from "@owntune/model";
 
@@ -72,8 +72,13 @@ export function estimateMemory(o: EstimateInput): MemoryEstimate {
     : (st.linears === "host-bf16" ? 2 : 4) * linearValues * (o.backend === "wasm" && st.linears === "device" ? 2 : 1);
   const embValues = c.vocab_size * c.hidden_size;
   const embBytes =
-    st.embedding === "bf16" || st.embedding === "native-bf16" ? 2 * embValues : 4 * embValues * (st.embedding === "device" && o.backend === "wasm" ? 2 : 1);
-  const pleBytes = st.ple?.where === "memory" ? (st.ple.dtype === "bf16" ? 2 : 4) * c.vocab_size_per_layer_input * c.num_hidden_layers * c.hidden_size_per_layer_input : 0;
+    st.embedding === "bf16" || st.embedding === "native-bf16"
+      ? 2 * embValues
+      : 4 * embValues * (st.embedding === "device" && o.backend === "wasm" ? 2 : 1);
+  const pleBytes =
+    st.ple?.where === "memory"
+      ? (st.ple.dtype === "bf16" ? 2 : 4) * c.vocab_size_per_layer_input * c.num_hidden_layers * c.hidden_size_per_layer_input
+      : 0;
   const base = linearBytes + embBytes + pleBytes + 4 * sum("norm");
   // Host parameters, variables, gradients, their accumulation, AdamW's two moments, the best copy.
   const lora = 7 * 4 * o.trainable;
@@ -109,13 +114,4 @@ export function availableMemory(): { bytes: number; source: string } {
     }
   }
   return { bytes, source };
-}
-
-/** Free memory right now (for the banner). */
-export function freeMemory(): number {
-  return freemem();
-}
-
-export function gib(bytes: number): string {
-  return `${(bytes / 2 ** 30).toFixed(bytes < 2 ** 30 ? 2 : 1)} GiB`;
 }

@@ -1,6 +1,6 @@
 // Merging a LoRA pair into its base weight, W' = W + scale·B·A, a block of rows at a time so a
 // large matrix never needs a second full copy. Reference: PEFT LoraLayer.merge (delta = B @ A · scaling).
-import type { LoraPair } from "./adapter.js";
+import type { AdapterWeights, LoraPair } from "./adapter.js";
 
 /**
  * Rows [start, start+count) of the merged weight, given the same rows of the base `W [out, in]`
@@ -22,6 +22,21 @@ export function mergedRows(base: Float32Array, pair: LoraPair, scale: number, st
     for (let c = 0; c < n; c++) out[r * n + c] = base[r * n + c]! + Math.fround(scale * acc[c]!);
   }
   return out;
+}
+
+/**
+ * A row reader for base weight `weightName` (`….weight`) with the adapter's pair for that module merged
+ * in: `readRows` itself where the adapter has no pair (or there is no adapter). How the GGUF export,
+ * the merged/ folder and verify's weight check all read merged weights.
+ */
+export function mergedRowReader(
+  adapter: AdapterWeights | undefined,
+  weightName: string,
+  readRows: (start: number, count: number) => Promise<Float32Array>,
+): (start: number, count: number) => Promise<Float32Array> {
+  const pair = adapter?.pairs.get(weightName.replace(/\.weight$/, ""));
+  if (!adapter || !pair) return readRows;
+  return async (start, count) => mergedRows(await readRows(start, count), pair, adapter.scale, start, count);
 }
 
 /** The whole merged weight (for small tensors and tests). */

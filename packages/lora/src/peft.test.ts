@@ -3,7 +3,8 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { gemma4Tiny, UserError, writeSafetensors } from "@owntune/model";
+import { UserError, writeSafetensors } from "@owntune/core";
+import { gemma4Tiny } from "@owntune/model";
 import { afterAll, describe, expect, it } from "vitest";
 import { mergeLora } from "./merge.js";
 import { loraScale, parsePeftTensorName, readPeftAdapter, writePeftAdapter } from "./peft.js";
@@ -18,7 +19,11 @@ const fresh = () => join(root, `a${n++}`);
 /** A hand-written adapter folder: `config` JSON and tensors by stored name. */
 async function handMade(cfg: Record<string, unknown>, tensors: Array<{ name: string; shape: number[] }>): Promise<string> {
   const dir = fresh();
-  await writeSafetensors(join(dir, "adapter_model.safetensors"), tensors.map((t) => ({ ...t, dtype: "F32" as const })), (t) => new Float32Array(t.shape[0]! * t.shape[1]!).fill(0.25));
+  await writeSafetensors(
+    join(dir, "adapter_model.safetensors"),
+    tensors.map((t) => ({ ...t, dtype: "F32" as const })),
+    (t) => new Float32Array(t.shape[0]! * t.shape[1]!).fill(0.25),
+  );
   writeFileSync(join(dir, "adapter_config.json"), JSON.stringify(cfg));
   return dir;
 }
@@ -47,7 +52,10 @@ describe("PEFT adapter folders", () => {
       expect(q.b).toEqual(p.b);
     }
     // v_proj exists only on sliding, non-shared layers (0, 2) of the tiny preset.
-    expect([...adapter.pairs.keys()].filter((k) => k.endsWith("v_proj"))).toEqual(["layers.0.self_attn.v_proj", "layers.2.self_attn.v_proj"]);
+    expect([...adapter.pairs.keys()].filter((k) => k.endsWith("v_proj"))).toEqual([
+      "layers.0.self_attn.v_proj",
+      "layers.2.self_attn.v_proj",
+    ]);
   });
 
   it("writes the multimodal layout, dropout and a layer restriction as PEFT records them, and reads them back", async () => {
@@ -56,8 +64,14 @@ describe("PEFT adapter folders", () => {
     await writePeftAdapter(dir, adapter, { modelPrefix: "model.language_model.", dropout: 0.05, layersToTransform: [0, 2] });
     const { readFileSync } = await import("node:fs");
     const cfg = JSON.parse(readFileSync(join(dir, "adapter_config.json"), "utf8"));
-    expect(cfg).toMatchObject({ lora_dropout: 0.05, layers_to_transform: [0, 2], layers_pattern: "layers", target_modules: ["q_proj"], task_type: "CAUSAL_LM" });
-    const { withSafetensors } = await import("@owntune/model");
+    expect(cfg).toMatchObject({
+      lora_dropout: 0.05,
+      layers_to_transform: [0, 2],
+      layers_pattern: "layers",
+      target_modules: ["q_proj"],
+      task_type: "CAUSAL_LM",
+    });
+    const { withSafetensors } = await import("@owntune/core");
     const names = await withSafetensors(join(dir, "adapter_model.safetensors"), async (f) => [...f.entries.keys()]);
     expect(names).toContain("base_model.model.model.language_model.layers.0.self_attn.q_proj.lora_A.weight");
     const back = await readPeftAdapter(dir, config);
@@ -67,8 +81,19 @@ describe("PEFT adapter folders", () => {
   it("accepts the multimodal layout and PEFT's extra config keys", async () => {
     const mm = "base_model.model.model.language_model.layers.0.self_attn.q_proj";
     const dir = await handMade(
-      { r: 2, lora_alpha: 4, target_modules: ["q_proj"], peft_type: "LORA", megatron_config: null, layer_replication: null, eva_config: null },
-      [{ name: `${mm}.lora_A.weight`, shape: [2, 128] }, { name: `${mm}.lora_B.weight`, shape: [128, 2] }],
+      {
+        r: 2,
+        lora_alpha: 4,
+        target_modules: ["q_proj"],
+        peft_type: "LORA",
+        megatron_config: null,
+        layer_replication: null,
+        eva_config: null,
+      },
+      [
+        { name: `${mm}.lora_A.weight`, shape: [2, 128] },
+        { name: `${mm}.lora_B.weight`, shape: [128, 2] },
+      ],
     );
     const a = await readPeftAdapter(dir, config);
     expect([...a.weights.pairs.keys()]).toEqual(["layers.0.self_attn.q_proj"]);
@@ -86,7 +111,10 @@ describe("PEFT adapter folders", () => {
   });
 
   it("names the tensor whose shape does not fit the base model", async () => {
-    const dir = await handMade({ r: 2, lora_alpha: 4 }, [{ name: `${q0}.lora_A.weight`, shape: [2, 64] }, { name: `${q0}.lora_B.weight`, shape: [128, 2] }]);
+    const dir = await handMade({ r: 2, lora_alpha: 4 }, [
+      { name: `${q0}.lora_A.weight`, shape: [2, 64] },
+      { name: `${q0}.lora_B.weight`, shape: [128, 2] },
+    ]);
     const e = await errorOf(readPeftAdapter(dir, config));
     expect(e.message).toBe(`tensor ${q0}.lora_A.weight has shape [2, 64], the base model and r=2 want [2, 128]`);
     expect(e.file).toBe(join(dir, "adapter_model.safetensors"));
@@ -94,7 +122,10 @@ describe("PEFT adapter folders", () => {
 
   it("names a module the base model does not have (a KV-shared layer's k_proj)", async () => {
     const k4 = "base_model.model.model.layers.4.self_attn.k_proj";
-    const dir = await handMade({ r: 2, lora_alpha: 4 }, [{ name: `${k4}.lora_A.weight`, shape: [2, 128] }, { name: `${k4}.lora_B.weight`, shape: [64, 2] }]);
+    const dir = await handMade({ r: 2, lora_alpha: 4 }, [
+      { name: `${k4}.lora_A.weight`, shape: [2, 128] },
+      { name: `${k4}.lora_B.weight`, shape: [64, 2] },
+    ]);
     const e = await errorOf(readPeftAdapter(dir, config));
     expect(e.message).toBe(`tensor ${k4}.lora_A.weight: the base model has no linear layer layers.4.self_attn.k_proj`);
   });
@@ -107,9 +138,13 @@ describe("PEFT adapter folders", () => {
   it("refuses DoRA and LoRA on embeddings", async () => {
     const dora = await handMade({ r: 2, lora_alpha: 4, use_dora: true }, [{ name: `${q0}.lora_A.weight`, shape: [2, 128] }]);
     const e = await errorOf(readPeftAdapter(dora, config));
-    expect(e.format()).toBe(`${join(dora, "adapter_config.json")}: use_dora: DoRA adapters are not supported; owntune reads plain LoRA adapters (PEFT LoraConfig defaults for these fields)`);
+    expect(e.format()).toBe(
+      `${join(dora, "adapter_config.json")}: use_dora: DoRA adapters are not supported; owntune reads plain LoRA adapters (PEFT LoraConfig defaults for these fields)`,
+    );
     const emb = await handMade({ r: 2, lora_alpha: 4 }, [{ name: "base_model.model.model.embed_tokens.lora_embedding_A", shape: [2, 8] }]);
-    expect((await errorOf(readPeftAdapter(emb, config))).message).toBe("tensor base_model.model.model.embed_tokens.lora_embedding_A: LoRA on embeddings is not supported");
+    expect((await errorOf(readPeftAdapter(emb, config))).message).toBe(
+      "tensor base_model.model.model.embed_tokens.lora_embedding_A: LoRA on embeddings is not supported",
+    );
   });
 
   it("reports a missing config with a hint", async () => {

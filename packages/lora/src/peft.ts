@@ -1,21 +1,12 @@
 // PEFT LoRA adapters on disk: `adapter_config.json` + `adapter_model.safetensors` with PEFT's tensor
-// names, read into and written from the in-memory `AdapterWeights` of @owntune/model. Shapes are
+// names, read into and written from the in-memory `AdapterWeights` (adapter.ts). Shapes are
 // checked against the base model's config, so an adapter for another model is a UserError naming
 // the tensor. Reference: huggingface/peft LoraConfig, save_pretrained / get_peft_model_state_dict.
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
-import {
-  expectedTensors,
-  parseConfig,
-  UserError,
-  withAtomicDir,
-  withSafetensors,
-  writeFileAtomic,
-  writeSafetensors,
-  type FloatDtype,
-  type Gemma4Config,
-} from "@owntune/model";
+import { parseConfig, UserError, withAtomicDir, withSafetensors, writeFileAtomic, writeSafetensors, type FloatDtype } from "@owntune/core";
+import { expectedTensors, type Gemma4Config } from "@owntune/model";
 import { z } from "zod";
 import type { AdapterWeights, LoraPair } from "./adapter.js";
 
@@ -35,7 +26,10 @@ export const adapterConfigSchema = z.object({
   peft_type: z.literal("LORA").default("LORA"),
   r: z.number().int().positive(),
   lora_alpha: z.number().positive(),
-  target_modules: z.union([z.array(z.string()), z.string()]).nullable().default(null),
+  target_modules: z
+    .union([z.array(z.string()), z.string()])
+    .nullable()
+    .default(null),
   use_rslora: z.boolean().default(false),
   base_model_name_or_path: z.string().nullable().default(null),
   task_type: z.string().nullable().default("CAUSAL_LM"),
@@ -59,7 +53,8 @@ export function parseAdapterConfig(text: string, file: string): AdapterConfig {
   if (c.use_dora) refuse("use_dora", "DoRA adapters are not supported");
   if (c.bias !== "none") refuse("bias", `trained biases (bias: ${JSON.stringify(c.bias)}) are not supported; Gemma 4 has no biases`);
   if (c.fan_in_fan_out) refuse("fan_in_fan_out", "fan_in_fan_out is for GPT-2 Conv1D layers, not Gemma");
-  if (c.modules_to_save && c.modules_to_save.length > 0) refuse("modules_to_save", `fully trained modules (${c.modules_to_save.join(", ")}) are not supported`);
+  if (c.modules_to_save && c.modules_to_save.length > 0)
+    refuse("modules_to_save", `fully trained modules (${c.modules_to_save.join(", ")}) are not supported`);
   if (Object.keys(c.rank_pattern).length > 0) refuse("rank_pattern", "per-module ranks (rank_pattern) are not supported");
   if (Object.keys(c.alpha_pattern).length > 0) refuse("alpha_pattern", "per-module alphas (alpha_pattern) are not supported");
   return c;
@@ -102,30 +97,49 @@ export interface PeftAdapter {
 export async function readPeftAdapter(dir: string, base: Gemma4Config): Promise<PeftAdapter> {
   const configPath = join(dir, ADAPTER_CONFIG_FILE);
   const weightsPath = join(dir, ADAPTER_WEIGHTS_FILE);
-  if (!existsSync(configPath)) throw new UserError(`no ${ADAPTER_CONFIG_FILE} here`, { file: dir, hint: "point --adapter at a PEFT adapter folder (adapter_config.json + adapter_model.safetensors)" });
+  if (!existsSync(configPath))
+    throw new UserError(`no ${ADAPTER_CONFIG_FILE} here`, {
+      file: dir,
+      hint: "point --adapter at a PEFT adapter folder (adapter_config.json + adapter_model.safetensors)",
+    });
   if (!existsSync(weightsPath)) {
-    const bin = existsSync(join(dir, "adapter_model.bin")) ? "; it has adapter_model.bin (PyTorch pickle), which owntune does not read: re-save with safe_serialization=True" : "";
+    const bin = existsSync(join(dir, "adapter_model.bin"))
+      ? "; it has adapter_model.bin (PyTorch pickle), which owntune does not read: re-save with safe_serialization=True"
+      : "";
     throw new UserError(`no ${ADAPTER_WEIGHTS_FILE} here${bin}`, { file: dir });
   }
   const config = parseAdapterConfig(await readFile(configPath, "utf8"), configPath);
-  const linears = new Map(expectedTensors(base).filter((t) => t.role === "linear").map((t) => [t.name.replace(/\.weight$/, ""), t.shape]));
+  const linears = new Map(
+    expectedTensors(base)
+      .filter((t) => t.role === "linear")
+      .map((t) => [t.name.replace(/\.weight$/, ""), t.shape]),
+  );
   const halves = new Map<string, { A?: Float32Array; B?: Float32Array; rank?: number }>();
   await withSafetensors(weightsPath, async (file) => {
     for (const [stored, entry] of file.entries) {
       const parsed = parsePeftTensorName(stored);
       if (!parsed) {
-        const what = /lora_embedding_[AB]/.test(stored) ? "LoRA on embeddings is not supported" : "not a LoRA weight of a Gemma 4 text model";
+        const what = /lora_embedding_[AB]/.test(stored)
+          ? "LoRA on embeddings is not supported"
+          : "not a LoRA weight of a Gemma 4 text model";
         throw new UserError(`tensor ${stored}: ${what}`, { file: weightsPath });
       }
       const shape = linears.get(parsed.module);
-      if (!shape) throw new UserError(`tensor ${stored}: the base model has no linear layer ${parsed.module}`, { file: weightsPath, hint: "is this adapter for another model?" });
-      const [out, inn] = shape as [number, number];
-      const want = parsed.half === "A" ? [config.r, inn] : [out, config.r];
-      if (entry.shape.length !== 2 || entry.shape[0] !== want[0] || entry.shape[1] !== want[1]) {
-        throw new UserError(`tensor ${stored} has shape [${entry.shape.join(", ")}], the base model and r=${config.r} want [${want.join(", ")}]`, {
+      if (!shape)
+        throw new UserError(`tensor ${stored}: the base model has no linear layer ${parsed.module}`, {
           file: weightsPath,
           hint: "is this adapter for another model?",
         });
+      const [out, inn] = shape as [number, number];
+      const want = parsed.half === "A" ? [config.r, inn] : [out, config.r];
+      if (entry.shape.length !== 2 || entry.shape[0] !== want[0] || entry.shape[1] !== want[1]) {
+        throw new UserError(
+          `tensor ${stored} has shape [${entry.shape.join(", ")}], the base model and r=${config.r} want [${want.join(", ")}]`,
+          {
+            file: weightsPath,
+            hint: "is this adapter for another model?",
+          },
+        );
       }
       const h = halves.get(parsed.module) ?? {};
       h[parsed.half] = await file.read(stored);
@@ -195,10 +209,15 @@ export async function writePeftFiles(dir: string, weights: AdapterWeights, optio
       { name: peftTensorName(m, "B", options.modelPrefix), dtype: options.dtype ?? ("F32" as const), shape: [p.outFeatures, p.rank] },
     ];
   });
-  await writeSafetensors(join(dir, ADAPTER_WEIGHTS_FILE), tensors, (_, i) => {
-    const p = weights.pairs.get(modules[i >> 1]!)!;
-    return i % 2 === 0 ? p.a : p.b;
-  }, { metadata: { format: "pt" } });
+  await writeSafetensors(
+    join(dir, ADAPTER_WEIGHTS_FILE),
+    tensors,
+    (_, i) => {
+      const p = weights.pairs.get(modules[i >> 1]!)!;
+      return i % 2 === 0 ? p.a : p.b;
+    },
+    { metadata: { format: "pt" } },
+  );
   await writeFileAtomic(join(dir, ADAPTER_CONFIG_FILE), JSON.stringify(config, null, 2) + "\n");
 }
 

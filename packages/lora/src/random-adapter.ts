@@ -1,6 +1,7 @@
 // Seeded random LoRA adapters with non-zero B (unlike a fresh PEFT init), for tests that need an
 // adapter to change the model's outputs measurably.
-import { expectedTensors, fillNormal, seededRandom, type Gemma4Config } from "@owntune/model";
+import { fillNormal, seededRandom } from "@owntune/core";
+import { expectedTensors, type Gemma4Config } from "@owntune/model";
 import type { AdapterWeights, LoraPair, LoraTargetModule } from "./adapter.js";
 
 export interface RandomAdapterOptions {

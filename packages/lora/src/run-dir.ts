@@ -6,9 +6,8 @@ import { createHash } from "node:crypto";
 import { closeSync, existsSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { appendFile, open, readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { RUN_FORMAT, UserError, writeFileAtomic } from "@owntune/model";
+import { RUN_FORMAT, UserError, writeFileAtomic } from "@owntune/core";
 
-export { RUN_FORMAT } from "@owntune/model";
 export const RUN_FORMAT_VERSION = 1;
 export const RUN_FILE = "run.json";
 export const METRICS_FILE = "metrics.jsonl";
@@ -67,9 +66,13 @@ export async function readRunRecord(dir: string): Promise<RunRecord | undefined>
     throw new UserError("not valid JSON", { file, hint: "this folder does not hold an owntune training run; choose another --out" });
   }
   const r = raw as Partial<RunRecord> | null;
-  if (!r || r.format !== RUN_FORMAT) throw new UserError(`not an owntune run record (format ${JSON.stringify(r?.format)})`, { file, hint: "choose another --out" });
+  if (!r || r.format !== RUN_FORMAT)
+    throw new UserError(`not an owntune run record (format ${JSON.stringify(r?.format)})`, { file, hint: "choose another --out" });
   if (r.format_version !== RUN_FORMAT_VERSION) {
-    throw new UserError(`run format ${String(r.format_version)}, this owntune reads ${RUN_FORMAT_VERSION}`, { file, hint: "resume with the owntune version that started it, or choose another --out" });
+    throw new UserError(`run format ${String(r.format_version)}, this owntune reads ${RUN_FORMAT_VERSION}`, {
+      file,
+      hint: "resume with the owntune version that started it, or choose another --out",
+    });
   }
   return r as RunRecord;
 }
@@ -141,7 +144,10 @@ export function lockRunDir(dir: string): () => void {
   if (existsSync(path)) {
     const pid = Number(readFileSync(path, "utf8").trim());
     if (Number.isInteger(pid) && pid > 0 && pid !== process.pid && alive(pid)) {
-      throw new UserError(`another owntune train (pid ${pid}) is writing this run directory`, { file: dir, hint: "wait for it to finish, or stop it first" });
+      throw new UserError(`another owntune train (pid ${pid}) is writing this run directory`, {
+        file: dir,
+        hint: "wait for it to finish, or stop it first",
+      });
     }
   }
   const fd = openSync(path, "w");
@@ -212,7 +218,12 @@ export function sha256Text(text: string | Uint8Array): string {
  * The first difference between two JSON values as `path: a → b` (`optimizer.lr: 0.0002 → 0.0001`),
  * skipping top-level keys in `ignore`; undefined when equal.
  */
-export function firstDifference(a: unknown, b: unknown, ignore: ReadonlySet<string> = new Set(), path: string[] = []): { path: string; before: unknown; after: unknown } | undefined {
+export function firstDifference(
+  a: unknown,
+  b: unknown,
+  ignore: ReadonlySet<string> = new Set(),
+  path: string[] = [],
+): { path: string; before: unknown; after: unknown } | undefined {
   if (path.length === 1 && ignore.has(path[0]!)) return undefined;
   const isObj = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
   if (isObj(a) && isObj(b)) {

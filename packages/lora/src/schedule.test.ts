@@ -4,7 +4,8 @@ import { describe, expect, it } from "vitest";
 import { learningRate } from "./schedule.js";
 
 const lr = 1e-3;
-const at = (kind: "constant" | "linear" | "cosine", step: number, warmup = 4, total = 20, min = 0) => learningRate({ kind, warmup_steps: warmup, min_lr_ratio: min }, lr, step, total);
+const at = (kind: "constant" | "linear" | "cosine", step: number, warmup = 4, total = 20, min = 0) =>
+  learningRate({ kind, warmup_steps: warmup, min_lr_ratio: min }, lr, step, total);
 
 describe("learning-rate schedules", () => {
   it("warm up linearly to the peak, with no zero-lr step", () => {

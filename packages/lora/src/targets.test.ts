@@ -1,6 +1,7 @@
 // Which modules get LoRA pairs: never a tensor a layer does not have (KV-shared layers' k/v, k=v
 // layers' v), selections by layer index and type, and the config errors around them.
-import { gemma4E2b, gemma4Tiny, gemma4_31b, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { gemma4_31b, gemma4E2b, gemma4Tiny } from "@owntune/model";
 import { describe, expect, it } from "vitest";
 import { describeSkipped, formatLayers, planLora } from "./targets.js";
 import { loraSchema, trainSchema } from "./train-config.js";
@@ -12,7 +13,12 @@ describe("LoRA targets", () => {
     const plan = planLora(gemma4Tiny(), lora());
     const names = plan.modules.map((m) => m.name);
     // tiny: layers 0..5, full layers 1, 3, 5 have k=v, layers 4 and 5 share KV.
-    expect(names.filter((n) => n.endsWith("k_proj"))).toEqual(["layers.0.self_attn.k_proj", "layers.1.self_attn.k_proj", "layers.2.self_attn.k_proj", "layers.3.self_attn.k_proj"]);
+    expect(names.filter((n) => n.endsWith("k_proj"))).toEqual([
+      "layers.0.self_attn.k_proj",
+      "layers.1.self_attn.k_proj",
+      "layers.2.self_attn.k_proj",
+      "layers.3.self_attn.k_proj",
+    ]);
     expect(names.filter((n) => n.endsWith("v_proj"))).toEqual(["layers.0.self_attn.v_proj", "layers.2.self_attn.v_proj"]);
     expect(names.filter((n) => n.endsWith("q_proj"))).toHaveLength(6);
     expect(plan.modules).toHaveLength(6 * 5 + 4 + 2);
@@ -57,7 +63,9 @@ describe("LoRA targets", () => {
     const r = trainSchema.safeParse({ lora: { targets: ["q_proj", "gate_prj"] }, steps: 3, epochs: 1 });
     expect(r.success).toBe(false);
     const messages = r.error!.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
-    expect(messages).toContain('lora.targets.1: unknown target module "gate_prj" (did you mean "gate_proj"?); known: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj');
+    expect(messages).toContain(
+      'lora.targets.1: unknown target module "gate_prj" (did you mean "gate_proj"?); known: q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj',
+    );
     expect(messages).toContain("epochs: give steps or epochs, not both");
   });
 });

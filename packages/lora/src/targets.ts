@@ -2,7 +2,8 @@
 // k_proj/v_proj of their own (they read an earlier layer's K/V), and full layers with k=v have no
 // v_proj (V is the raw K projection). A target a layer lacks is skipped there, never created as a
 // tensor that nothing reads. Reference: spec/gemma4.md §1.1, §3.4, §3.6.
-import { expectedTensors, layerSpecs, UserError, type Gemma4Config } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { expectedTensors, layerSpecs, type Gemma4Config } from "@owntune/model";
 import type { LoraTargetModule } from "./adapter.js";
 import { selectedLayers, type LoraConfig } from "./train-config.js";
 
@@ -57,7 +58,10 @@ export function planLora(model: Gemma4Config, lora: LoraConfig, where: { file?: 
     }
   }
   if (modules.length === 0) {
-    const why = layers.length === 0 ? "no layer matches lora.layers and lora.layer_types" : `the selected layers have none of ${lora.targets.join(", ")}`;
+    const why =
+      layers.length === 0
+        ? "no layer matches lora.layers and lora.layer_types"
+        : `the selected layers have none of ${lora.targets.join(", ")}`;
     throw new UserError(`nothing to train: ${why}`, { file: where.file, field: field("lora") });
   }
   return { modules, skipped, layers };
@@ -67,7 +71,7 @@ export function planLora(model: Gemma4Config, lora: LoraConfig, where: { file?: 
 export function formatLayers(layers: readonly number[]): string {
   const sorted = [...new Set(layers)].sort((a, b) => a - b);
   const parts: string[] = [];
-  for (let i = 0; i < sorted.length; ) {
+  for (let i = 0; i < sorted.length;) {
     let j = i;
     while (j + 1 < sorted.length && sorted[j + 1] === sorted[j]! + 1) j++;
     parts.push(i === j ? `${sorted[i]}` : `${sorted[i]}-${sorted[j]}`);
@@ -86,6 +90,11 @@ export function describeSkipped(skipped: readonly SkippedTarget[]): string[] {
     entry.layers.add(s.layer);
     byReason.set(key, entry);
   }
-  const why = { "kv-shared": "KV-shared layers: they read an earlier layer's K/V", "k-eq-v": "k=v layers: V is the raw K projection" } as const;
-  return [...byReason].map(([reason, e]) => `${[...e.targets].join(", ")} on layers ${formatLayers([...e.layers])} (${why[reason as keyof typeof why]})`);
+  const why = {
+    "kv-shared": "KV-shared layers: they read an earlier layer's K/V",
+    "k-eq-v": "k=v layers: V is the raw K projection",
+  } as const;
+  return [...byReason].map(
+    ([reason, e]) => `${[...e.targets].join(", ")} on layers ${formatLayers([...e.layers])} (${why[reason as keyof typeof why]})`,
+  );
 }

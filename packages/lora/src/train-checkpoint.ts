@@ -7,7 +7,8 @@ import { createHash } from "node:crypto";
 import { createReadStream } from "node:fs";
 import { readdir, readFile, rename, rm } from "node:fs/promises";
 import { join } from "node:path";
-import { parseConfig, tempPathFor, UserError, withAtomicDir, withSafetensors, writeFileAtomic, writeSafetensors, type Gemma4Config } from "@owntune/model";
+import type { Gemma4Config } from "@owntune/model";
+import { parseConfig, tempPathFor, UserError, withAtomicDir, withSafetensors, writeFileAtomic, writeSafetensors } from "@owntune/core";
 import type { DataPosition } from "@owntune/curate";
 import { z } from "zod";
 import type { AdapterWeights } from "./adapter.js";
@@ -99,7 +100,9 @@ export async function saveCheckpoint(runDir: string, input: SaveCheckpointInput,
       { name: `${name}.exp_avg`, dtype: "F32" as const, shape: [...input.paramShapes[i]!] },
       { name: `${name}.exp_avg_sq`, dtype: "F32" as const, shape: [...input.paramShapes[i]!] },
     ]);
-    await writeSafetensors(join(tmp, OPTIMIZER_FILE), moments, (_, i) => (i % 2 === 0 ? input.optimizer.m[i >> 1]! : input.optimizer.v[i >> 1]!));
+    await writeSafetensors(join(tmp, OPTIMIZER_FILE), moments, (_, i) =>
+      i % 2 === 0 ? input.optimizer.m[i >> 1]! : input.optimizer.v[i >> 1]!,
+    );
     const files = [ADAPTER_CONFIG_FILE, ADAPTER_WEIGHTS_FILE, OPTIMIZER_FILE];
     if (input.best) {
       const names = [...input.best.pairs.keys()];
@@ -176,10 +179,18 @@ export async function checkCheckpoint(dir: string): Promise<TrainerState> {
   } catch {
     throw new UserError(`no ${STATE_FILE}: not a complete checkpoint`, { file: dir });
   }
-  const raw = parseConfig(z.object({ format: z.string().optional(), format_version: z.unknown().optional() }).passthrough(), text, stateFile);
-  if (raw.format !== CHECKPOINT_FORMAT) throw new UserError(`not an owntune checkpoint (format ${JSON.stringify(raw.format)})`, { file: stateFile });
+  const raw = parseConfig(
+    z.object({ format: z.string().optional(), format_version: z.unknown().optional() }).passthrough(),
+    text,
+    stateFile,
+  );
+  if (raw.format !== CHECKPOINT_FORMAT)
+    throw new UserError(`not an owntune checkpoint (format ${JSON.stringify(raw.format)})`, { file: stateFile });
   if (raw.format_version !== CHECKPOINT_FORMAT_VERSION) {
-    throw new UserError(`checkpoint format ${String(raw.format_version)}, this owntune reads ${CHECKPOINT_FORMAT_VERSION}`, { file: stateFile, hint: "resume with the owntune version that wrote it" });
+    throw new UserError(`checkpoint format ${String(raw.format_version)}, this owntune reads ${CHECKPOINT_FORMAT_VERSION}`, {
+      file: stateFile,
+      hint: "resume with the owntune version that wrote it",
+    });
   }
   const state = parseConfig(stateSchema, text, stateFile);
   for (const [name, sum] of Object.entries(state.files)) {
@@ -190,7 +201,11 @@ export async function checkCheckpoint(dir: string): Promise<TrainerState> {
     } catch {
       throw new UserError(`missing (listed in ${STATE_FILE})`, { file: path });
     }
-    if (actual !== sum) throw new UserError(`sha256 ${actual.slice(0, 12)}… does not match ${STATE_FILE} (${sum.slice(0, 12)}…): the file was changed or damaged`, { file: path });
+    if (actual !== sum)
+      throw new UserError(
+        `sha256 ${actual.slice(0, 12)}… does not match ${STATE_FILE} (${sum.slice(0, 12)}…): the file was changed or damaged`,
+        { file: path },
+      );
   }
   return state;
 }

@@ -28,9 +28,19 @@ export class RowStream {
   private readonly iter: AsyncGenerator<DatasetBatch>;
   private position: DataPosition;
 
-  constructor(dataset: CuratedDataset, split: SplitName, options: { seed: number; start: DataPosition; shuffle?: boolean; epochs?: number }) {
+  constructor(
+    dataset: CuratedDataset,
+    split: SplitName,
+    options: { seed: number; start: DataPosition; shuffle?: boolean; epochs?: number },
+  ) {
     this.position = options.start;
-    this.iter = dataset.batches(split, { batchSize: 1, seed: options.seed, start: options.start, shuffle: options.shuffle, epochs: options.epochs ?? Infinity });
+    this.iter = dataset.batches(split, {
+      batchSize: 1,
+      seed: options.seed,
+      start: options.start,
+      shuffle: options.shuffle,
+      epochs: options.epochs ?? Infinity,
+    });
   }
 
   /** Where the next row comes from (save this in a checkpoint). */

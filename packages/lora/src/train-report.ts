@@ -2,7 +2,7 @@
 // with the loss and eval-loss curves, the learning rate, throughput, the sample generations and the
 // run's settings. Written at the end of a run; `renderTrainReport` is pure for tests.
 import { join } from "node:path";
-import { writeFileAtomic } from "@owntune/model";
+import { writeFileAtomic } from "@owntune/core";
 import { escapeHtml } from "@owntune/curate";
 import { REPORT_FILE, type RunRecord } from "./run-dir.js";
 
@@ -63,7 +63,11 @@ function chart(title: string, all: readonly Series[], yFormat: (v: number) => st
   for (const s of lines) {
     const d = s.points.map(([x, y], i) => `${i === 0 ? "M" : "L"}${px(x).toFixed(1)},${py(y).toFixed(1)}`).join("");
     parts.push(`<path d="${d}" fill="none" stroke="${s.color}" stroke-width="1.5"/>`);
-    if (s.points.length <= 60) for (const [x, y] of s.points) parts.push(`<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="2" fill="${s.color}"><title>step ${x}: ${escapeHtml(yFormat(y))}</title></circle>`);
+    if (s.points.length <= 60)
+      for (const [x, y] of s.points)
+        parts.push(
+          `<circle cx="${px(x).toFixed(1)}" cy="${py(y).toFixed(1)}" r="2" fill="${s.color}"><title>step ${x}: ${escapeHtml(yFormat(y))}</title></circle>`,
+        );
   }
   const legend = lines.map((s) => `<span style="background:${s.color}"></span> ${escapeHtml(s.label)}`).join(" ");
   return `<h3>${escapeHtml(title)}</h3><svg width="${W}" height="${H}" role="img" aria-label="${escapeHtml(title)}">${parts.join("")}</svg><p class="legend">${legend}</p>`;
@@ -86,7 +90,8 @@ export function renderTrainReport(d: TrainReportData): string {
       return `<tr><td><pre>${escapeHtml(String(s.prompt))}</pre></td>${firstSamples.length && firstStep !== s.step ? `<td><pre>${escapeHtml(String(early?.completion ?? ""))}</pre></td>` : ""}<td><pre>${escapeHtml(String(s.completion))}</pre></td></tr>`;
     })
     .join("");
-  const earlyHeader = firstSamples.length && lastSamples.length && firstStep !== lastSamples[0]!.step ? `<th>Completion at step ${firstStep}</th>` : "";
+  const earlyHeader =
+    firstSamples.length && lastSamples.length && firstStep !== lastSamples[0]!.step ? `<th>Completion at step ${firstStep}</th>` : "";
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>owntune training report</title>
 <meta name="viewport" content="width=device-width, initial-scale=1">
@@ -117,7 +122,11 @@ ${sampleRows ? `<table><thead><tr><th>Prompt</th>${earlyHeader}<th>Completion at
 <pre>${escapeHtml(d.banner.join("\n"))}</pre>
 <h3>Settings</h3>
 <pre>${escapeHtml(JSON.stringify(r.config, null, 2))}</pre>
-<p>Model ${escapeHtml(r.model_dir)}, dataset ${escapeHtml(r.data_dir)} (manifest sha256 <code>${r.identity.dataset.manifest_sha256.slice(0, 12)}</code>). ${escapeHtml(Object.entries(r.versions).map(([k, v]) => `${k} ${v}`).join(", "))}; ${escapeHtml(r.backend)}.</p>
+<p>Model ${escapeHtml(r.model_dir)}, dataset ${escapeHtml(r.data_dir)} (manifest sha256 <code>${r.identity.dataset.manifest_sha256.slice(0, 12)}</code>). ${escapeHtml(
+    Object.entries(r.versions)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", "),
+  )}; ${escapeHtml(r.backend)}.</p>
 </body></html>
 `;
 }

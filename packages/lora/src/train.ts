@@ -5,7 +5,9 @@
 // the scheduled learning rate, log, and evaluate / checkpoint on schedule. Setup and the final outputs
 // live in fine-tune.ts.
 import * as tf from "@tensorflow/tfjs";
-import { lmLoss, RunFailure, type Gemma4Model, type GemmaTokenizer, type Progress } from "@owntune/model";
+import type { GemmaTokenizer } from "@owntune/tokenizer";
+import { RunFailure, type Progress } from "@owntune/core";
+import { lmLoss, type Gemma4Model } from "@owntune/model";
 import type { CuratedDataset, DataPosition } from "@owntune/curate";
 import { AdamW, clipGradients, globalNorm } from "./adamw.js";
 import { evaluate, sampleCompletions, type EvalResult, type Sample } from "./evaluate.js";
@@ -117,7 +119,9 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
       const gradNorm = globalNorm(grads);
       if (targets > 0 && (!Number.isFinite(loss) || !Number.isFinite(gradNorm))) {
         const what = !Number.isFinite(loss) ? `the loss is ${loss}` : `the gradient norm is ${gradNorm}`;
-        throw new RunFailure(`step ${step}: ${what}; the update was not applied and the last checkpoint is intact (lower optimizer.lr or max_grad_norm, or check the data)`);
+        throw new RunFailure(
+          `step ${step}: ${what}; the update was not applied and the last checkpoint is intact (lower optimizer.lr or max_grad_norm, or check the data)`,
+        );
       }
       if (targets > 0) {
         clipGradients(grads, gradNorm, config.max_grad_norm);
@@ -151,7 +155,9 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
       run.progress.increment(rowsPerStep * run.dataset.seqLen);
       run.progress.note?.(`step ${step}/${run.totalSteps} loss ${lastLoss?.toFixed(4) ?? "-"}`);
       if (step % config.log_every === 0 || step === run.totalSteps) {
-        run.log(`step ${step}/${run.totalSteps}  loss ${lastLoss?.toFixed(4) ?? "-"}  lr ${lr.toExponential(2)}  grad_norm ${gradNorm.toFixed(3)}  ${(windowTokens / windowSeconds).toFixed(0)} tok/s`);
+        run.log(
+          `step ${step}/${run.totalSteps}  loss ${lastLoss?.toFixed(4) ?? "-"}  lr ${lr.toExponential(2)}  grad_norm ${gradNorm.toFixed(3)}  ${(windowTokens / windowSeconds).toFixed(0)} tok/s`,
+        );
         windowTokens = 0;
         windowSeconds = 0;
       }
@@ -162,8 +168,19 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
         const layers = lora.layers();
         lastEval = await evaluate(model, layers, run.dataset, B, config.eval_rows);
         if (lastEval) {
-          await appendJsonl(run.runDir, METRICS_FILE, [{ type: "eval", step, eval_loss: lastEval.loss, eval_perplexity: lastEval.perplexity, eval_tokens: lastEval.tokens, eval_rows: lastEval.rows }]);
-          run.log(`eval at step ${step}: loss ${lastEval.loss.toFixed(4)}, perplexity ${lastEval.perplexity.toFixed(2)} (${lastEval.tokens} tokens)`);
+          await appendJsonl(run.runDir, METRICS_FILE, [
+            {
+              type: "eval",
+              step,
+              eval_loss: lastEval.loss,
+              eval_perplexity: lastEval.perplexity,
+              eval_tokens: lastEval.tokens,
+              eval_rows: lastEval.rows,
+            },
+          ]);
+          run.log(
+            `eval at step ${step}: loss ${lastEval.loss.toFixed(4)}, perplexity ${lastEval.perplexity.toFixed(2)} (${lastEval.tokens} tokens)`,
+          );
           const d = evalDecision(p, lastEval.loss, config.early_stopping);
           if (d.best) {
             p.best = { eval_loss: lastEval.loss, step };
@@ -173,8 +190,15 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
           stopEarly = d.stop;
         }
         if (config.samples) {
-          samples = await sampleCompletions(model, layers, run.tokenizer, config.samples.prompts, { maxTokens: config.samples.max_tokens, chat: config.samples.chat });
-          await appendJsonl(run.runDir, SAMPLES_FILE, samples.map((s) => ({ step, prompt: s.prompt, completion: s.completion })));
+          samples = await sampleCompletions(model, layers, run.tokenizer, config.samples.prompts, {
+            maxTokens: config.samples.max_tokens,
+            chat: config.samples.chat,
+          });
+          await appendJsonl(
+            run.runDir,
+            SAMPLES_FILE,
+            samples.map((s) => ({ step, prompt: s.prompt, completion: s.completion })),
+          );
         }
       }
       await run.onStep?.(p);
@@ -188,7 +212,9 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
       }
       if (config.save_every > 0 && step % config.save_every === 0 && !last) await checkpoint();
       if (stopEarly) {
-        run.log(`early stopping at step ${step}: no improvement of the eval loss for ${p.evalsWithoutImprovement} evaluations (best ${p.best!.eval_loss.toFixed(4)} at step ${p.best!.step})`);
+        run.log(
+          `early stopping at step ${step}: no improvement of the eval loss for ${p.evalsWithoutImprovement} evaluations (best ${p.best!.eval_loss.toFixed(4)} at step ${p.best!.step})`,
+        );
         end = "early-stopped";
         break;
       }
@@ -210,11 +236,21 @@ export async function train(run: TrainRun): Promise<TrainOutcome> {
  * step divided by the step's whole target count, k micro-batches sum to exactly the loss and gradient
  * of one batch k times larger (up to float summation order).
  */
-export function accumulateGradients(model: Gemma4Model, lora: LoraState, mb: MicroBatch, stepTargets: number, grads: readonly Float32Array[], dropout?: DropoutContext): number {
+export function accumulateGradients(
+  model: Gemma4Model,
+  lora: LoraState,
+  mb: MicroBatch,
+  stepTargets: number,
+  grads: readonly Float32Array[],
+  dropout?: DropoutContext,
+): number {
   if (mb.targets === 0) return 0;
   const vars = lora.variables;
   const layers = lora.layers(dropout);
-  const { value, grads: g } = tf.variableGrads(() => tf.mul(lmLoss(model, mb.batch, { lora: layers, reduction: "sum" }), 1 / stepTargets) as tf.Scalar, [...vars]);
+  const { value, grads: g } = tf.variableGrads(
+    () => tf.mul(lmLoss(model, mb.batch, { lora: layers, reduction: "sum" }), 1 / stepTargets) as tf.Scalar,
+    [...vars],
+  );
   const loss = value.dataSync()[0]!;
   vars.forEach((v, k) => {
     const gk = g[v.name];
@@ -254,7 +290,10 @@ function checkpointInput(run: TrainRun, p: TrainProgress) {
     total_steps: run.totalSteps,
     data: p.data,
     rng: { kind: "counter", seed: run.seed },
-    schedule: { kind: config.schedule.kind, lr: p.step > 0 ? learningRate(config.schedule, config.optimizer.lr, p.step, run.totalSteps) : 0 },
+    schedule: {
+      kind: config.schedule.kind,
+      lr: p.step > 0 ? learningRate(config.schedule, config.optimizer.lr, p.step, run.totalSteps) : 0,
+    },
     optimizer: { kind: "adamw", step: optimizer.step },
     best: p.best,
     evals_without_improvement: p.evalsWithoutImprovement,
@@ -268,7 +307,10 @@ function checkpointInput(run: TrainRun, p: TrainProgress) {
     adapter: lora.snapshot(),
     peft: run.peft,
     paramNames: paramNames(lora.modules),
-    paramShapes: lora.modules.flatMap((m) => [[lora.rank, m.inFeatures], [m.outFeatures, lora.rank]]),
+    paramShapes: lora.modules.flatMap((m) => [
+      [lora.rank, m.inFeatures],
+      [m.outFeatures, lora.rank],
+    ]),
     optimizer,
     best: p.bestWeights,
   };

@@ -1,8 +1,8 @@
 // Backend selection: names, forcing, and what is reported for run records.
 import * as tf from "@tensorflow/tfjs";
 import { expect, it } from "vitest";
+import { UserError } from "@owntune/core";
 import { describeBackend, initBackend, parseBackendName } from "./backend.js";
-import { UserError } from "./errors.js";
 
 it("accepts the backend names users type and rejects others with a hint", () => {
   expect(parseBackendName("tfjs-node")).toBe("tensorflow");

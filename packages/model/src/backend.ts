@@ -9,7 +9,7 @@ import { tmpdir } from "node:os";
 import type { Worker } from "node:worker_threads";
 import * as tf from "@tensorflow/tfjs";
 import * as tfWasm from "@tensorflow/tfjs-backend-wasm";
-import { UserError } from "./errors.js";
+import { UserError } from "@owntune/core";
 
 /** The backends owntune knows, by their tfjs registry names. */
 export const BACKEND_NAMES = ["tensorflow", "wasm", "cpu"] as const;
@@ -60,7 +60,10 @@ let pending: Promise<BackendInfo> | undefined;
  */
 export async function initBackend(options: BackendOptions = {}): Promise<BackendInfo> {
   const forcedText = options.backend ?? process.env.OWNTUNE_BACKEND;
-  const forced = forcedText !== undefined && forcedText !== "" ? parseBackendName(forcedText, options.backend !== undefined ? "--backend" : "OWNTUNE_BACKEND") : undefined;
+  const forced =
+    forcedText !== undefined && forcedText !== ""
+      ? parseBackendName(forcedText, options.backend !== undefined ? "--backend" : "OWNTUNE_BACKEND")
+      : undefined;
   if (current && (forced === undefined || forced === current.name)) return current;
   if (pending && forced === undefined) return pending;
   pending = select(forced, options.threads);
@@ -70,11 +73,6 @@ export async function initBackend(options: BackendOptions = {}): Promise<Backend
   } finally {
     pending = undefined;
   }
-}
-
-/** The backend already initialized by initBackend, if any. */
-export function backendInfo(): BackendInfo | undefined {
-  return current;
 }
 
 /** `wasm (2 threads, tfjs 4.22.0)`: the line the CLI prints at start. */
@@ -95,7 +93,10 @@ async function select(forced: BackendName | undefined, threadsOption: number | u
       return { name, threads, version: tf.version.tfjs, reason };
     } catch (e) {
       const why = shortReason(e);
-      if (forced) throw new UserError(`backend ${name} failed to start: ${why}`, { hint: "unset OWNTUNE_BACKEND / --backend to fall back automatically" });
+      if (forced)
+        throw new UserError(`backend ${name} failed to start: ${why}`, {
+          hint: "unset OWNTUNE_BACKEND / --backend to fall back automatically",
+        });
       failures.push(`${name === "tensorflow" ? "tfjs-node" : name} unavailable: ${why}`);
     }
   }
@@ -161,7 +162,9 @@ async function startThreadedWasm(threads: number): Promise<number> {
   const require = createRequire(import.meta.url);
   const pkgDir = dirname(require.resolve("@tensorflow/tfjs-backend-wasm/package.json"));
   const factory = require(join(pkgDir, "wasm-out/tfjs-backend-wasm-threaded-simd.js")) as { toString(): string };
-  const { wasmWorkerContents } = require(join(pkgDir, "wasm-out/tfjs-backend-wasm-threaded-simd.worker.js")) as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = require(join(pkgDir, "wasm-out/tfjs-backend-wasm-threaded-simd.worker.js")) as {
+    wasmWorkerContents: string;
+  };
   const dir = mkdtempSync(join(tmpdir(), "owntune-wasm-"));
   const mainPath = join(dir, "main.js");
   const workerPath = join(dir, "worker.js");

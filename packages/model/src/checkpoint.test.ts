@@ -2,10 +2,8 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { roundToBf16, UserError, writeSafetensors } from "@owntune/core";
 import { openCheckpoint, shardFileName, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
-import { UserError } from "./errors.js";
-import { roundToBf16 } from "./float-convert.js";
-import { writeSafetensors } from "./safetensors.js";
 import { expectedTensors } from "./tensors.js";
 import { microConfig, writeMicroWeights } from "./test-fixtures.js";
 
@@ -186,7 +184,9 @@ describe("openCheckpoint reports weights that do not fit the config", () => {
     const message = await errorOf(openCheckpoint(dir, { config, configFile }));
     expect(message.split("\n")).toHaveLength(1);
     expect(message).toMatch(
-      new RegExp(`^${configFile}:${line}: ${field}: ${config[field]} does not fit these weights, which were made with ${field} ${made[field as keyof typeof made]} \\(${mismatched} tensors differ`),
+      new RegExp(
+        `^${configFile}:${line}: ${field}: ${config[field]} does not fit these weights, which were made with ${field} ${made[field as keyof typeof made]} \\(${mismatched} tensors differ`,
+      ),
     );
   });
 
@@ -233,7 +233,11 @@ describe("openCheckpoint reports weights that do not fit the config", () => {
 
   it("says when no text embedding is found", async () => {
     const dir = await newDir();
-    await writeSafetensors(join(dir, "model.safetensors"), [{ name: "encoder.weight", dtype: "F32", shape: [1] }], () => new Float32Array(1));
+    await writeSafetensors(
+      join(dir, "model.safetensors"),
+      [{ name: "encoder.weight", dtype: "F32", shape: [1] }],
+      () => new Float32Array(1),
+    );
     expect(await errorOf(openCheckpoint(dir))).toBe(
       `${join(dir, "model.safetensors")}: no text-model embedding found (looked for model.language_model.embed_tokens.weight, language_model.model.embed_tokens.weight, model.embed_tokens.weight); is this a Gemma 4 checkpoint?`,
     );
@@ -263,7 +267,12 @@ describe("sharded index validation", () => {
     await writeSharded(dir, 40);
     // Rewrite shard 2 so it also holds shard 1's first tensor.
     const specs = expectedTensors(config);
-    const second = new Set(specs.slice(40).map((s) => s.name).concat("embed_tokens.weight"));
+    const second = new Set(
+      specs
+        .slice(40)
+        .map((s) => s.name)
+        .concat("embed_tokens.weight"),
+    );
     await writeMicroWeights(join(dir, shardFileName(1, 2)), config, { dtype: "BF16", only: (n) => second.has(n) });
     expect(await errorOf(openCheckpoint(dir))).toBe(
       `${join(dir, WEIGHTS_INDEX_FILE)}: tensor model.embed_tokens.weight is in both model-00001-of-00002.safetensors and model-00002-of-00002.safetensors; each tensor must be in exactly one shard`,

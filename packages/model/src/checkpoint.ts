@@ -5,11 +5,17 @@
 import { existsSync, readFileSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { basename, join } from "node:path";
+import {
+  FLOAT_DTYPES,
+  parseLocated,
+  SafetensorsFile,
+  UserError,
+  type FloatDtype,
+  type SafetensorsDtype,
+  type SafetensorsEntry,
+} from "@owntune/core";
 import type { Gemma4Config } from "./config.js";
-import { parseLocated } from "./config-errors.js";
-import { UserError } from "./errors.js";
 import type { TensorFileRows } from "./host-tables.js";
-import { FLOAT_DTYPES, SafetensorsFile, type FloatDtype, type SafetensorsDtype, type SafetensorsEntry } from "./safetensors.js";
 import { MULTIMODAL_TEXT_PREFIX, TEXT_PREFIX, type TensorSource } from "./tensors.js";
 import { formatShape, shapeProblems, singleCause } from "./weights-mismatch.js";
 
@@ -142,22 +148,33 @@ export class Checkpoint implements TensorSource {
   checkAgainst(config: Gemma4Config, configFile?: string): void {
     const problems = shapeProblems(this.tensors, config);
     if (problems.length === 0 && this.foreign.length === 0) return;
-    const foreign = this.foreign.map((name) => `${this.fileOfStored(name)}: tensor ${name} is outside the text model (${this.prefix || "no prefix"})`);
+    const foreign = this.foreign.map(
+      (name) => `${this.fileOfStored(name)}: tensor ${name} is outside the text model (${this.prefix || "no prefix"})`,
+    );
     const cause = this.foreign.length === 0 ? singleCause(this.tensors, config, problems) : undefined;
     if (cause) {
       const first = cause.problems[0]!;
-      const example = first.kind === "shape" ? `${this.prefix}${first.name} has ${formatShape(first.got!)}, config wants ${formatShape(first.want!)}` : `${this.prefix}${first.name} is ${first.kind}`;
+      const example =
+        first.kind === "shape"
+          ? `${this.prefix}${first.name} has ${formatShape(first.got!)}, config wants ${formatShape(first.want!)}`
+          : `${this.prefix}${first.name} is ${first.kind}`;
       throw new UserError(
         `${String(config[cause.field])} does not fit these weights, which were made with ${cause.field} ${cause.value} ` +
           `(${cause.problems.length} tensors differ from what this config wants, e.g. ${example})`,
-        { file: configFile ?? join(this.dir, "config.json"), line: configFile ? lineOfField(configFile, cause.field) : undefined, field: cause.field, hint: `set ${cause.field} to ${cause.value}, or use the config.json that came with these weights` },
+        {
+          file: configFile ?? join(this.dir, "config.json"),
+          line: configFile ? lineOfField(configFile, cause.field) : undefined,
+          field: cause.field,
+          hint: `set ${cause.field} to ${cause.value}, or use the config.json that came with these weights`,
+        },
       );
     }
     const where = this.files.length === 1 ? this.files[0]! : join(this.dir, WEIGHTS_INDEX_FILE);
     const lines = problems.map((p) => {
       const t = this.tensors.get(p.name);
       if (p.kind === "missing") return `${where}: tensor ${this.prefix}${p.name} is missing; config wants shape ${formatShape(p.want!)}`;
-      if (p.kind === "shape") return `${t!.file}: tensor ${t!.storedName} has shape ${formatShape(p.got!)}, config wants ${formatShape(p.want!)}`;
+      if (p.kind === "shape")
+        return `${t!.file}: tensor ${t!.storedName} has shape ${formatShape(p.got!)}, config wants ${formatShape(p.want!)}`;
       return `${t!.file}: tensor ${t!.storedName} with shape ${formatShape(p.got!)} is not part of a model with this config`;
     });
     lines.push(...foreign);
@@ -217,23 +234,32 @@ async function openShards(dir: string): Promise<{ shards: Map<string, Safetensor
     for (const [shard, tensors] of listed) {
       const path = join(dir, shard);
       if (!existsSync(path)) {
-        throw new UserError(`shard ${shard} (listed for ${tensors.length} tensors, e.g. ${tensors[0]}) does not exist`, { file: indexPath });
+        throw new UserError(`shard ${shard} (listed for ${tensors.length} tensors, e.g. ${tensors[0]}) does not exist`, {
+          file: indexPath,
+        });
       }
       shards.set(path, await SafetensorsFile.open(path));
     }
     for (const [tensor, shard] of weightMap) {
       const path = join(dir, shard);
-      if (!shards.get(path)!.has(tensor)) throw new UserError(`tensor ${tensor} is listed in ${shard}, which does not hold it`, { file: indexPath });
+      if (!shards.get(path)!.has(tensor))
+        throw new UserError(`tensor ${tensor} is listed in ${shard}, which does not hold it`, { file: indexPath });
       owner.set(tensor, path);
     }
     for (const [path, f] of shards) {
       for (const name of f.names()) {
         const listedIn = owner.get(name);
         if (listedIn === undefined) {
-          throw new UserError(`tensor ${name} is not listed in ${WEIGHTS_INDEX_FILE}`, { file: path, hint: "the index and the shards disagree" });
+          throw new UserError(`tensor ${name} is not listed in ${WEIGHTS_INDEX_FILE}`, {
+            file: path,
+            hint: "the index and the shards disagree",
+          });
         }
         if (listedIn !== path) {
-          throw new UserError(`tensor ${name} is in both ${basename(listedIn)} and ${basename(path)}`, { file: indexPath, hint: "each tensor must be in exactly one shard" });
+          throw new UserError(`tensor ${name} is in both ${basename(listedIn)} and ${basename(path)}`, {
+            file: indexPath,
+            hint: "each tensor must be in exactly one shard",
+          });
         }
       }
     }
@@ -250,7 +276,9 @@ async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
   try {
     json = JSON.parse(await readFile(indexPath, "utf8"));
   } catch (e) {
-    throw new UserError(e instanceof SyntaxError ? "not valid JSON" : `cannot read (${(e as NodeJS.ErrnoException).code})`, { file: indexPath });
+    throw new UserError(e instanceof SyntaxError ? "not valid JSON" : `cannot read (${(e as NodeJS.ErrnoException).code})`, {
+      file: indexPath,
+    });
   }
   const map = (json as { weight_map?: unknown } | null)?.weight_map;
   if (map === null || typeof map !== "object" || Array.isArray(map)) {
@@ -275,7 +303,9 @@ async function readWeightMap(indexPath: string): Promise<Map<string, string>> {
 function detectPrefix(names: ReadonlySet<string>, where: string): string {
   for (const p of TEXT_PREFIXES) if (names.has(`${p}embed_tokens.weight`)) return p;
   throw new UserError(
-    `no text-model embedding found (looked for ${TEXT_PREFIXES.filter((p) => p !== "").map((p) => `${p}embed_tokens.weight`).join(", ")})`,
+    `no text-model embedding found (looked for ${TEXT_PREFIXES.filter((p) => p !== "")
+      .map((p) => `${p}embed_tokens.weight`)
+      .join(", ")})`,
     { file: where, hint: "is this a Gemma 4 checkpoint?" },
   );
 }

@@ -2,8 +2,7 @@
 // from it. Field names are the HF names verbatim. Reference: spec/gemma4.md §1, §1.1, §3.6.
 import { readFile } from "node:fs/promises";
 import { z } from "zod";
-import { ConfigError, parseLocated, validateLocated } from "./config-errors.js";
-import { UserError } from "./errors.js";
+import { ConfigError, parseLocated, UserError, validateLocated } from "@owntune/core";
 
 export type LayerType = "sliding_attention" | "full_attention";
 
@@ -51,10 +50,16 @@ export const gemma4TextConfigSchema = z.object({
   head_dim: bounded(MAX_HEAD_DIM),
   global_head_dim: bounded(MAX_HEAD_DIM),
   attention_k_eq_v: z.boolean().default(false),
-  layer_types: z.array(z.enum(["sliding_attention", "full_attention"])).max(MAX_LAYERS).optional(),
+  layer_types: z
+    .array(z.enum(["sliding_attention", "full_attention"]))
+    .max(MAX_LAYERS)
+    .optional(),
   sliding_window: bounded(MAX_POSITIONS),
   rope_parameters: z
-    .object({ sliding_attention: ropeSliding.default({ rope_type: "default", rope_theta: 10_000 }), full_attention: ropeFull.default({ rope_type: "proportional", partial_rotary_factor: 0.25, rope_theta: 1_000_000 }) })
+    .object({
+      sliding_attention: ropeSliding.default({ rope_type: "default", rope_theta: 10_000 }),
+      full_attention: ropeFull.default({ rope_type: "proportional", partial_rotary_factor: 0.25, rope_theta: 1_000_000 }),
+    })
     .default({
       sliding_attention: { rope_type: "default", rope_theta: 10_000 },
       full_attention: { rope_type: "proportional", partial_rotary_factor: 0.25, rope_theta: 1_000_000 },
@@ -82,9 +87,7 @@ export type Gemma4Config = Omit<z.output<typeof gemma4TextConfigSchema>, "layer_
 
 /** HF's default when `layer_types` is absent: every 6th layer full, and the last layer always full. */
 export function defaultLayerTypes(numLayers: number): LayerType[] {
-  return Array.from({ length: numLayers }, (_, i) =>
-    (i + 1) % 6 === 0 || i === numLayers - 1 ? "full_attention" : "sliding_attention",
-  );
+  return Array.from({ length: numLayers }, (_, i) => ((i + 1) % 6 === 0 || i === numLayers - 1 ? "full_attention" : "sliding_attention"));
 }
 
 /** Cross-field checks zod cannot express per field; every problem is reported. */
@@ -110,7 +113,10 @@ function crossCheck(c: Gemma4Config): Array<{ field: string; message: string }> 
   if (c.num_kv_shared_layers >= L) {
     problems.push({ field: "num_kv_shared_layers", message: `must be below num_hidden_layers (${L}), got ${c.num_kv_shared_layers}` });
   }
-  for (const [field, d] of [["head_dim", c.head_dim], ["global_head_dim", c.global_head_dim]] as const) {
+  for (const [field, d] of [
+    ["head_dim", c.head_dim],
+    ["global_head_dim", c.global_head_dim],
+  ] as const) {
     if (d % 2 !== 0) problems.push({ field, message: `RoPE pairs dims j and j+d/2, so it must be even, got ${d}` });
   }
   // With layer_types the wrong length, what KV-shared layers read is unknowable: that one problem is enough.
@@ -152,7 +158,12 @@ export function parseGemma4Config(json: unknown, file = "config.json", source?: 
   }
   // Without the file's text (a config built in code), problems carry no line.
   const located = source ?? { value: json, lineOf: () => undefined, keyLineOf: () => undefined };
-  const sub = { ...located, value: root, lineOf: (p: readonly PropertyKey[]) => located.lineOf([...prefix, ...p]), keyLineOf: (p: readonly PropertyKey[], k: string) => located.keyLineOf([...prefix, ...p], k) };
+  const sub = {
+    ...located,
+    value: root,
+    lineOf: (p: readonly PropertyKey[]) => located.lineOf([...prefix, ...p]),
+    keyLineOf: (p: readonly PropertyKey[], k: string) => located.keyLineOf([...prefix, ...p], k),
+  };
   const parsed = validateLocated(gemma4TextConfigSchema, sub, file);
   const config: Gemma4Config = {
     ...parsed,
@@ -161,7 +172,10 @@ export function parseGemma4Config(json: unknown, file = "config.json", source?: 
   };
   const problems = crossCheck(config);
   if (problems.length > 0) {
-    throw new ConfigError(file, problems.map((p) => ({ line: sub.lineOf([p.field]), field: [...prefix, p.field].join("."), message: p.message })));
+    throw new ConfigError(
+      file,
+      problems.map((p) => ({ line: sub.lineOf([p.field]), field: [...prefix, p.field].join("."), message: p.message })),
+    );
   }
   return config;
 }
@@ -172,7 +186,10 @@ export async function readGemma4Config(path: string): Promise<Gemma4Config> {
   try {
     text = await readFile(path, "utf8");
   } catch (e) {
-    throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, { file: path, hint: "is this a model directory in Hugging Face layout?" });
+    throw new UserError(`cannot read (${(e as NodeJS.ErrnoException).code})`, {
+      file: path,
+      hint: "is this a model directory in Hugging Face layout?",
+    });
   }
   const located = parseLocated(text, path);
   return parseGemma4Config(located.value, path, located);
@@ -226,9 +243,8 @@ export function layerSpec(c: Gemma4Config, i: number): LayerSpec {
   const f = c.num_hidden_layers - c.num_kv_shared_layers;
   const kvShared = c.num_kv_shared_layers > 0 && i >= f;
   const rope = sliding ? c.rope_parameters.sliding_attention : c.rope_parameters.full_attention;
-  const partial = !sliding && c.rope_parameters.full_attention.rope_type === "proportional"
-    ? c.rope_parameters.full_attention.partial_rotary_factor
-    : 1;
+  const partial =
+    !sliding && c.rope_parameters.full_attention.rope_type === "proportional" ? c.rope_parameters.full_attention.partial_rotary_factor : 1;
   return {
     index: i,
     type,

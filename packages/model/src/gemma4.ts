@@ -1,66 +1,19 @@
 // The Gemma 4 text decoder forward pass, top to bottom as spec/gemma4.md §3 describes it: embed × √H,
 // per-layer embeddings, decoder layers (sandwich norms around attention and GeGLU, PLE, layer scalar),
-// final norm, tied head with soft-cap. Also the training loss (packed rows, loss mask) and log-probs.
-// Every base-weight product goes through linear.ts; activation products through its `mm`; the §2
+// final norm, tied head with soft-cap (the loss and log-probs over it: loss.ts; test-only ablations:
+// ablation.ts). Every base-weight product goes through linear.ts; activation products through its `mm`; the §2
 // building blocks (RMSNorm, GELU, RoPE, masked softmax) are single custom-gradient ops in ops.ts.
 // Under a gradient tape each decoder layer may be recomputed in the backward pass (recompute.ts).
 import * as tf from "@tensorflow/tfjs";
+import { softcapOf, type Ablation } from "./ablation.js";
+import { recomputed, untaped } from "./autograd.js";
+import { batchShape, type TokenBatch } from "./batch.js";
 import type { LayerSpec } from "./config.js";
 import { StepKv, type KvCache, type KvEntry, type KvStore, type TokenMeta } from "./kv-cache.js";
-import { linear, mm, untaped, type LoraLayers, type LoraTensors } from "./linear.js";
+import { linear, mm, type LoraLayers, type LoraTensors } from "./linear.js";
 import { gelu, maskedSoftmax, rmsNorm, rope } from "./ops.js";
 import type { Gemma4Model } from "./model.js";
-import { recomputed, recomputeByDefault } from "./recompute.js";
-
-/**
- * TEST-ONLY switches that each break one Gemma 4 feature, so the exporter's verification can show that
- * llama.cpp disagrees with every single-feature mistake (spec §10). Never set them for real use.
- */
-export interface Ablation {
-  /** Full layers use default RoPE (every pair rotates, θ = full-layer θ) instead of proportional. */
-  fullLayersDefaultRope?: boolean;
-  /** Proportional RoPE exponent over the rotated dims (2j / (2·pairs)) instead of the full head width. */
-  ropeExponentOverRotatedDims?: boolean;
-  /** Sliding layers admit q − k ≤ W (W+1 keys) instead of q − k < W. */
-  slidingWindowOffByOne?: boolean;
-  /** No per-layer embeddings at all (the PLE step is skipped). */
-  noPle?: boolean;
-  /** V is not RMS-normalized. */
-  noVNorm?: boolean;
-  /** On k=v layers, V is taken from K after k_norm instead of the raw K projection. */
-  vFromNormedK?: boolean;
-  /** The layer scalar multiplies the stream before the PLE step instead of after it. */
-  layerScalarBeforePle?: boolean;
-  /** No final logit soft-capping. */
-  noSoftcap?: boolean;
-  /** Query head h reads KV head h mod Nkv instead of floor(h / (Nq/Nkv)). */
-  wrongGqaMapping?: boolean;
-}
-
-/** Every ablation flag, for tests that loop over them. */
-export const ABLATIONS: ReadonlyArray<keyof Ablation> = [
-  "fullLayersDefaultRope",
-  "ropeExponentOverRotatedDims",
-  "slidingWindowOffByOne",
-  "noPle",
-  "noVNorm",
-  "vFromNormedK",
-  "layerScalarBeforePle",
-  "noSoftcap",
-  "wrongGqaMapping",
-];
-
-/** Token rows of equal length. Positions/segments default as described; all arrays are [B][T]. */
-export interface TokenBatch {
-  ids: ReadonlyArray<ArrayLike<number>>;
-  /**
-   * RoPE position of each token. Default: index within the row, restarting at 0 at each new segment;
-   * with a cache, `cache.length + index`.
-   */
-  positions?: ReadonlyArray<ArrayLike<number>>;
-  /** Document of each token in a packed row: attention never crosses documents. Default: one document. */
-  segments?: ReadonlyArray<ArrayLike<number>>;
-}
+import { recomputeByDefault } from "./recompute.js";
 
 export interface ForwardOptions {
   /** LoRA pairs by module name (`layers.3.self_attn.q_proj`); pass tf.Variables to train them. */
@@ -107,13 +60,28 @@ export function forwardHidden(model: Gemma4Model, batch: TokenBatch, options: Fo
   const flatIds = new Int32Array(B * T);
   batch.ids.forEach((row, b) => flatIds.set(Array.from(row), b * T));
   cache?.beginStep();
-  const step: Step = { model, B, T, lora: options.lora, ablate: options.ablate ?? {}, kv: cache ?? new StepKv(), queries, masks: new Map(), rope: new Map() };
+  const step: Step = {
+    model,
+    B,
+    T,
+    lora: options.lora,
+    ablate: options.ablate ?? {},
+    kv: cache ?? new StepKv(),
+    queries,
+    masks: new Map(),
+    rope: new Map(),
+  };
   const taping = tf.engine().state.gradientDepth > 0;
-  const recompute = !cache && taping && (options.recompute === "auto" || options.recompute === undefined ? recomputeByDefault(model, B, T) : options.recompute);
+  const recompute =
+    !cache &&
+    taping &&
+    (options.recompute === "auto" || options.recompute === undefined ? recomputeByDefault(model, B, T) : options.recompute);
   const out = tf.tidy(() => {
     // §3.1 step 1: h = E[id]·√H (exact float √H, as llama.cpp and mlx; HF's bf16-rounded scale differs slightly).
     // It and the per-layer inputs depend on no trainable tensor: computed off the tape.
-    let h = untaped(() => tf.mul(model.embedding.lookup(flatIds), Math.fround(Math.sqrt(c.hidden_size))).reshape([B, T, c.hidden_size]) as tf.Tensor3D);
+    let h = untaped(
+      () => tf.mul(model.embedding.lookup(flatIds), Math.fround(Math.sqrt(c.hidden_size))).reshape([B, T, c.hidden_size]) as tf.Tensor3D,
+    );
     const ple = c.hidden_size_per_layer_input > 0 && !step.ablate.noPle ? perLayerInputs(step, flatIds, h) : undefined;
     const layerFn = recompute ? recomputedLayer(step) : decoderLayer;
     for (const layer of model.layers) {
@@ -146,56 +114,6 @@ export function lastTokenLogits(model: Gemma4Model, batch: TokenBatch, options: 
     const last = tf.slice(h, [0, T - 1, 0], [B, 1, H]).reshape([B, H]) as tf.Tensor2D;
     h.dispose();
     return model.embedding.logits(last, softcapOf(model, options.ablate));
-  });
-}
-
-/** Training rows: tokens plus a loss mask (1 where the token is a training target). */
-export interface LossBatch extends TokenBatch {
-  lossMask: ReadonlyArray<ArrayLike<number>>;
-}
-
-/**
- * Next-token cross-entropy: token t (t ≥ 1) is predicted from tokens < t and counts when
- * lossMask[t] = 1 and it is in the same segment as token t−1. "mean" (default) divides by the number
- * of counted tokens (0 when there are none), "sum" does not (for gradient accumulation). The vocabulary
- * is processed in tiles, forward and backward, so [B, T, V] logits never exist.
- */
-export function lmLoss(model: Gemma4Model, batch: LossBatch, options: ForwardOptions & { reduction?: "mean" | "sum" } = {}): tf.Scalar {
-  const { B, T } = batchShape(batch);
-  const { targets, weights, count } = lossTargets(batch, B, T);
-  return tf.tidy(() => {
-    const h = forwardHidden(model, batch, options);
-    const total = model.embedding.nllSum(h.reshape([B * T, -1]) as tf.Tensor2D, targets, weights, softcapOf(model, options.ablate));
-    return options.reduction === "sum" || count === 0 ? total : tf.div(total, count);
-  });
-}
-
-/** How many tokens lmLoss averages over. */
-export function countLossTokens(batch: LossBatch): number {
-  const { B, T } = batchShape(batch);
-  return lossTargets(batch, B, T).count;
-}
-
-/**
- * log p(ids[t] | ids[<t]) for every row: [B][T] with NaN at t = 0 and where a token starts a new
- * segment (nothing predicts it). No gradient.
- */
-export function tokenLogprobs(model: Gemma4Model, batch: TokenBatch, options: ForwardOptions = {}): Float32Array[] {
-  const { B, T } = batchShape(batch);
-  const targets = new Int32Array(B * T).fill(-1);
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t + 1 < T; t++) {
-      if (sameSegment(batch, b, t)) targets[b * T + t] = batch.ids[b]![t + 1]!;
-    }
-  }
-  const h = forwardHidden(model, batch, options);
-  const h2 = h.reshape([B * T, -1]) as tf.Tensor2D;
-  const lp = model.embedding.targetLogprobs(h2, targets, softcapOf(model, options.ablate)); // (not inside tf.tidy: it would walk the returned array)
-  tf.dispose([h, h2]);
-  return Array.from({ length: B }, (_, b) => {
-    const row = new Float32Array(T).fill(Number.NaN);
-    row.set(lp.subarray(b * T, b * T + T - 1), 1); // the prediction made at t scores token t+1
-    return row;
   });
 }
 
@@ -244,7 +162,11 @@ function recomputedLayer(step: Step): typeof decoderLayer {
   for (const l of step.model.layers) {
     const r = ropeTables(step, l);
     const m = attentionMask(step, l, step.queries);
-    for (const [kind, t] of [["mask", m], ["cos", r.cos], ["sin", r.sin]] as const) {
+    for (const [kind, t] of [
+      ["mask", m],
+      ["cos", r.cos],
+      ["sin", r.sin],
+    ] as const) {
       const key = kind === "mask" ? maskKey(l, step.queries) : ropeKey(l);
       if (!constantKeys.some(([k, n]) => k === kind && n === key)) {
         constantKeys.push([kind, key]);
@@ -262,7 +184,12 @@ function recomputedLayer(step: Step): typeof decoderLayer {
       (xs, cs) => {
         const [hIn, ...rest] = xs;
         const kvIn = source ? { kT: rest.shift() as tf.Tensor3D, v: rest.shift() as tf.Tensor3D, keys: source.keys } : undefined;
-        const lora = new Map<string, LoraTensors>(loras.map(([m, p], i) => [m, { a: rest[2 * i] as tf.Tensor2D, b: rest[2 * i + 1] as tf.Tensor2D, scale: p.scale, dropoutMask: p.dropoutMask }]));
+        const lora = new Map<string, LoraTensors>(
+          loras.map(([m, p], i) => [
+            m,
+            { a: rest[2 * i] as tf.Tensor2D, b: rest[2 * i + 1] as tf.Tensor2D, scale: p.scale, dropoutMask: p.dropoutMask },
+          ]),
+        );
         let own: KvEntry | undefined;
         const kv: KvStore = {
           put: (_, fresh) => (own = fresh),
@@ -419,7 +346,9 @@ function perLayerInputs(step: Step, flatIds: Int32Array, h: tf.Tensor3D): tf.Ten
   const tok = new Float32Array(B * T * L * P); // host gather (memory or file): the table is never a backend tensor
   model.ple!.gather(flatIds, tok, Math.sqrt(P));
   const ple = untaped(() => {
-    const ctx = tf.mul(linear(h, model.linears.get("per_layer_model_projection.weight")), 1 / Math.sqrt(c.hidden_size)).reshape([B, T, L, P]); // [B, T, L·P] → [B, T, L, P]
+    const ctx = tf
+      .mul(linear(h, model.linears.get("per_layer_model_projection.weight")), 1 / Math.sqrt(c.hidden_size))
+      .reshape([B, T, L, P]); // [B, T, L·P] → [B, T, L, P]
     const ctxNormed = rmsNorm(ctx, model.norms.get("per_layer_projection_norm.weight")!, c.rms_norm_eps);
     return tf.mul(tf.add(ctxNormed, tf.tensor(tok, [B, T, L, P])), Math.SQRT1_2);
   });
@@ -428,33 +357,6 @@ function perLayerInputs(step: Step, flatIds: Int32Array, h: tf.Tensor3D): tf.Ten
 
 // ---------------------------------------------------------------------------------------------
 // Batches.
-
-function softcapOf(model: Gemma4Model, ablate: Ablation | undefined): number | null {
-  return ablate?.noSoftcap ? null : model.config.final_logit_softcapping;
-}
-
-function batchShape(batch: TokenBatch): { B: number; T: number } {
-  const B = batch.ids.length;
-  if (B === 0) throw new RangeError("empty batch");
-  const T = batch.ids[0]!.length;
-  if (T === 0) throw new RangeError("empty rows");
-  const check = (rows: ReadonlyArray<ArrayLike<number>> | undefined, what: string) => {
-    if (!rows) return;
-    if (rows.length !== B) throw new RangeError(`${what} has ${rows.length} rows, ids has ${B}`);
-    rows.forEach((r, b) => {
-      if (r.length !== T) throw new RangeError(`${what} row ${b} has ${r.length} tokens, expected ${T} (rows must be of equal length)`);
-    });
-  };
-  check(batch.ids, "ids");
-  check(batch.positions, "positions");
-  check(batch.segments, "segments");
-  if ("lossMask" in batch) check((batch as LossBatch).lossMask, "lossMask");
-  return { B, T };
-}
-
-function sameSegment(batch: TokenBatch, b: number, t: number): boolean {
-  return !batch.segments || batch.segments[b]![t] === batch.segments[b]![t + 1];
-}
 
 function tokenMeta(batch: TokenBatch, B: number, T: number, offset: number): TokenMeta {
   const index = Int32Array.from({ length: T }, (_, t) => offset + t);
@@ -470,21 +372,4 @@ function tokenMeta(batch: TokenBatch, B: number, T: number, offset: number): Tok
     }
   }
   return { index, position, segment };
-}
-
-function lossTargets(batch: LossBatch, B: number, T: number): { targets: Int32Array; weights: Float32Array; count: number } {
-  const targets = new Int32Array(B * T);
-  const weights = new Float32Array(B * T);
-  let count = 0;
-  for (let b = 0; b < B; b++) {
-    for (let t = 0; t + 1 < T; t++) {
-      const m = batch.lossMask[b]![t + 1]!;
-      if (m !== 0 && sameSegment(batch, b, t)) {
-        targets[b * T + t] = batch.ids[b]![t + 1]!;
-        weights[b * T + t] = m;
-        count += 1;
-      }
-    }
-  }
-  return { targets, weights, count };
 }

@@ -2,9 +2,10 @@
 // the sampler's distribution against the temperature / top-k / top-p definitions.
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, expect, it } from "vitest";
+import { seededRandom } from "@owntune/core";
 import { forwardLogits } from "./gemma4.js";
 import { argmax, generate, sample } from "./generate.js";
-import { randomWeights, seededRandom } from "./init-weights.js";
+import { randomWeights } from "./init-weights.js";
 import { gemma4FromWeights, type Gemma4Model } from "./model.js";
 import { microConfig } from "./test-fixtures.js";
 import { describeBackends, testIds } from "./testing/check-model.js";
@@ -39,7 +40,9 @@ describeBackends("generate", () => {
       expect(r.stoppedBy).toBe("context-length");
       expect(prompt.length + r.ids.length).toBe(8);
       expect((await generate(short, prompt, { maxTokens: 10 })).ids).toEqual((await generate(model, prompt, { maxTokens: 3 })).ids);
-      await expect(generate(short, testIds(9, config.vocab_size, 1), { maxTokens: 1 })).rejects.toThrow("the prompt has 9 tokens, more than the model's context of 8");
+      await expect(generate(short, testIds(9, config.vocab_size, 1), { maxTokens: 1 })).rejects.toThrow(
+        "the prompt has 9 tokens, more than the model's context of 8",
+      );
     } finally {
       short.dispose();
     }

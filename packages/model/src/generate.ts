@@ -3,8 +3,8 @@
 // token budget. Reference: HF `generate` sampling order (temperature → top-k → top-p), mlx-lm generate.
 import * as tf from "@tensorflow/tfjs";
 import { randomInt } from "node:crypto";
+import { seededRandom } from "@owntune/core";
 import { lastTokenLogits, forwardHidden, type ForwardOptions } from "./gemma4.js";
-import { seededRandom } from "./init-weights.js";
 import { KvCache } from "./kv-cache.js";
 import type { Gemma4Model } from "./model.js";
 
@@ -48,7 +48,8 @@ export interface GenerateResult {
 export async function generate(model: Gemma4Model, prompt: readonly number[], options: GenerateOptions): Promise<GenerateResult> {
   if (prompt.length === 0) throw new RangeError("generate: empty prompt (it needs at least <bos>)");
   const context = model.config.max_position_embeddings;
-  if (prompt.length > context) throw new RangeError(`generate: the prompt has ${prompt.length} tokens, more than the model's context of ${context}`);
+  if (prompt.length > context)
+    throw new RangeError(`generate: the prompt has ${prompt.length} tokens, more than the model's context of ${context}`);
   const greedy = !options.temperature || options.temperature <= 0;
   const seed = greedy ? undefined : (options.seed ?? randomInt(2 ** 31));
   const rng = seed === undefined ? undefined : seededRandom(seed, "generate");
@@ -87,7 +88,8 @@ export async function generate(model: Gemma4Model, prompt: readonly number[], op
         stoppedBy = "stop-id";
         break;
       }
-      if (n + 1 < options.maxTokens && prompt.length + n + 1 < context) logits = readLogits(lastTokenLogits(model, { ids: [[id]] }, { cache, lora: options.lora }));
+      if (n + 1 < options.maxTokens && prompt.length + n + 1 < context)
+        logits = readLogits(lastTokenLogits(model, { ids: [[id]] }, { cache, lora: options.lora }));
       await yieldToEventLoop();
     }
   } finally {

@@ -6,10 +6,10 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fillNormal, roundToBf16, seededRandom } from "@owntune/core";
 import { openCheckpoint } from "./checkpoint.js";
-import { roundToBf16 } from "./float-convert.js";
 import { ChunkedRows, filledTensor, FileRows } from "./host-tables.js";
-import { fillNormal, randomWeights, seededRandom } from "./init-weights.js";
+import { randomWeights } from "./init-weights.js";
 import { memoryTensorSource } from "./tensors.js";
 import { microConfig, writeMicroWeights } from "./test-fixtures.js";
 import { describeBackends, expectClose } from "./testing/check-model.js";
@@ -17,7 +17,8 @@ import { describeBackends, expectClose } from "./testing/check-model.js";
 const ROWS = 23;
 const WIDTH = 5;
 const values = fillNormal(new Float32Array(ROWS * WIDTH), seededRandom(3, "table"), 0, 1);
-const rowsOf = (src: Float32Array, ids: number[], scale = 1) => ids.flatMap((id) => Array.from(src.subarray(id * WIDTH, (id + 1) * WIDTH), (v) => Math.fround(v * scale)));
+const rowsOf = (src: Float32Array, ids: number[], scale = 1) =>
+  ids.flatMap((id) => Array.from(src.subarray(id * WIDTH, (id + 1) * WIDTH), (v) => Math.fround(v * scale)));
 
 let root: string;
 beforeAll(async () => {
@@ -30,11 +31,20 @@ afterAll(async () => {
 describe("ChunkedRows", () => {
   // 4 rows per chunk (f32: 80 bytes; bf16: 40 bytes): 23 rows are 6 chunks, the last one partial.
   const ids = [0, 3, 4, 7, 8, 22, 21, 4, 3];
-  for (const [dtype, chunkBytes, want] of [["f32", 80, values], ["bf16", 40, roundToBf16(values)]] as const) {
+  for (const [dtype, chunkBytes, want] of [
+    ["f32", 80, values],
+    ["bf16", 40, roundToBf16(values)],
+  ] as const) {
     it(`stores rows across chunk boundaries and gathers them back, scaled (${dtype})`, async () => {
       // Loaded in blocks of 3 rows (blocks are cut at chunk ends), and set again in one call spanning every chunk.
       const reads: Array<[number, number]> = [];
-      const t = await ChunkedRows.load(async (start, count) => (reads.push([start, count]), values.slice(start * WIDTH, (start + count) * WIDTH)), ROWS, WIDTH, dtype, { chunkBytes, blockRows: 3 });
+      const t = await ChunkedRows.load(
+        async (start, count) => (reads.push([start, count]), values.slice(start * WIDTH, (start + count) * WIDTH)),
+        ROWS,
+        WIDTH,
+        dtype,
+        { chunkBytes, blockRows: 3 },
+      );
       expect(t.rowsPerChunk).toBe(4);
       expect(t.chunkCount).toBe(6);
       expect(reads.every(([s, c]) => Math.floor(s / 4) === Math.floor((s + c - 1) / 4))).toBe(true);
@@ -45,7 +55,10 @@ describe("ChunkedRows", () => {
       const u = new ChunkedRows(ROWS, WIDTH, dtype, chunkBytes);
       u.setRows(2, values.subarray(2 * WIDTH, 21 * WIDTH)); // rows 2..20: chunks 0–5 in one call
       const got = new Float32Array(19 * WIDTH);
-      u.gather(Array.from({ length: 19 }, (_, i) => i + 2), got);
+      u.gather(
+        Array.from({ length: 19 }, (_, i) => i + 2),
+        got,
+      );
       expectClose(`rows set across chunks (${dtype})`, got, want.subarray(2 * WIDTH, 21 * WIDTH), 0);
       expect(u.bytes).toBe(ROWS * WIDTH * (dtype === "bf16" ? 2 : 4));
       expect(() => t.gather([ROWS], out)).toThrow(`token id ${ROWS} outside the per-layer embedding table (${ROWS} rows)`);
@@ -92,7 +105,9 @@ describe("TensorSource.readRows", () => {
     const H = config.hidden_size;
     expect(Array.from(await src.readRows("embed_tokens.weight", 5, 3))).toEqual(Array.from(e.subarray(5 * H, 8 * H)));
     expect(Array.from(await src.readRows("norm.weight", 2, 3))).toEqual(Array.from(weights.get("norm.weight")!.subarray(2, 5))); // 1-D: rows of one value
-    await expect(src.readRows("embed_tokens.weight", config.vocab_size - 1, 2)).rejects.toThrow(`rows [${config.vocab_size - 1}, ${config.vocab_size + 1}) out of range for embed_tokens.weight`);
+    await expect(src.readRows("embed_tokens.weight", config.vocab_size - 1, 2)).rejects.toThrow(
+      `rows [${config.vocab_size - 1}, ${config.vocab_size + 1}) out of range for embed_tokens.weight`,
+    );
   });
 });
 

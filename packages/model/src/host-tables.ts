@@ -4,7 +4,7 @@
 // the upload of widened values into a backend tensor without an intermediate copy on wasm.
 import { closeSync, openSync, readSync } from "node:fs";
 import * as tf from "@tensorflow/tfjs";
-import { bf16ToF32, f16ToF32, f32ToBf16 } from "./float-convert.js";
+import { bf16ToF32, f16ToF32, f32ToBf16 } from "@owntune/core";
 
 /** How a host table stores its values: float32, or bfloat16 bits (half the bytes; exact for bf16 checkpoints). */
 export type HostDtype = "f32" | "bf16";
@@ -71,7 +71,8 @@ export interface RowTable {
 }
 
 function checkRow(table: RowTable, id: number): void {
-  if (!Number.isInteger(id) || id < 0 || id >= table.rows) throw new RangeError(`token id ${id} outside the per-layer embedding table (${table.rows} rows)`);
+  if (!Number.isInteger(id) || id < 0 || id >= table.rows)
+    throw new RangeError(`token id ${id} outside the per-layer embedding table (${table.rows} rows)`);
 }
 
 /** A [rows, width] row-major table in memory, in chunks of whole rows of at most `chunkBytes`. */
@@ -89,17 +90,24 @@ export class ChunkedRows implements RowTable {
     const rowBytes = width * (dtype === "bf16" ? 2 : 4);
     this.rowsPerChunk = Math.max(1, Math.min(rows, Math.floor(chunkBytes / Math.max(1, rowBytes))));
     this.chunks = [];
-    for (let r0 = 0; r0 < rows; r0 += this.rowsPerChunk) this.chunks.push(hostValues(dtype, Math.min(this.rowsPerChunk, rows - r0) * width));
+    for (let r0 = 0; r0 < rows; r0 += this.rowsPerChunk)
+      this.chunks.push(hostValues(dtype, Math.min(this.rowsPerChunk, rows - r0) * width));
   }
 
   /**
    * Fills a table from `read(start, count)` (float32 rows, e.g. a TensorSource's `readRows`), at most
    * `blockRows` rows per read so the float32 transient stays bounded.
    */
-  static async load(read: (start: number, count: number) => Promise<Float32Array>, rows: number, width: number, dtype: HostDtype, options: { chunkBytes?: number; blockRows?: number } = {}): Promise<ChunkedRows> {
+  static async load(
+    read: (start: number, count: number) => Promise<Float32Array>,
+    rows: number,
+    width: number,
+    dtype: HostDtype,
+    options: { chunkBytes?: number; blockRows?: number } = {},
+  ): Promise<ChunkedRows> {
     const t = new ChunkedRows(rows, width, dtype, options.chunkBytes);
     const block = Math.max(1, Math.min(t.rowsPerChunk, options.blockRows ?? Math.floor(READ_BLOCK_BYTES / (4 * Math.max(1, width)))));
-    for (let r0 = 0; r0 < rows; ) {
+    for (let r0 = 0; r0 < rows;) {
       // A block never straddles two chunks.
       const n = Math.min(block, rows - r0, t.rowsPerChunk - (r0 % t.rowsPerChunk));
       t.setRows(r0, await read(r0, n));
@@ -123,8 +131,9 @@ export class ChunkedRows implements RowTable {
   /** Sets rows [start, start + values.length / width), which may span chunks. */
   setRows(start: number, values: Float32Array): void {
     const count = values.length / this.width;
-    if (!Number.isInteger(count) || start < 0 || start + count > this.rows) throw new RangeError(`rows [${start}, ${start + count}) outside [0, ${this.rows})`);
-    for (let done = 0; done < count; ) {
+    if (!Number.isInteger(count) || start < 0 || start + count > this.rows)
+      throw new RangeError(`rows [${start}, ${start + count}) outside [0, ${this.rows})`);
+    for (let done = 0; done < count;) {
       const r = start + done;
       const c = Math.floor(r / this.rowsPerChunk);
       const local = r - c * this.rowsPerChunk;
@@ -162,8 +171,7 @@ export class ChunkedRows implements RowTable {
  * floats (a quantized GGUF row).
  */
 export type TensorFileRows = { path: string; offset: number; rows: number; width: number } & (
-  | { dtype: "F32" | "F16" | "BF16" }
-  | { dtype: "encoded"; rowBytes: number; decode: (bytes: Uint8Array, out: Float32Array) => void }
+  { dtype: "F32" | "F16" | "BF16" } | { dtype: "encoded"; rowBytes: number; decode: (bytes: Uint8Array, out: Float32Array) => void }
 );
 
 const BYTES = { F32: 4, F16: 2, BF16: 2 } as const;
@@ -199,7 +207,7 @@ export class FileRows implements RowTable {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
       checkRow(this, id);
-      for (let done = 0; done < rowBytes; ) {
+      for (let done = 0; done < rowBytes;) {
         const n = readSync(this.fd, this.scratch, done, rowBytes - done, offset + id * rowBytes + done);
         if (n === 0) throw new Error(`${this.range.path}: file ends inside row ${id} of the per-layer embedding table`);
         done += n;

@@ -1,32 +1,37 @@
-export * from "./errors.js";
-export * from "./atomic-write.js";
-export * from "./output-dir.js";
-export * from "./progress.js";
-export * from "./worker-thread.js";
-export * from "./config-errors.js";
-export * from "./config.js";
-export * from "./presets.js";
-export * from "./tensors.js";
-export * from "./init-weights.js";
-export * from "./float-convert.js";
-export * from "./host-tables.js";
-export * from "./safetensors.js";
-export * from "./checkpoint.js";
-export * from "./chat-template.js";
-export * from "./tokenizer.js";
-export * from "./fast-encode.js";
-export * from "./model-dir.js";
-export * from "./backend.js";
+export {
+  configToJson,
+  countParameters,
+  type Gemma4Config,
+  layerSpecs,
+  llamaCppKvShareProblem,
+  parseGemma4Config,
+  readGemma4Config,
+} from "./config.js";
+export { gemma4_31b, gemma4E2b, gemma4E4b, gemma4Tiny, presetNames, presets } from "./presets.js";
+export { expectedTensors, memoryTensorSource, type TensorSource, TEXT_PREFIX } from "./tensors.js";
+export { randomTensor, randomWeights } from "./init-weights.js";
+export { ChunkedRows, FileRows, type TensorFileRows } from "./host-tables.js";
+export { openCheckpoint, shardFileName, SINGLE_WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
+export { loadModelDir, readGenerationConfig } from "./model-dir.js";
+export { type BackendInfo, describeBackend, initBackend } from "./backend.js";
 export { BASE_DTYPES, TRANSPOSED_COPIES, type BaseDtype, type TransposedCopy } from "@owntune/ggml";
-export * from "./kernels.js";
-export * from "./linear.js";
-export * from "./lm-head.js";
-export * from "./native-head.js";
-export * from "./model.js";
-export * from "./kv-cache.js";
-export * from "./gemma4.js";
-export * from "./recompute.js";
-export * from "./generate.js";
-export * from "./score.js";
-export * from "./init-model.js";
-export * from "./weights-mismatch.js";
+export { type KernelName, parseBaseDtype, parseKernelName, selectKernels } from "./kernels.js";
+export { baseWeight, type BaseWeight, linear, LinearWeights, type LoraLayers, type LoraTensors } from "./linear.js";
+export { DEFAULT_TOKEN_BLOCK, DEFAULT_VOCAB_CHUNK, EmbeddingTable } from "./lm-head.js";
+export {
+  describeStorage,
+  gemma4FromWeights,
+  type Gemma4Model,
+  loadGemma4,
+  type LoadOptions,
+  planStorage,
+  type StoragePlan,
+} from "./model.js";
+export { type LossBatch } from "./batch.js";
+export { type Ablation, ABLATIONS } from "./ablation.js";
+export { lastTokenLogits } from "./gemma4.js";
+export { countLossTokens, lmLoss, nextTokenLogprobs, tokenLogprobs } from "./loss.js";
+export { recomputeByDefault } from "./recompute.js";
+export { generate } from "./generate.js";
+export { scoreIds } from "./score.js";
+export { checkDiskSpace, initModel, planShards } from "./init-model.js";

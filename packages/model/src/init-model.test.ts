@@ -2,9 +2,8 @@ import { readdir, readFile, mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { roundToBf16, UserError } from "@owntune/core";
 import { WEIGHTS_INDEX_FILE } from "./checkpoint.js";
-import { UserError } from "./errors.js";
-import { roundToBf16 } from "./float-convert.js";
 import { initModel, planShards } from "./init-model.js";
 import { randomTensor, randomTensorChunks } from "./init-weights.js";
 import { loadModelDir } from "./model-dir.js";
@@ -31,7 +30,14 @@ describe("initModel", () => {
     const a = await initModel({ outDir: join(root, "a"), config, seed: 7 });
     await initModel({ outDir: join(root, "b"), config, seed: 7 });
     await initModel({ outDir: join(root, "c"), config, seed: 8 });
-    expect(a.files).toEqual(["config.json", "generation_config.json", "model.safetensors", "owntune-init.json", "tokenizer.json", "tokenizer_config.json"]);
+    expect(a.files).toEqual([
+      "config.json",
+      "generation_config.json",
+      "model.safetensors",
+      "owntune-init.json",
+      "tokenizer.json",
+      "tokenizer_config.json",
+    ]);
     expect(a.isDefaultGemma3).toBe(true);
     const [fa, fb, fc] = await Promise.all(["a", "b", "c"].map((d) => filesOf(join(root, d))));
     expect([...fa!.keys()]).toEqual(a.files);
@@ -82,21 +88,33 @@ describe("initModel", () => {
 
   it("refuses, before writing anything, a model larger than the free disk space", async () => {
     // Within every per-field bound, but petabytes of weights: a typo'd size, caught before the first byte.
-    const huge = { ...config, hidden_size: 131072, intermediate_size: 131072, num_hidden_layers: 1024, layer_types: Array(1024).fill("sliding_attention") };
+    const huge = {
+      ...config,
+      hidden_size: 131072,
+      intermediate_size: 131072,
+      num_hidden_layers: 1024,
+      layer_types: Array(1024).fill("sliding_attention"),
+    };
     const outDir = join(root, "huge");
-    await expect(initModel({ outDir, config: huge, seed: 1 })).rejects.toThrow(/this model needs \d+ GB of disk, but only \d+(\.\d+)? GB are free there/);
+    await expect(initModel({ outDir, config: huge, seed: 1 })).rejects.toThrow(
+      /this model needs \d+ GB of disk, but only \d+(\.\d+)? GB are free there/,
+    );
     expect((await readdir(root)).filter((n) => n.includes("huge"))).toEqual([]);
   });
 
   it("refuses a config whose vocabulary is smaller than the tokenizer's", async () => {
     await expect(initModel({ outDir: join(root, "small"), config: microConfig(), seed: 1 })).rejects.toThrow(UserError);
-    await expect(initModel({ outDir: join(root, "small"), config, seed: -1 })).rejects.toThrow("seed must be an integer in [0, 4294967295], got -1");
+    await expect(initModel({ outDir: join(root, "small"), config, seed: -1 })).rejects.toThrow(
+      "seed must be an integer in [0, 4294967295], got -1",
+    );
   });
 });
 
 describe("randomTensorChunks", () => {
   it("yields exactly randomTensor's values, for even and odd chunk sizes", () => {
-    for (const spec of expectedTensors(config).filter((s) => ["embed_tokens.weight", "layers.0.mlp.up_proj.weight", "layers.0.layer_scalar"].includes(s.name))) {
+    for (const spec of expectedTensors(config).filter((s) =>
+      ["embed_tokens.weight", "layers.0.mlp.up_proj.weight", "layers.0.layer_scalar"].includes(s.name),
+    )) {
       const whole = randomTensor(config, spec, 11);
       for (const chunk of [64, 1001, 1 << 22]) {
         const parts = [...randomTensorChunks(config, spec, 11, chunk)];

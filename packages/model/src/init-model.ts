@@ -4,17 +4,27 @@
 import { existsSync } from "node:fs";
 import { copyFile, statfs } from "node:fs/promises";
 import { dirname, join, resolve } from "node:path";
-import { withAtomicDir, writeFileAtomic } from "./atomic-write.js";
+import { defaultTokenizerDir, loadDefaultTokenizer, loadTokenizer, type TokenizerIdentity } from "@owntune/tokenizer";
+import {
+  DTYPE_BYTES,
+  formatBytes,
+  MODEL_MARKER_FILE,
+  MODEL_MARKER_FORMAT,
+  numElements,
+  silentProgress,
+  UserError,
+  withAtomicDir,
+  writeFileAtomic,
+  writeSafetensors,
+  type FloatDtype,
+  type Progress,
+  type TensorToWrite,
+} from "@owntune/core";
 import { shardFileName, SINGLE_WEIGHTS_FILE, WEIGHTS_INDEX_FILE } from "./checkpoint.js";
 import { configToJson, countParameters, type Gemma4Config } from "./config.js";
-import { UserError } from "./errors.js";
-import { MODEL_MARKER_FILE, MODEL_MARKER_FORMAT } from "./output-dir.js";
 import { randomTensorChunks } from "./init-weights.js";
 import { checkTokenizerFits } from "./model-dir.js";
-import { silentProgress, type Progress } from "./progress.js";
-import { DTYPE_BYTES, numElements, writeSafetensors, type FloatDtype, type TensorToWrite } from "./safetensors.js";
 import { expectedTensors, TEXT_PREFIX, type TensorSpec } from "./tensors.js";
-import { defaultTokenizerDir, loadDefaultTokenizer, loadTokenizer, type TokenizerIdentity } from "./tokenizer.js";
 
 /** Shard size when none is given: transformers' default `max_shard_size` ("5GB" = 5·10⁹ bytes). */
 export const DEFAULT_MAX_SHARD_BYTES = 5_000_000_000;
@@ -90,7 +100,8 @@ export async function initModel(options: InitModelOptions): Promise<InitModelRes
   const dtype: FloatDtype = (options.dtype ?? "bf16") === "bf16" ? "BF16" : "F32";
   const maxShardBytes = options.maxShardBytes ?? DEFAULT_MAX_SHARD_BYTES;
   const progress = options.progress ?? silentProgress;
-  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff) throw new UserError(`seed must be an integer in [0, 4294967295], got ${seed}`, { field: "seed" });
+  if (!Number.isInteger(seed) || seed < 0 || seed > 0xffffffff)
+    throw new UserError(`seed must be an integer in [0, 4294967295], got ${seed}`, { field: "seed" });
   if (!(maxShardBytes > 0)) throw new UserError(`maxShardBytes must be positive, got ${maxShardBytes}`, { field: "maxShardBytes" });
 
   const tokenizerDir = options.tokenizerDir ?? defaultTokenizerDir();
@@ -134,9 +145,14 @@ export async function initModel(options: InitModelOptions): Promise<InitModelRes
     for (const [k, shard] of shards.entries()) {
       const file = shards.length === 1 ? SINGLE_WEIGHTS_FILE : shardFileName(k, shards.length);
       const tensors: TensorToWrite[] = shard.map(({ spec }) => ({ name: TEXT_PREFIX + spec.name, dtype, shape: spec.shape }));
-      await writeSafetensors(join(tmp, file), tensors, (_t, i) => countingChunks(config, shard[i]!.spec, seed, progress, DTYPE_BYTES[dtype]), {
-        metadata: { format: "pt" },
-      });
+      await writeSafetensors(
+        join(tmp, file),
+        tensors,
+        (_t, i) => countingChunks(config, shard[i]!.spec, seed, progress, DTYPE_BYTES[dtype]),
+        {
+          metadata: { format: "pt" },
+        },
+      );
       for (const t of tensors) weightMap[t.name] = file;
       written.push(file);
     }
@@ -173,7 +189,7 @@ export async function checkDiskSpace(outDir: string, weightBytes: number): Promi
     return; // no statfs here: the write itself will say when the disk is full
   }
   if (bytes > free) {
-    const gb = (n: number) => `${(n / 1e9).toFixed(n < 1e10 ? 2 : 0)} GB`;
+    const gb = (n: number) => formatBytes(n, "GB", n < 1e10 ? 2 : 0);
     throw new UserError(`this model needs ${gb(bytes)} of disk, but only ${gb(free)} are free there`, {
       file: outDir,
       hint: "check the config's sizes (hidden_size, num_hidden_layers, vocab_size…), or write it to a bigger disk",
@@ -182,7 +198,13 @@ export async function checkDiskSpace(outDir: string, weightBytes: number): Promi
 }
 
 /** A tensor's random values in chunks, reporting each chunk's stored bytes to `progress`. */
-function* countingChunks(config: Gemma4Config, spec: TensorSpec, seed: number, progress: Progress, bytesPerElement: number): Generator<Float32Array> {
+function* countingChunks(
+  config: Gemma4Config,
+  spec: TensorSpec,
+  seed: number,
+  progress: Progress,
+  bytesPerElement: number,
+): Generator<Float32Array> {
   for (const chunk of randomTensorChunks(config, spec, seed)) {
     yield chunk;
     progress.increment(chunk.length * bytesPerElement);

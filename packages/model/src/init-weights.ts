@@ -3,54 +3,9 @@
 // Scales are chosen so a random model behaves like a trained one in the ways tests care about:
 // logits spread over a few units, attention neither uniform nor one-hot, every weight matters
 // (norm weights and layer scalars are not 1).
+import { fillNormal, seededRandom } from "@owntune/core";
 import type { Gemma4Config } from "./config.js";
 import { expectedTensors, type TensorSpec } from "./tensors.js";
-
-/** 32-bit FNV-1a of a string. */
-function fnv1a(s: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
-/** sfc32: small, fast, statistically sound 32-bit PRNG; returns floats in [0, 1). */
-export function sfc32(a: number, b: number, c: number, d: number): () => number {
-  return () => {
-    a >>>= 0;
-    b >>>= 0;
-    c >>>= 0;
-    d >>>= 0;
-    const t = (((a + b) | 0) + d) | 0;
-    d = (d + 1) | 0;
-    a = b ^ (b >>> 9);
-    b = (c + (c << 3)) | 0;
-    c = (c << 21) | (c >>> 11);
-    c = (c + t) | 0;
-    return (t >>> 0) / 4294967296;
-  };
-}
-
-/** A seeded uniform [0,1) stream for `key`; the same (seed, key) always gives the same numbers. */
-export function seededRandom(seed: number, key: string): () => number {
-  const rng = sfc32(fnv1a(`a${seed}:${key}`), fnv1a(`b${seed}:${key}`), fnv1a(`c${seed}:${key}`), seed >>> 0);
-  for (let i = 0; i < 12; i++) rng(); // warm up the state
-  return rng;
-}
-
-/** Fills `out` with N(mean, std²) samples (Box–Muller) from `rng`. */
-export function fillNormal(out: Float32Array, rng: () => number, mean = 0, std = 1): Float32Array {
-  for (let i = 0; i < out.length; i += 2) {
-    const u = 1 - rng(); // (0, 1]
-    const v = rng();
-    const r = Math.sqrt(-2 * Math.log(u));
-    out[i] = mean + std * r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < out.length) out[i + 1] = mean + std * r * Math.sin(2 * Math.PI * v);
-  }
-  return out;
-}
 
 /** How one tensor's values are drawn: N(mean, std²), or (layer scalars) uniform on [0.6, 1.2). */
 type Distribution = { kind: "normal"; mean: number; std: number } | { kind: "scalar" };
@@ -61,7 +16,11 @@ function distribution(c: Gemma4Config, spec: TensorSpec): Distribution {
     case "embedding":
       // Token embedding: std 3/√H so tied-head logits (final-norm output · E) have std ≈ 3.
       // PLE table: scaled by √P in the forward pass, so std 1/√P keeps it O(1).
-      return { kind: "normal", mean: 0, std: spec.name.startsWith("embed_tokens_per_layer") ? 1 / Math.sqrt(spec.shape[1]! / c.num_hidden_layers) : 3 / Math.sqrt(H) };
+      return {
+        kind: "normal",
+        mean: 0,
+        std: spec.name.startsWith("embed_tokens_per_layer") ? 1 / Math.sqrt(spec.shape[1]! / c.num_hidden_layers) : 3 / Math.sqrt(H),
+      };
     case "linear":
       return { kind: "normal", mean: 0, std: 1 / Math.sqrt(spec.shape[1]!) };
     case "norm":

@@ -2,7 +2,7 @@
 // libraries through @owntune/ggml) when they load, else TensorFlow.js (wasm). `--kernels` / OWNTUNE_KERNELS
 // forces one; the choice and its reason are printed at start and recorded in run.json.
 import { BASE_DTYPES, ggmlRuntime, type BaseDtype, type GgmlRuntime } from "@owntune/ggml";
-import { UserError } from "./errors.js";
+import { UserError } from "@owntune/core";
 
 export const KERNEL_NAMES = ["native", "tfjs"] as const;
 export type KernelName = (typeof KERNEL_NAMES)[number];
@@ -48,7 +48,11 @@ export function selectKernels(requested?: KernelName | "auto", origin = "--kerne
   if (wanted === "tfjs") return { info: { name: "tfjs", reason: forced } };
   const rt = ggmlRuntime();
   if ("reason" in rt) {
-    if (wanted === "native") throw new UserError(`native kernels unavailable: ${rt.reason}`, { field: from, hint: "use --kernels tfjs (or unset it) to run on TensorFlow.js" });
+    if (wanted === "native")
+      throw new UserError(`native kernels unavailable: ${rt.reason}`, {
+        field: from,
+        hint: "use --kernels tfjs (or unset it) to run on TensorFlow.js",
+      });
     return { info: { name: "tfjs", reason: `native kernels unavailable: ${rt.reason}` } };
   }
   const ggml = { release: rt.libs.release, cpu: rt.libs.cpu.variant, threads: rt.threads };

@@ -113,7 +113,11 @@ export class KvCache implements KvStore {
   put(layer: LayerSpec, fresh: KvEntry): KvEntry {
     const past = this.kept.get(layer.index);
     const all: KvEntry = past
-      ? { kT: tf.keep(tf.concat([past.kT, fresh.kT], 2)), v: tf.keep(tf.concat([past.v, fresh.v], 1)), keys: concatMeta(past.keys, fresh.keys, this.batch) }
+      ? {
+          kT: tf.keep(tf.concat([past.kT, fresh.kT], 2)),
+          v: tf.keep(tf.concat([past.v, fresh.v], 1)),
+          keys: concatMeta(past.keys, fresh.keys, this.batch),
+        }
       : { kT: tf.keep(fresh.kT), v: tf.keep(fresh.v), keys: fresh.keys };
     this.step.set(layer.index, all);
     // Sliding layers keep the last W keys (W−1 are needed; the spare one keeps the buffer valid

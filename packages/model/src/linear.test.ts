@@ -2,24 +2,24 @@
 // finite differences of float64 code we wrote here from the formulas, on wasm and cpu.
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { fillNormal, roundToBf16, seededRandom } from "@owntune/core";
 import { autoPlacement, baseWeight, linear, mm, WASM_DEVICE_WEIGHT_BUDGET, type BaseWeight } from "./linear.js";
 import { countParameters } from "./config.js";
 import { gemma4E2b, gemma4E4b, gemma4Tiny } from "./presets.js";
 import { describeBackends, expectClose } from "./testing/check-model.js";
 import { centralDiff, f64, sampleIndices } from "./testing/finite-diff.js";
-import { fillNormal, seededRandom } from "./init-weights.js";
-import { roundToBf16 } from "./float-convert.js";
 
 const randn = (n: number, key: string, std = 1) => fillNormal(new Float32Array(n), seededRandom(5, key), 0, std);
 
 /** Row-major [m, k]·[k, n] in float64. */
 function matmul64(a: ArrayLike<number>, b: ArrayLike<number>, m: number, k: number, n: number): Float64Array {
   const out = new Float64Array(m * n);
-  for (let i = 0; i < m; i++) for (let j = 0; j < n; j++) {
-    let s = 0;
-    for (let q = 0; q < k; q++) s += a[i * k + q]! * b[q * n + j]!;
-    out[i * n + j] = s;
-  }
+  for (let i = 0; i < m; i++)
+    for (let j = 0; j < n; j++) {
+      let s = 0;
+      for (let q = 0; q < k; q++) s += a[i * k + q]! * b[q * n + j]!;
+      out[i * n + j] = s;
+    }
   return out;
 }
 
@@ -30,7 +30,18 @@ function transpose64(a: ArrayLike<number>, rows: number, cols: number): Float64A
 }
 
 /** Σ R ⊙ (x·Wᵀ + s·(x·Aᵀ)·Bᵀ), the scalar whose gradient we check. */
-function loraObjective(x: ArrayLike<number>, W: ArrayLike<number>, A: ArrayLike<number>, B: ArrayLike<number>, R: ArrayLike<number>, N: number, inF: number, outF: number, r: number, s: number): number {
+function loraObjective(
+  x: ArrayLike<number>,
+  W: ArrayLike<number>,
+  A: ArrayLike<number>,
+  B: ArrayLike<number>,
+  R: ArrayLike<number>,
+  N: number,
+  inF: number,
+  outF: number,
+  r: number,
+  s: number,
+): number {
   const y = matmul64(x, transpose64(W, outF, inF), N, inF, outF);
   const u = matmul64(x, transpose64(A, r, inF), N, inF, r);
   const z = matmul64(u, transpose64(B, outF, r), N, r, outF);
@@ -73,7 +84,9 @@ describeBackends("linear", () => {
     for (const w of [device, host, hostBf16]) {
       const want = matmul64(X, transpose64(weightOf(w), outF, inF), N, inF, outF);
       want.forEach((v, i) => (want[i] = v + s * u[i]!));
-      const y = tf.tidy(() => linear(tf.tensor3d(X, [2, 3, inF]), w, { a: tf.tensor2d(A, [r, inF]), b: tf.tensor2d(B, [outF, r]), scale: s }));
+      const y = tf.tidy(() =>
+        linear(tf.tensor3d(X, [2, 3, inF]), w, { a: tf.tensor2d(A, [r, inF]), b: tf.tensor2d(B, [outF, r]), scale: s }),
+      );
       expect(y.shape).toEqual([2, 3, outF]);
       expectClose(`linear (${w.placement}) vs float64`, y.dataSync(), want, 1e-5, [N, outF]);
       y.dispose();
@@ -125,7 +138,10 @@ describeBackends("linear", () => {
       return base + loraObjective(masked, new Float64Array(outF * inF), pa, pb, R, N, inF, outF, r, s);
     };
     const dx = tf.grad((xi: tf.Tensor) => tf.sum(tf.mul(linear(xi, device, { a, b, scale: s, dropoutMask }), rT)))(x);
-    const { value, grads } = tf.variableGrads(() => tf.sum(tf.mul(linear(x, device, { a, b, scale: s, dropoutMask }), rT)) as tf.Scalar, [a, b]);
+    const { value, grads } = tf.variableGrads(
+      () => tf.sum(tf.mul(linear(x, device, { a, b, scale: s, dropoutMask }), rT)) as tf.Scalar,
+      [a, b],
+    );
     const [x64, a64, b64] = [f64(X), f64(A), f64(B)];
     expectClose("objective with dropout vs float64", value.dataSync(), [objective(x64, a64, b64)], 1e-5);
     const cases: Array<[string, Float64Array, (p: Float64Array) => number, Float32Array]> = [
@@ -150,7 +166,9 @@ describeBackends("linear", () => {
 
   it("rejects LoRA pairs that do not fit the weight", () => {
     const bad = { a: tf.zeros([r, inF + 1]) as tf.Tensor2D, b: tf.zeros([outF, r]) as tf.Tensor2D, scale: 1 };
-    expect(() => linear(tf.zeros([1, inF]), device, bad)).toThrow("w: LoRA A [3,11] / B [7,3] do not fit W [7, 10] (want A [r, 10], B [7, r])");
+    expect(() => linear(tf.zeros([1, inF]), device, bad)).toThrow(
+      "w: LoRA A [3,11] / B [7,3] do not fit W [7, 10] (want A [r, 10], B [7, r])",
+    );
     tf.dispose([bad.a, bad.b]);
   });
 });
@@ -183,8 +201,18 @@ describeBackends("mm", () => {
     const [da, db] = tf.grads((x: tf.Tensor, y: tf.Tensor) => tf.sum(tf.mul(mm(x, y), tr)))([ta, tb]);
     const a64 = f64(a);
     const b64 = f64(b);
-    expectClose(`mm d/da`, da!.dataSync(), centralDiff((p) => objective(p, b64), a64, sampleIndices(a.length, a.length)), 1e-4);
-    expectClose(`mm d/db`, db!.dataSync(), centralDiff((p) => objective(a64, p), b64, sampleIndices(b.length, b.length)), 1e-4);
+    expectClose(
+      `mm d/da`,
+      da!.dataSync(),
+      centralDiff((p) => objective(p, b64), a64, sampleIndices(a.length, a.length)),
+      1e-4,
+    );
+    expectClose(
+      `mm d/db`,
+      db!.dataSync(),
+      centralDiff((p) => objective(a64, p), b64, sampleIndices(b.length, b.length)),
+      1e-4,
+    );
     tf.dispose([ta, tb, tr, da!, db!]);
   });
 });

@@ -9,7 +9,8 @@
 // Under the native kernels (kernels.ts) a base weight lives in ggml memory instead (`nativeWeight`).
 import * as tf from "@tensorflow/tfjs";
 import { GgmlMatrix, type BaseDtype, type RowReader, type TransposedCopy } from "@owntune/ggml";
-import { bf16ToF32, f32ToBf16 } from "./float-convert.js";
+import { bf16ToF32, f32ToBf16 } from "@owntune/core";
+import { customGrad } from "./autograd.js";
 import { filledTensor } from "./host-tables.js";
 
 /** One LoRA pair as tensors: `a` = lora_A [rank, in], `b` = lora_B [out, rank]; either may be a tf.Variable. */
@@ -39,7 +40,6 @@ export type LoraLayers = ReadonlyMap<string, LoraTensors>;
  * `native`: in ggml memory as the model's base dtype, multiplied by ggml's CPU kernels (`nativeWeight`).
  */
 export type WeightPlacement = "device" | "host" | "host-bf16" | "native";
-export const WEIGHT_PLACEMENTS: readonly WeightPlacement[] = ["device", "host", "host-bf16", "native"];
 
 /**
  * Float32 base-weight bytes above which `auto` keeps linears on the host under wasm: the wasm heap is
@@ -83,30 +83,6 @@ export interface BaseWeight {
   dispose(): void;
 }
 
-/** tf.customGrad with typed inputs: `f(inputs, save)` returns the value and the gradient of each input. */
-export function customGrad<I extends tf.Tensor[], O extends tf.Tensor>(
-  f: (inputs: I, save: tf.GradSaveFunc) => { value: O; gradFunc: (dy: O, saved: tf.Tensor[]) => tf.Tensor[] },
-): (...inputs: I) => O {
-  const g = tf.customGrad(((...args: Array<tf.Tensor | tf.GradSaveFunc>) => {
-    const save = args.pop() as tf.GradSaveFunc;
-    return f(args as I, save);
-  }) as unknown as Parameters<typeof tf.customGrad>[0]);
-  return g as unknown as (...inputs: I) => O;
-}
-
-/**
- * Runs `fn` off the gradient tape: for values that depend on no trainable tensor (embedding lookups,
- * per-layer inputs). Under a tape tfjs saves the inputs each op's gradient needs, and on wasm saving
- * copies them (its Identity kernel copies), so a taped gather from the embedding would duplicate the
- * whole table. The result has a zero gradient.
- */
-export function untaped<T extends tf.Tensor>(fn: () => T): T {
-  const anchor = tf.scalar(0);
-  const out = customGrad(([a]: [tf.Tensor]) => ({ value: fn(), gradFunc: () => [tf.zerosLike(a)] }))(anchor);
-  anchor.dispose();
-  return out;
-}
-
 /** Transposes a row-major [rows, cols] matrix on the host (once, at load time). */
 function transposeHost(w: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(w.length);
@@ -129,7 +105,13 @@ function transposeHost(w: Float32Array, rows: number, cols: number): Float32Arra
  * x·Wᵀ = (W·xᵀ)ᵀ, transposing only activations. Their input gradient dy·W takes W as the right operand
  * (packed per use), as the forward of a pre-transposed host weight did before.
  */
-export function baseWeight(name: string, w: Float32Array, outFeatures: number, inFeatures: number, placement: WeightPlacement = "device"): BaseWeight {
+export function baseWeight(
+  name: string,
+  w: Float32Array,
+  outFeatures: number,
+  inFeatures: number,
+  placement: WeightPlacement = "device",
+): BaseWeight {
   if (w.length !== outFeatures * inFeatures) {
     throw new RangeError(`${name}: ${w.length} values, expected [${outFeatures}, ${inFeatures}]`);
   }
@@ -176,7 +158,13 @@ export function baseWeight(name: string, w: Float32Array, outFeatures: number, i
  * per backward product (`transposed`). Both products run through ggml_mul_mat on the process's threadpool;
  * activations cross as float32 (ggml rounds them to the weight's dot-product type: bf16, Q8_0 or Q8_K).
  */
-export async function nativeWeight(name: string, outFeatures: number, inFeatures: number, options: { dtype: BaseDtype; transposed: TransposedCopy }, read: RowReader): Promise<BaseWeight> {
+export async function nativeWeight(
+  name: string,
+  outFeatures: number,
+  inFeatures: number,
+  options: { dtype: BaseDtype; transposed: TransposedCopy },
+  read: RowReader,
+): Promise<BaseWeight> {
   const m = await GgmlMatrix.load(name, outFeatures, inFeatures, options, read);
   const run = (x: tf.Tensor2D, product: "forward" | "backward", width: number): tf.Tensor2D => {
     const n = x.shape[0];
@@ -266,7 +254,11 @@ function linearBase(weight: BaseWeight): (x: tf.Tensor2D) => tf.Tensor2D {
  * y = x·Wᵀ + scale·(d(x)·Aᵀ)·Bᵀ, d = dropout (x ⊙ mask, PEFT's lora_dropout on the adapter's input only).
  * Gradients: du = scale·dy·B; dx = dy·W + (du·A) ⊙ mask; dA = duᵀ·d(x); dB = scale·dyᵀ·u.
  */
-function linearLora(weight: BaseWeight, scale: number, dropoutMask?: (rows: number) => tf.Tensor2D): (x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D {
+function linearLora(
+  weight: BaseWeight,
+  scale: number,
+  dropoutMask?: (rows: number) => tf.Tensor2D,
+): (x: tf.Tensor2D, a: tf.Tensor2D, b: tf.Tensor2D) => tf.Tensor2D {
   return customGrad(([x, a, b]: [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D], save) => {
     const mask = dropoutMask?.(x.shape[0]);
     const xd = mask ? tf.mul(x, mask) : x; // d(x) [N, in]
@@ -297,9 +289,11 @@ function plainProductGrads(a: tf.Tensor2D, b: tf.Tensor2D, dy: tf.Tensor2D): [tf
   const N = b.shape[1];
   const dyT = M * N <= Math.min(M * K, K * N) ? tf.transpose(dy) : undefined;
   // da = dy·bᵀ [M, K]: transpose b (K·N moved), or (b·dyᵀ)ᵀ (M·N + M·K moved).
-  const da = K * N <= M * N + M * K ? tf.matMul<tf.Tensor2D>(dy, tf.transpose(b)) : tf.transpose(tf.matMul<tf.Tensor2D>(b, dyT ?? tf.transpose(dy)));
+  const da =
+    K * N <= M * N + M * K ? tf.matMul<tf.Tensor2D>(dy, tf.transpose(b)) : tf.transpose(tf.matMul<tf.Tensor2D>(b, dyT ?? tf.transpose(dy)));
   // db = aᵀ·dy [K, N]: transpose a (M·K moved), or (dyᵀ·a)ᵀ (M·N + K·N moved).
-  const db = M * K <= M * N + K * N ? tf.matMul<tf.Tensor2D>(tf.transpose(a), dy) : tf.transpose(tf.matMul<tf.Tensor2D>(dyT ?? tf.transpose(dy), a));
+  const db =
+    M * K <= M * N + K * N ? tf.matMul<tf.Tensor2D>(tf.transpose(a), dy) : tf.transpose(tf.matMul<tf.Tensor2D>(dyT ?? tf.transpose(dy), a));
   return [da, db];
 }
 

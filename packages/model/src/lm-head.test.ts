@@ -2,8 +2,7 @@
 // custom gradient, against float64 code written here from the formulas.
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, expect, it } from "vitest";
-import { roundToBf16 } from "./float-convert.js";
-import { fillNormal, seededRandom } from "./init-weights.js";
+import { fillNormal, roundToBf16, seededRandom } from "@owntune/core";
 import { EmbeddingTable } from "./lm-head.js";
 import { describeBackends, expectClose } from "./testing/check-model.js";
 import { centralDiff, f64 } from "./testing/finite-diff.js";
@@ -50,7 +49,11 @@ describeBackends("EmbeddingTable", () => {
     // the large-table path: float32 tiles on the host, each uploaded per use; gradient through Eᵀ only
     noCopy = new EmbeddingTable(E, V, H, { vocabChunk: 16, tokenBlock: 4, storage: "f32" });
     // bf16 tiles on the host, widened per use, filled as the loader does (rows read tile by tile)
-    bf16 = await EmbeddingTable.load(async (start, count) => E.slice(start * H, (start + count) * H), V, H, { vocabChunk: 16, tokenBlock: 4, storage: "bf16" });
+    bf16 = await EmbeddingTable.load(async (start, count) => E.slice(start * H, (start + count) * H), V, H, {
+      vocabChunk: 16,
+      tokenBlock: 4,
+      storage: "bf16",
+    });
   });
   afterAll(() => {
     table.dispose();
@@ -60,7 +63,11 @@ describeBackends("EmbeddingTable", () => {
 
   it("looks up rows in request order across vocabulary tiles", () => {
     const ids = [49, 0, 17, 16, 15, 49, 32, 1];
-    for (const [label, t, e] of [["device", table, E], ["host f32", noCopy, E], ["host bf16", bf16, E16]] as const) {
+    for (const [label, t, e] of [
+      ["device", table, E],
+      ["host f32", noCopy, E],
+      ["host bf16", bf16, E16],
+    ] as const) {
       const got = t.lookup(ids);
       const want = ids.flatMap((id) => Array.from(e.subarray(id * H, (id + 1) * H)));
       expectClose(`lookup vs E rows (${label})`, got.dataSync(), want, 0, [ids.length, H]);
@@ -74,14 +81,33 @@ describeBackends("EmbeddingTable", () => {
     it(`computes logits, target log-probs and the weighted NLL as float64 does (softcap ${cap})`, () => {
       const h = tf.tensor2d(Hs, [N, H]);
       // Host tables: f32 tiles give the float64 figures of E; bf16 tiles those of E rounded to bf16.
-      for (const [label, t, e] of [["device", table, E], ["host f32 tiles", noCopy, E], ["host bf16 tiles", bf16, E16]] as const) {
+      for (const [label, t, e] of [
+        ["device", table, E],
+        ["host f32 tiles", noCopy, E],
+        ["host bf16 tiles", bf16, E16],
+      ] as const) {
         const want = logits64(Hs, cap, e);
         const z = t.logits(h, cap);
-        expectClose(`logits, ${label} (cap ${cap})`, z.dataSync(), want.flatMap((r) => Array.from(r)), 2e-5, [N, V]);
+        expectClose(
+          `logits, ${label} (cap ${cap})`,
+          z.dataSync(),
+          want.flatMap((r) => Array.from(r)),
+          2e-5,
+          [N, V],
+        );
         z.dispose();
-        const lp = t.targetLogprobs(h, targets.map((x, i) => (i === 6 ? -1 : x)), cap);
+        const lp = t.targetLogprobs(
+          h,
+          targets.map((x, i) => (i === 6 ? -1 : x)),
+          cap,
+        );
         expect(Number.isNaN(lp[6]!)).toBe(true);
-        expectClose(`target log-probs, ${label} (cap ${cap})`, lp.filter((_, i) => i !== 6), want.map((r, i) => logSoftmaxAt(r, targets[i]!)).filter((_, i) => i !== 6), 2e-5);
+        expectClose(
+          `target log-probs, ${label} (cap ${cap})`,
+          lp.filter((_, i) => i !== 6),
+          want.map((r, i) => logSoftmaxAt(r, targets[i]!)).filter((_, i) => i !== 6),
+          2e-5,
+        );
         const loss = t.nllSum(h, targets, weights, cap);
         expectClose(`weighted NLL, ${label} (cap ${cap})`, loss.dataSync(), [nllSum64(Hs, cap, e)], 1e-4);
         loss.dispose();
@@ -94,7 +120,11 @@ describeBackends("EmbeddingTable", () => {
       const all = Array.from({ length: p.length }, (_, i) => i);
       const fd = centralDiff((q) => 3 * nllSum64(q, cap), p, all);
       const fd16 = centralDiff((q) => 3 * nllSum64(q, cap, E16), p, all);
-      for (const [label, t, want] of [["row-major copy", table, fd], ["Eᵀ only, host f32 tiles", noCopy, fd], ["host bf16 tiles", bf16, fd16]] as const) {
+      for (const [label, t, want] of [
+        ["row-major copy", table, fd],
+        ["Eᵀ only, host f32 tiles", noCopy, fd],
+        ["host bf16 tiles", bf16, fd16],
+      ] as const) {
         const h = tf.tensor2d(Hs, [N, H]);
         const g = tf.grad((x: tf.Tensor) => tf.mul(t.nllSum(x as tf.Tensor2D, targets, weights, cap), 3))(h);
         expectClose(`d nll / d h, ${label} (cap ${cap})`, g.dataSync(), want, 2e-5, [N, H]);

@@ -12,7 +12,7 @@
 // tensor when the head needs it, so a large table never occupies the (wasm: 4 GiB) backend heap.
 import * as tf from "@tensorflow/tfjs";
 import { ChunkedRows, filledTensor, type HostDtype } from "./host-tables.js";
-import { customGrad } from "./linear.js";
+import { customGrad } from "./autograd.js";
 
 /** Vocabulary columns per head tile: 16 tiles for the 262,144-token vocabulary. */
 export const DEFAULT_VOCAB_CHUNK = 16_384;
@@ -58,7 +58,12 @@ export interface TokenEmbedding {
 
 /** One sweep of the head over the vocabulary for rows h [n, H] (see EmbeddingTable.pass). */
 export interface HeadPass {
-  pass(h: tf.Tensor2D, targets: readonly number[], softcap: number | null, g: Float32Array | undefined): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D };
+  pass(
+    h: tf.Tensor2D,
+    targets: readonly number[],
+    softcap: number | null,
+    g: Float32Array | undefined,
+  ): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D };
 }
 
 export interface EmbeddingOptions {
@@ -94,15 +99,23 @@ export class EmbeddingTable implements TokenEmbedding, HeadPass {
     this.storage = options.storage ?? (4 * vocab * hidden <= DEVICE_EMBEDDING_MAX_BYTES ? "device" : "f32");
     this.deviceTiles = [];
     // Host chunks of exactly one tile of rows each.
-    if (this.storage !== "device") this.host = new ChunkedRows(vocab, hidden, this.storage, this.chunk * hidden * (this.storage === "bf16" ? 2 : 4));
-    if (e) for (let c = 0; c < this.tileCount; c++) this.setTile(c, e.subarray(c * this.chunk * hidden, Math.min(vocab, (c + 1) * this.chunk) * hidden));
+    if (this.storage !== "device")
+      this.host = new ChunkedRows(vocab, hidden, this.storage, this.chunk * hidden * (this.storage === "bf16" ? 2 : 4));
+    if (e)
+      for (let c = 0; c < this.tileCount; c++)
+        this.setTile(c, e.subarray(c * this.chunk * hidden, Math.min(vocab, (c + 1) * this.chunk) * hidden));
   }
 
   /**
    * A table filled tile by tile from `read(start, count)` (float32 rows of E, e.g. a TensorSource's
    * `readRows`): at most one tile of float32 rows exists besides the table.
    */
-  static async load(read: (start: number, count: number) => Promise<Float32Array>, vocab: number, hidden: number, options: EmbeddingOptions = {}): Promise<EmbeddingTable> {
+  static async load(
+    read: (start: number, count: number) => Promise<Float32Array>,
+    vocab: number,
+    hidden: number,
+    options: EmbeddingOptions = {},
+  ): Promise<EmbeddingTable> {
     const table = new EmbeddingTable(undefined, vocab, hidden, options);
     try {
       for (let c = 0; c < table.tileCount; c++) {
@@ -164,7 +177,8 @@ export class EmbeddingTable implements TokenEmbedding, HeadPass {
   lookup(ids: ArrayLike<number>): tf.Tensor2D {
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocab)
+        throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
     }
     if (this.host) {
       const out = new Float32Array(ids.length * this.hidden);
@@ -183,7 +197,10 @@ export class EmbeddingTable implements TokenEmbedding, HeadPass {
       const parts: tf.Tensor2D[] = [];
       const order: number[] = [];
       for (const [c, positions] of [...byChunk].sort((a, b) => a[0] - b[0])) {
-        const local = tf.tensor1d(positions.map((i) => ids[i]! - c * this.chunk), "int32");
+        const local = tf.tensor1d(
+          positions.map((i) => ids[i]! - c * this.chunk),
+          "int32",
+        );
         parts.push(tf.gather(this.deviceTiles[c]!, local, 1)); // [H, n_c]
         order.push(...positions);
       }
@@ -227,7 +244,12 @@ export class EmbeddingTable implements TokenEmbedding, HeadPass {
    * on the host), and with `g` (∂loss/∂nll per row) the gradient ∂(Σ g·nll)/∂h [n, H]:
    * Σ_c exp(lse_c − lse)·(g·softmax_c(z)·cap′(z))·E_c − g·cap′(z_t)·E[t].
    */
-  pass(h: tf.Tensor2D, targets: readonly number[], softcap: number | null, g: Float32Array | undefined): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D } {
+  pass(
+    h: tf.Tensor2D,
+    targets: readonly number[],
+    softcap: number | null,
+    g: Float32Array | undefined,
+  ): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D } {
     const n = h.shape[0];
     const lse = new Float64Array(n).fill(-Infinity);
     const zt = new Float64Array(n);
@@ -240,17 +262,21 @@ export class EmbeddingTable implements TokenEmbedding, HeadPass {
       const chunkLse: Float64Array[] = [];
       const terms: tf.Tensor2D[] = [];
       for (let c = 0; c < this.tileCount; c++) {
-        const [m, s, term] = this.withTile(c, (tile) => tf.tidy(() => {
-          const { z, slope } = capWithSlope(headProduct(block, tile), softcap, gCol !== undefined); // [b, Vc]
-          const sm = tf.softmax(z);
-          const out: tf.Tensor[] = [tf.max(z, 1), tf.max(sm, 1)]; // chunk lse = max − log(softmax at the max)
-          if (gCol) {
-            const dz = tf.mul(slope ? tf.mul(sm, slope) : sm, gCol);
-            // dz·E_c: a plain product with the row-major copy or the host tile, else (Eᵀ_c·dzᵀ)ᵀ on the stored Eᵀ_c.
-            out.push(tile.e ? tf.matMul(dz, tile.e) : rowsE ? tf.matMul(dz, rowsE[c]!) : tf.transpose(tf.matMul(tile.eT!, tf.transpose(dz))));
-          }
-          return out;
-        }));
+        const [m, s, term] = this.withTile(c, (tile) =>
+          tf.tidy(() => {
+            const { z, slope } = capWithSlope(headProduct(block, tile), softcap, gCol !== undefined); // [b, Vc]
+            const sm = tf.softmax(z);
+            const out: tf.Tensor[] = [tf.max(z, 1), tf.max(sm, 1)]; // chunk lse = max − log(softmax at the max)
+            if (gCol) {
+              const dz = tf.mul(slope ? tf.mul(sm, slope) : sm, gCol);
+              // dz·E_c: a plain product with the row-major copy or the host tile, else (Eᵀ_c·dzᵀ)ᵀ on the stored Eᵀ_c.
+              out.push(
+                tile.e ? tf.matMul(dz, tile.e) : rowsE ? tf.matMul(dz, rowsE[c]!) : tf.transpose(tf.matMul(tile.eT!, tf.transpose(dz))),
+              );
+            }
+            return out;
+          }),
+        );
         const mv = m!.dataSync();
         const sv = s!.dataSync();
         tf.dispose([m!, s!]);
@@ -346,7 +372,12 @@ export function targetLogprobsWith(head: HeadPass, h: tf.Tensor2D, targets: Arra
   for (let i = 0; i < targets.length; i++) if (targets[i]! >= 0) rows.push(i);
   if (rows.length === 0) return out;
   const sel = tf.gather(h, tf.tensor1d(rows, "int32"));
-  const { lse, zt } = head.pass(sel, rows.map((i) => targets[i]!), softcap, undefined);
+  const { lse, zt } = head.pass(
+    sel,
+    rows.map((i) => targets[i]!),
+    softcap,
+    undefined,
+  );
   sel.dispose();
   rows.forEach((r, j) => (out[r] = zt[j]! - lse[j]!));
   return out;
@@ -356,7 +387,13 @@ export function targetLogprobsWith(head: HeadPass, h: tf.Tensor2D, targets: Arra
  * `TokenEmbedding.nllSum` over any head sweep: a scalar whose gradient flows to h only; rows with weight
  * 0 cost nothing. Under a gradient tape the gradient is formed in the same sweep as the value.
  */
-export function nllSumWith(head: HeadPass, h: tf.Tensor2D, targets: ArrayLike<number>, weights: ArrayLike<number>, softcap: number | null): tf.Scalar {
+export function nllSumWith(
+  head: HeadPass,
+  h: tf.Tensor2D,
+  targets: ArrayLike<number>,
+  weights: ArrayLike<number>,
+  softcap: number | null,
+): tf.Scalar {
   const [N, H] = h.shape;
   const rows: number[] = [];
   for (let i = 0; i < N; i++) if (weights[i]! !== 0) rows.push(i);
@@ -392,4 +429,3 @@ export function nllSumWith(head: HeadPass, h: tf.Tensor2D, targets: ArrayLike<nu
   });
   return f(h);
 }
-

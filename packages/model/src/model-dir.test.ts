@@ -2,11 +2,11 @@ import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { DEFAULT_TOKENIZER_WARNING } from "@owntune/tokenizer";
+import { UserError } from "@owntune/core";
 import { configToJson } from "./config.js";
-import { UserError } from "./errors.js";
 import { loadModelDir, readGenerationConfig } from "./model-dir.js";
 import { microConfig, writeMicroWeights } from "./test-fixtures.js";
-import { DEFAULT_TOKENIZER_WARNING } from "./tokenizer.js";
 
 let root: string;
 beforeAll(async () => {
@@ -24,7 +24,12 @@ describe("loadModelDir", () => {
     const { architectures: _a, ...text } = configToJson(config);
     await writeFile(
       join(dir, "config.json"),
-      JSON.stringify({ architectures: ["Gemma4ForConditionalGeneration"], model_type: "gemma4", text_config: text, vision_config: { hidden_size: 8 } }),
+      JSON.stringify({
+        architectures: ["Gemma4ForConditionalGeneration"],
+        model_type: "gemma4",
+        text_config: text,
+        vision_config: { hidden_size: 8 },
+      }),
     );
     await writeFile(join(dir, "generation_config.json"), JSON.stringify({ bos_token_id: 2, eos_token_id: [1, 106], top_k: 64 }));
     await writeMicroWeights(join(dir, "model.safetensors"), config, {

@@ -4,10 +4,10 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { join } from "node:path";
+import { gemma3TokenizerWarning, loadTokenizer, type GemmaTokenizer } from "@owntune/tokenizer";
+import { UserError } from "@owntune/core";
 import { openCheckpoint, type Checkpoint } from "./checkpoint.js";
 import { readGemma4Config, type Gemma4Config } from "./config.js";
-import { UserError } from "./errors.js";
-import { gemma3TokenizerWarning, loadTokenizer, type GemmaTokenizer } from "./tokenizer.js";
 
 /** The fields of `generation_config.json` this toolkit uses (others are kept in `raw`). */
 export interface GenerationConfig {
@@ -79,16 +79,20 @@ export async function loadModelDir(dir: string): Promise<ModelDir> {
  */
 export function checkTokenizerFits(tokenizer: GemmaTokenizer, config: Gemma4Config, dir: string, warnings: string[]): void {
   if (tokenizer.vocabSize > config.vocab_size) {
-    throw new UserError(
-      `tokenizer.json has ${tokenizer.vocabSize} vocabulary entries but config.json vocab_size is ${config.vocab_size}`,
-      { file: join(dir, "config.json"), field: "vocab_size", hint: "the tokenizer and the weights must come from the same model" },
-    );
+    throw new UserError(`tokenizer.json has ${tokenizer.vocabSize} vocabulary entries but config.json vocab_size is ${config.vocab_size}`, {
+      file: join(dir, "config.json"),
+      field: "vocab_size",
+      hint: "the tokenizer and the weights must come from the same model",
+    });
   }
   const beyond = tokenizer.tokensBeyondVocab.filter((t) => t.id >= config.vocab_size);
   if (beyond.length > 0) {
     warnings.push(
       `the tokenizer has ${beyond.length} added token(s) past vocab_size ${config.vocab_size} ` +
-        `(${beyond.slice(0, 3).map((t) => `${t.content} = ${t.id}`).join(", ")}); text containing them cannot be fed to the model`,
+        `(${beyond
+          .slice(0, 3)
+          .map((t) => `${t.content} = ${t.id}`)
+          .join(", ")}); text containing them cannot be fed to the model`,
     );
   }
 }

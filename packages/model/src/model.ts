@@ -7,17 +7,14 @@
 import { totalmem } from "node:os";
 import * as tf from "@tensorflow/tfjs";
 import { baseDtypeBytes, type BaseDtype, type TransposedCopy } from "@owntune/ggml";
+import { silentProgress, UserError, type Progress } from "@owntune/core";
 import { layerSpecs, type Gemma4Config, type LayerSpec } from "./config.js";
-import { UserError } from "./errors.js";
 import { ChunkedRows, FileRows, type HostDtype, type RowTable } from "./host-tables.js";
 import { describeKernels, selectKernels, type KernelInfo, type KernelName } from "./kernels.js";
 import { DEVICE_EMBEDDING_MAX_BYTES, EmbeddingTable, type EmbeddingStorage, type TokenEmbedding } from "./lm-head.js";
 import { autoPlacement, baseWeight, F32_WEIGHT_MEMORY_SHARE, LinearWeights, nativeWeight, type WeightPlacement } from "./linear.js";
 import { NativeEmbedding } from "./native-head.js";
-import { silentProgress, type Progress } from "./progress.js";
 import { expectedTensors, memoryTensorSource, type TensorSource } from "./tensors.js";
-
-export { WASM_DEVICE_WEIGHT_BUDGET } from "./linear.js";
 
 /** Where the per-layer-embedding table's rows come from: the checkpoint file (positioned reads), or memory. */
 export type PleStorage = "file" | "memory";
@@ -77,7 +74,8 @@ export interface StoragePlan {
 
 /** `native (…), base q4_0, Wᵀ stored, embedding native-bf16`: the storage line for start banners. */
 export function describeStorage(plan: StoragePlan): string {
-  const linears = plan.kernels.name === "native" ? `base ${plan.baseDtype}, Wᵀ ${plan.transposed}` : `base ${plan.baseDtype} (${plan.linears})`;
+  const linears =
+    plan.kernels.name === "native" ? `base ${plan.baseDtype}, Wᵀ ${plan.transposed}` : `base ${plan.baseDtype} (${plan.linears})`;
   return `${describeKernels(plan.kernels)}, ${linears}, embedding ${plan.embedding}`;
 }
 
@@ -132,7 +130,12 @@ export function planStorage(
   if (kernels.name === "native") {
     const baseDtype: BaseDtype = wanted !== "auto" ? wanted : 4 * linearParams <= F32_WEIGHT_MEMORY_SHARE * totalMemory ? "f32" : "bf16";
     const both = 2 * baseDtypeBytes(baseDtype) * linearParams;
-    const transposed = options.transposed === undefined || options.transposed === "auto" ? (both <= TRANSPOSED_MEMORY_SHARE * totalMemory ? "stored" : "on-the-fly") : options.transposed;
+    const transposed =
+      options.transposed === undefined || options.transposed === "auto"
+        ? both <= TRANSPOSED_MEMORY_SHARE * totalMemory
+          ? "stored"
+          : "on-the-fly"
+        : options.transposed;
     const table = (name: string): HostDtype => (baseDtype === "f32" && source.dtype?.(name) !== "BF16" ? "f32" : "bf16");
     const embedding = table("embed_tokens.weight") === "f32" ? "native-f32" : "native-bf16";
     return { kernels, linears: "native", baseDtype, transposed, embedding, ple: pleIn(table) };
@@ -145,7 +148,8 @@ export function planStorage(
     if (wanted === "f32" && linears === "host-bf16") linears = "host";
   }
   const compact = linears === "host-bf16";
-  if (wanted !== "auto" && wanted !== "f32" && wanted !== "bf16") kernels = { ...kernels, reason: `${kernels.reason}; base dtype ${wanted} needs the native kernels: held as bf16` };
+  if (wanted !== "auto" && wanted !== "f32" && wanted !== "bf16")
+    kernels = { ...kernels, reason: `${kernels.reason}; base dtype ${wanted} needs the native kernels: held as bf16` };
   const hostDtype = (name: string): HostDtype => (compact || source.dtype?.(name) === "BF16" ? "bf16" : "f32");
   const embedding: EmbeddingStorage = compact
     ? "bf16"
@@ -159,7 +163,10 @@ export function planStorage(
 function kernelsFor(options: LoadOptions): KernelInfo {
   const placement = options.placement;
   if (placement !== undefined && placement !== "auto" && placement !== "native") {
-    if (options.kernels === "native") throw new UserError(`placement ${placement} is a TensorFlow.js placement; the native kernels hold weights in ggml memory`, { field: "placement" });
+    if (options.kernels === "native")
+      throw new UserError(`placement ${placement} is a TensorFlow.js placement; the native kernels hold weights in ggml memory`, {
+        field: "placement",
+      });
     return { name: "tfjs", reason: `placement ${placement}` };
   }
   return selectKernels(placement === "native" ? "native" : options.kernels).info;
@@ -205,14 +212,19 @@ export async function loadGemma4(config: Gemma4Config, source: TensorSource, opt
         const shape = { vocabChunk: options.vocabChunk, tokenBlock: options.tokenBlock };
         embedding =
           storage.embedding === "native-f32" || storage.embedding === "native-bf16"
-            ? await NativeEmbedding.load(readRows, config.vocab_size, config.hidden_size, { ...shape, dtype: storage.embedding === "native-f32" ? "f32" : "bf16" })
+            ? await NativeEmbedding.load(readRows, config.vocab_size, config.hidden_size, {
+                ...shape,
+                dtype: storage.embedding === "native-f32" ? "f32" : "bf16",
+              })
             : await EmbeddingTable.load(readRows, config.vocab_size, config.hidden_size, { ...shape, storage: storage.embedding });
       } else if (spec.name === "embed_tokens_per_layer.weight") {
         const [rows, width] = spec.shape as [number, number];
         const fileRows = storage.ple?.where === "file" ? source.fileRows?.(spec.name) : undefined;
         ple = fileRows
           ? new FileRows(fileRows)
-          : await ChunkedRows.load(readRows, rows, width, storage.ple?.where === "memory" ? storage.ple.dtype : "f32", { chunkBytes: options.hostChunkBytes });
+          : await ChunkedRows.load(readRows, rows, width, storage.ple?.where === "memory" ? storage.ple.dtype : "f32", {
+              chunkBytes: options.hostChunkBytes,
+            });
       } else if (spec.role === "linear" && storage.linears === "native") {
         const dtype = storage.baseDtype;
         linears.add(await nativeWeight(spec.name, spec.shape[0]!, spec.shape[1]!, { dtype, transposed: storage.transposed! }, readRows));
@@ -238,6 +250,10 @@ export async function loadGemma4(config: Gemma4Config, source: TensorSource, opt
 }
 
 /** A model from weights in memory (HF names without prefix), e.g. `randomWeights(config, seed)`. */
-export function gemma4FromWeights(config: Gemma4Config, weights: ReadonlyMap<string, Float32Array>, options: LoadOptions = {}): Promise<Gemma4Model> {
+export function gemma4FromWeights(
+  config: Gemma4Config,
+  weights: ReadonlyMap<string, Float32Array>,
+  options: LoadOptions = {},
+): Promise<Gemma4Model> {
   return loadGemma4(config, memoryTensorSource(config, weights), options);
 }

@@ -6,8 +6,16 @@
 import * as tf from "@tensorflow/tfjs";
 import { floatView, GgmlMatrix, GgmlType, int32View, type GgmlBase, type GgmlRuntime, type Ptr, type RowReader } from "@owntune/ggml";
 import { filledTensor } from "./host-tables.js";
-import { customGrad } from "./linear.js";
-import { DEFAULT_TOKEN_BLOCK, DEFAULT_VOCAB_CHUNK, logAddExp, nllSumWith, targetLogprobsWith, type HeadPass, type TokenEmbedding } from "./lm-head.js";
+import { customGrad } from "./autograd.js";
+import {
+  DEFAULT_TOKEN_BLOCK,
+  DEFAULT_VOCAB_CHUNK,
+  logAddExp,
+  nllSumWith,
+  targetLogprobsWith,
+  type HeadPass,
+  type TokenEmbedding,
+} from "./lm-head.js";
 
 /** Float32 values one full-vocabulary logits graph may produce (`logits`): 64 rows of a 262,144-token vocabulary. */
 const LOGITS_GRAPH_VALUES = 1 << 24;
@@ -66,7 +74,8 @@ export class NativeEmbedding implements TokenEmbedding, HeadPass {
     const list = new Int32Array(ids.length);
     for (let i = 0; i < ids.length; i++) {
       const id = ids[i]!;
-      if (!Number.isInteger(id) || id < 0 || id >= this.vocab) throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
+      if (!Number.isInteger(id) || id < 0 || id >= this.vocab)
+        throw new RangeError(`token id ${id} outside the vocabulary [0, ${this.vocab})`);
       list[i] = id;
     }
     const H = this.hidden;
@@ -123,7 +132,12 @@ export class NativeEmbedding implements TokenEmbedding, HeadPass {
    * reads lse_c and the target's logit, and folds each term into the row's gradient rescaled online by
    * exp(lse_c − lse). The target term −g·cap′(z_t)·E[t] is added at the end.
    */
-  pass(h: tf.Tensor2D, targets: readonly number[], softcap: number | null, g: Float32Array | undefined): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D } {
+  pass(
+    h: tf.Tensor2D,
+    targets: readonly number[],
+    softcap: number | null,
+    g: Float32Array | undefined,
+  ): { lse: Float64Array; zt: Float64Array; dh?: tf.Tensor2D } {
     const [n, H] = h.shape;
     const hv = h.dataSync() as Float32Array;
     const lse = new Float64Array(n).fill(-Infinity);

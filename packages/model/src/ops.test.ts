@@ -2,7 +2,7 @@
 // gradients against central finite differences of those, on wasm and cpu.
 import * as tf from "@tensorflow/tfjs";
 import { it } from "vitest";
-import { fillNormal, seededRandom } from "./init-weights.js";
+import { fillNormal, seededRandom } from "@owntune/core";
 import { gelu, maskedSoftmax, rmsNorm, rope } from "./ops.js";
 import { describeBackends, expectClose } from "./testing/check-model.js";
 import { centralDiff, f64 } from "./testing/finite-diff.js";
@@ -11,7 +11,13 @@ const randn = (n: number, key: string, std = 1) => fillNormal(new Float32Array(n
 const all = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 /** Checks op(x) against f64(x) and d Σ(R ⊙ op(x)) / dx against finite differences of Σ(R ⊙ f64(x)). */
-function checkOp(label: string, shape: number[], x: Float32Array, op: (t: tf.Tensor) => tf.Tensor, f64op: (x: Float64Array) => Float64Array): void {
+function checkOp(
+  label: string,
+  shape: number[],
+  x: Float32Array,
+  op: (t: tf.Tensor) => tf.Tensor,
+  f64op: (x: Float64Array) => Float64Array,
+): void {
   const R = randn(x.length, label + "R");
   const xt = tf.tensor(x, shape);
   const y = op(xt);
@@ -30,16 +36,22 @@ describeBackends("custom-gradient ops", () => {
     const eps = 1e-6;
     for (const weight of [w, null]) {
       const wt = weight ? tf.tensor1d(weight) : null;
-      checkOp(`rmsNorm${weight ? "" : " (no weight)"}`, [2, 3, D], x, (t) => rmsNorm(t, wt, eps), (p) => {
-        const out = new Float64Array(p.length);
-        for (let r = 0; r < p.length / D; r++) {
-          let ms = 0;
-          for (let j = 0; j < D; j++) ms += p[r * D + j]! ** 2;
-          const inv = 1 / Math.sqrt(ms / D + eps);
-          for (let j = 0; j < D; j++) out[r * D + j] = p[r * D + j]! * inv * (weight ? weight[j]! : 1);
-        }
-        return out;
-      });
+      checkOp(
+        `rmsNorm${weight ? "" : " (no weight)"}`,
+        [2, 3, D],
+        x,
+        (t) => rmsNorm(t, wt, eps),
+        (p) => {
+          const out = new Float64Array(p.length);
+          for (let r = 0; r < p.length / D; r++) {
+            let ms = 0;
+            for (let j = 0; j < D; j++) ms += p[r * D + j]! ** 2;
+            const inv = 1 / Math.sqrt(ms / D + eps);
+            for (let j = 0; j < D; j++) out[r * D + j] = p[r * D + j]! * inv * (weight ? weight[j]! : 1);
+          }
+          return out;
+        },
+      );
       wt?.dispose();
     }
   });
@@ -55,16 +67,24 @@ describeBackends("custom-gradient ops", () => {
     const cos = tf.tensor(Float32Array.from(angles, Math.cos), [B, T, 1, d / 2]);
     const sin = tf.tensor(Float32Array.from(angles, Math.sin), [B, T, 1, d / 2]);
     const x = randn(B * T * N * d, "rope");
-    checkOp("rope", [B, T, N, d], x, (t) => rope(t, cos, sin), (p) => {
-      const out = new Float64Array(p.length);
-      for (let bt = 0; bt < B * T; bt++) for (let n = 0; n < N; n++) for (let j = 0; j < d / 2; j++) {
-        const base = (bt * N + n) * d;
-        const a = angles[bt * (d / 2) + j]!;
-        out[base + j] = p[base + j]! * Math.cos(a) - p[base + j + d / 2]! * Math.sin(a);
-        out[base + j + d / 2] = p[base + j + d / 2]! * Math.cos(a) + p[base + j]! * Math.sin(a);
-      }
-      return out;
-    });
+    checkOp(
+      "rope",
+      [B, T, N, d],
+      x,
+      (t) => rope(t, cos, sin),
+      (p) => {
+        const out = new Float64Array(p.length);
+        for (let bt = 0; bt < B * T; bt++)
+          for (let n = 0; n < N; n++)
+            for (let j = 0; j < d / 2; j++) {
+              const base = (bt * N + n) * d;
+              const a = angles[bt * (d / 2) + j]!;
+              out[base + j] = p[base + j]! * Math.cos(a) - p[base + j + d / 2]! * Math.sin(a);
+              out[base + j + d / 2] = p[base + j + d / 2]! * Math.cos(a) + p[base + j]! * Math.sin(a);
+            }
+        return out;
+      },
+    );
     tf.dispose([cos, sin]);
   });
 
@@ -73,18 +93,24 @@ describeBackends("custom-gradient ops", () => {
     const maskVals = Float32Array.from({ length: T * S }, (_, i) => (i % S > Math.floor(i / S) + 1 ? -1e30 : 0)); // causal-ish
     const mask = tf.tensor(maskVals, [1, T, S]);
     const x = randn(G * T * S, "scores", 2);
-    checkOp("maskedSoftmax", [G, T, S], x, (t) => maskedSoftmax(t, mask), (p) => {
-      const out = new Float64Array(p.length);
-      for (let r = 0; r < G * T; r++) {
-        const m = maskVals.subarray((r % T) * S, (r % T) * S + S);
-        const z = Array.from({ length: S }, (_, s) => (m[s]! < 0 ? -Infinity : p[r * S + s]!));
-        const mx = Math.max(...z);
-        const e = z.map((v) => Math.exp(v - mx));
-        const tot = e.reduce((a, b) => a + b, 0);
-        e.forEach((v, s) => (out[r * S + s] = v / tot));
-      }
-      return out;
-    });
+    checkOp(
+      "maskedSoftmax",
+      [G, T, S],
+      x,
+      (t) => maskedSoftmax(t, mask),
+      (p) => {
+        const out = new Float64Array(p.length);
+        for (let r = 0; r < G * T; r++) {
+          const m = maskVals.subarray((r % T) * S, (r % T) * S + S);
+          const z = Array.from({ length: S }, (_, s) => (m[s]! < 0 ? -Infinity : p[r * S + s]!));
+          const mx = Math.max(...z);
+          const e = z.map((v) => Math.exp(v - mx));
+          const tot = e.reduce((a, b) => a + b, 0);
+          e.forEach((v, s) => (out[r * S + s] = v / tot));
+        }
+        return out;
+      },
+    );
     mask.dispose();
   });
 });

@@ -4,7 +4,7 @@
 // the masked softmax: nothing beyond the output), which halves training activation memory, and its
 // backward is a few fused elementwise steps instead of a chain of primitive gradients.
 import * as tf from "@tensorflow/tfjs";
-import { customGrad } from "./linear.js";
+import { customGrad } from "./autograd.js";
 
 /**
  * RMSNorm over the last axis: y = x·(mean(x²) + eps)^(−1/2)·w (w = null: the scale-free V-norm).

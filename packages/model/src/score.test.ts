@@ -3,12 +3,12 @@
 import { afterAll, beforeAll, expect, it } from "vitest";
 import { randomWeights } from "./init-weights.js";
 import * as tf from "@tensorflow/tfjs";
+import { fillNormal, seededRandom } from "@owntune/core";
 import { gemma4FromWeights, type Gemma4Model } from "./model.js";
 import { scoreIds } from "./score.js";
 import { microConfig } from "./test-fixtures.js";
 import { describeBackends, expectClose, testIds } from "./testing/check-model.js";
 import { referenceLogprobs } from "./testing/reference-gemma4.js";
-import { fillNormal, seededRandom } from "./init-weights.js";
 
 describeBackends("scoreIds", () => {
   const config = microConfig();
@@ -47,7 +47,12 @@ describeBackends("scoreIds", () => {
       ["layers.0.self_attn.v_proj", make(config.num_key_value_heads * config.head_dim, H, "v")],
       ["layers.3.mlp.up_proj", make(2 * config.intermediate_size, H, "up")],
     ]);
-    const lora = new Map([...pairs].map(([m, p]) => [m, { a: tf.tensor2d(p.a, [p.rank, p.inFeatures]), b: tf.tensor2d(p.b, [p.outFeatures, p.rank]), scale: 1.25 }]));
+    const lora = new Map(
+      [...pairs].map(([m, p]) => [
+        m,
+        { a: tf.tensor2d(p.a, [p.rank, p.inFeatures]), b: tf.tensor2d(p.b, [p.outFeatures, p.rank]), scale: 1.25 },
+      ]),
+    );
     const r = scoreIds(model, ids, { lora, chunk: 6 });
     for (const p of lora.values()) tf.dispose([p.a, p.b]);
     const ref = referenceLogprobs(config, weights, { ids, lora: new Map([...pairs].map(([m, p]) => [m, { ...p, scale: 1.25 }])) });

@@ -1,9 +1,9 @@
 // Scoring: per-token log-probabilities and mean NLL of a token sequence under our forward pass — what
 // `owntune score` prints and what the exporter's verify compares with llama.cpp. Long sequences go
 // through the KV cache in chunks, so memory stays bounded by the chunk, not the sequence.
-import * as tf from "@tensorflow/tfjs";
-import { forwardHidden, type ForwardOptions } from "./gemma4.js";
+import type { ForwardOptions } from "./gemma4.js";
 import { KvCache } from "./kv-cache.js";
+import { nextTokenLogprobs } from "./loss.js";
 import type { Gemma4Model } from "./model.js";
 
 /** Tokens per forward step when scoring. */
@@ -28,15 +28,14 @@ export function scoreIds(model: Gemma4Model, ids: readonly number[], options: Sc
   const chunk = options.chunk ?? DEFAULT_SCORE_CHUNK;
   const cache = new KvCache(model.config, 1);
   const logprobs: number[] = [];
-  const softcap = options.ablate?.noSoftcap ? null : model.config.final_logit_softcapping;
   try {
     for (let t0 = 0; t0 < ids.length - 1; t0 += chunk) {
       const part = ids.slice(t0, Math.min(t0 + chunk, ids.length - 1)); // the last token predicts nothing
-      const targets = ids.slice(t0 + 1, t0 + 1 + part.length);
-      const h = forwardHidden(model, { ids: [part] }, { cache, lora: options.lora, ablate: options.ablate });
-      const h2 = h.reshape([part.length, -1]) as tf.Tensor2D;
-      const lp = model.embedding.targetLogprobs(h2, targets, softcap);
-      tf.dispose([h, h2]);
+      const lp = nextTokenLogprobs(
+        model,
+        { ids: [part] },
+        { cache, lora: options.lora, ablate: options.ablate, following: [ids[t0 + part.length]!] },
+      );
       for (const v of lp) logprobs.push(v);
     }
   } finally {

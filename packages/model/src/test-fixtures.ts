@@ -1,7 +1,7 @@
 // Small configs and on-disk checkpoints for tests (not exported from the package).
 import { parseGemma4Config, type Gemma4Config } from "./config.js";
 import { randomTensor } from "./init-weights.js";
-import { writeSafetensors, type FloatDtype, type TensorToWrite } from "./safetensors.js";
+import { writeSafetensors, type FloatDtype, type TensorToWrite } from "@owntune/core";
 import { expectedTensors } from "./tensors.js";
 
 /** Every dense feature of gemma4-tiny (sliding/full, k=v, PLE, KV sharing, double-wide MLP) at toy size. */
@@ -31,7 +31,13 @@ export function microConfig(overrides: Record<string, unknown> = {}): Gemma4Conf
 export async function writeMicroWeights(
   path: string,
   config: Gemma4Config,
-  options: { seed?: number; prefix?: string; dtype?: FloatDtype; extra?: Array<{ name: string; shape: number[] }>; only?: (name: string) => boolean } = {},
+  options: {
+    seed?: number;
+    prefix?: string;
+    dtype?: FloatDtype;
+    extra?: Array<{ name: string; shape: number[] }>;
+    only?: (name: string) => boolean;
+  } = {},
 ): Promise<Map<string, Float32Array>> {
   const { seed = 1, prefix = "model.", dtype = "F32", extra = [], only = () => true } = options;
   const specs = expectedTensors(config).filter((s) => only(s.name));

@@ -64,11 +64,22 @@ export interface MismatchCause {
  * the dimensions the misfitting tensors have, and those divided by a head count or by 2. Undefined when
  * no single field explains everything (then each problem is its own).
  */
-export function singleCause(stored: ReadonlyMap<string, StoredShape>, config: Gemma4Config, problems: readonly ShapeProblem[]): MismatchCause | undefined {
+export function singleCause(
+  stored: ReadonlyMap<string, StoredShape>,
+  config: Gemma4Config,
+  problems: readonly ShapeProblem[],
+): MismatchCause | undefined {
   if (problems.length < 2) return undefined;
   const dims = new Set<number>();
   for (const p of problems) for (const d of p.got ?? []) dims.add(d);
-  const divisors = [1, 2, config.num_attention_heads, config.num_key_value_heads, config.num_global_key_value_heads ?? 1, config.num_hidden_layers];
+  const divisors = [
+    1,
+    2,
+    config.num_attention_heads,
+    config.num_key_value_heads,
+    config.num_global_key_value_heads ?? 1,
+    config.num_hidden_layers,
+  ];
   const candidates = new Set<number>();
   for (const d of dims) for (const k of divisors) if (d % k === 0) candidates.add(d / k);
   for (let s = 0; s < config.num_hidden_layers; s++) candidates.add(s); // num_kv_shared_layers

@@ -5,8 +5,17 @@
 import { existsSync } from "node:fs";
 import { readFile } from "node:fs/promises";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { curate, curateMerge, curateSchema, curateShard, parseShardSpec, type CurateConfigInput, type CurateSummary, type OutputFormat } from "@owntune/curate";
-import { claimOutputDir, isUserError, parseLocated, UserError, validateLocated, type LocatedSource } from "@owntune/model";
+import {
+  curate,
+  curateMerge,
+  curateSchema,
+  curateShard,
+  parseShardSpec,
+  type CurateConfigInput,
+  type CurateSummary,
+  type OutputFormat,
+} from "@owntune/curate";
+import { claimOutputDir, isUserError, parseLocated, UserError, validateLocated, type LocatedSource } from "@owntune/core";
 import type { Command } from "commander";
 import { z } from "zod";
 import { commandIO, intFlag, numberFlag } from "../cli-io.js";
@@ -49,7 +58,10 @@ export function registerCurate(program: Command): void {
     .option("--workers <n>", "worker threads (default: one per core; 0 = main thread)")
     .option("--shard <i/N>", "per-document steps only, on shard i of N of the input; --out is this shard's part folder (PARTS/i)")
     .option("--merge <parts>", "global steps only, over the part folders the --shard runs wrote under PARTS")
-    .option("--format <f>", "arrow (default), or hf-parquet: also write the examples as Hugging Face datasets Parquet (data/*.parquet) for TRL/Axolotl")
+    .option(
+      "--format <f>",
+      "arrow (default), or hf-parquet: also write the examples as Hugging Face datasets Parquet (data/*.parquet) for TRL/Axolotl",
+    )
     .option("--memory-mb <n>", "kept examples held in memory before spilling to Parquet + DuckDB (default 512)")
     .option("--force", "replace a dataset an earlier curate wrote there (never anything else)")
     .action(async (flags: CurateFlags, cmd: Command) => {
@@ -75,7 +87,10 @@ export function registerCurate(program: Command): void {
       const seqLen = intFlag("--seq-len", flags.seqLen, 1);
       const seed = intFlag("--seed", flags.seed, 0);
       const workers = intFlag("--workers", flags.workers, 0);
-      const valFraction = flags.valFraction === undefined ? undefined : numberFlag(flags.valFraction, "--val-fraction", (x) => x >= 0 && x <= 1, "a number in [0, 1]");
+      const valFraction =
+        flags.valFraction === undefined
+          ? undefined
+          : numberFlag(flags.valFraction, "--val-fraction", (x) => x >= 0 && x <= 1, "a number in [0, 1]");
       const merged = {
         ...input,
         ...(seqLen !== undefined ? { seq_len: seqLen } : {}),
@@ -94,12 +109,14 @@ export function registerCurate(program: Command): void {
       const outFlag = flags.out ?? (out !== undefined ? (isAbsolute(out) ? out : resolve(base, out)) : undefined);
       if (outFlag === undefined) throw new UserError("no output folder: pass --out DIR (or set out in the config)", { field: "--out" });
       const at = (p: string) => (isAbsolute(p) ? p : resolve(base, p));
-      if (flags.shard !== undefined && flags.merge !== undefined) throw new UserError("give --shard or --merge, not both", { field: "--merge" });
+      if (flags.shard !== undefined && flags.merge !== undefined)
+        throw new UserError("give --shard or --merge, not both", { field: "--merge" });
       const memoryMb = intFlag("--memory-mb", flags.memoryMb, 1);
       if (flags.format !== undefined && flags.format !== "arrow" && flags.format !== "hf-parquet") {
         throw new UserError(`expected arrow or hf-parquet, got "${flags.format}"`, { field: "--format" });
       }
-      if (flags.model !== undefined && !existsSync(flags.model)) throw new UserError("no such folder", { file: flags.model, field: "--model" });
+      if (flags.model !== undefined && !existsSync(flags.model))
+        throw new UserError("no such folder", { file: flags.model, field: "--model" });
       const run = {
         config,
         outDir: resolve(outFlag),
@@ -132,7 +149,15 @@ export function registerCurate(program: Command): void {
       const m = summary.manifest;
       const t = m.splits.train;
       io.result(
-        { outDir: summary.outDir, seconds: summary.seconds, bytesRead: summary.bytesRead, splits: m.splits, counts: m.counts, drops: m.drops, pii: m.pii },
+        {
+          outDir: summary.outDir,
+          seconds: summary.seconds,
+          bytesRead: summary.bytesRead,
+          splits: m.splits,
+          counts: m.counts,
+          drops: m.drops,
+          pii: m.pii,
+        },
         [
           `wrote ${summary.outDir}`,
           `  train: ${t.rows} rows, ${t.examples} examples, ${t.tokens} tokens, packing efficiency ${(100 * t.packing_efficiency).toFixed(1)}%`,

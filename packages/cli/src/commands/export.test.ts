@@ -1,6 +1,6 @@
 // --quant parsing: case-insensitive names, and a suggestion that prefers the same name written
 // without separators over the nearest by edit distance ("q4km" is Q4_K_M, not Q4_0).
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { parseQuant } from "./export.js";
 
@@ -27,6 +27,8 @@ describe("parseQuant", () => {
     ["q8", "Q8_0"],
     ["Q6K", "Q6_K"],
   ])("suggests the right mix for %s", (text, mix) => {
-    expect(message(text)).toBe(`--quant: unknown quant type "${text}" (did you mean "${mix}"?); known: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K`);
+    expect(message(text)).toBe(
+      `--quant: unknown quant type "${text}" (did you mean "${mix}"?); known: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K`,
+    );
   });
 });

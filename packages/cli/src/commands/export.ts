@@ -1,7 +1,7 @@
 // `owntune export --model DIR [--adapter DIR] --out DIR --quant TYPE [--merged] [--merged-dtype bf16|f32]
 //   [--adapter-gguf] [--no-merge] [--no-verify]`
 import { exportDir, isQuantMix, ourScore, QUANT_MIXES, type ExportDirResult } from "@owntune/export";
-import { claimOutputDir, didYouMean, UserError } from "@owntune/model";
+import { claimOutputDir, didYouMean, UserError } from "@owntune/core";
 import { Option, type Command } from "commander";
 import { commandIO, intFlag } from "../cli-io.js";
 import { readProbes } from "./verify.js";
@@ -31,12 +31,16 @@ export function parseQuant(text: string, field = "--quant") {
   // Written without separators ("q4km", "Q5-K-M"), the name is unambiguous: suggest it before edit distance.
   const bare = (q: string) => q.replace(/[_\-\s]/g, "");
   const close = QUANT_MIXES.find((q) => bare(q) === bare(upper)) ?? didYouMean(upper, QUANT_MIXES);
-  throw new UserError(`unknown quant type "${text}"${close ? ` (did you mean "${close}"?)` : ""}; known: ${QUANT_MIXES.join(", ")}`, { field });
+  throw new UserError(`unknown quant type "${text}"${close ? ` (did you mean "${close}"?)` : ""}; known: ${QUANT_MIXES.join(", ")}`, {
+    field,
+  });
 }
 
 /** A human summary of an export. */
 export function describeExport(r: ExportDirResult): string {
-  const lines = [`wrote ${r.gguf} (${(r.bytes / 1e6).toFixed(1)} MB, ${(r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)} MB/s of source weights, quantized by ${r.quantizer.name === "ggml" ? "ggml" : `JavaScript (${r.quantizer.reason})`})`];
+  const lines = [
+    `wrote ${r.gguf} (${(r.bytes / 1e6).toFixed(1)} MB, ${(r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)} MB/s of source weights, quantized by ${r.quantizer.name === "ggml" ? "ggml" : `JavaScript (${r.quantizer.reason})`})`,
+  ];
   if (r.adapterGguf) lines.push(`wrote ${r.adapterGguf}`);
   if (r.merged) lines.push(`wrote ${r.merged}/`);
   if (r.baseGguf) lines.push(`wrote ${r.baseGguf}`);
@@ -46,7 +50,12 @@ export function describeExport(r: ExportDirResult): string {
     `${v.tokenization.mismatches} tokenization mismatch(es)${v.weightCheck ? `, weights ${v.weightCheck.ok ? "ok" : "OFF"}` : ""}${v.llama.ok ? "" : `, llama.cpp: ${v.llama.error}`}`;
   if (r.verify) lines.push(verifyLine("verify", r.verify));
   if (r.verifyAdapter) lines.push(verifyLine("verify adapter.gguf on the base", r.verifyAdapter));
-  if (r.sample) lines.push("error" in r.sample ? `llama.cpp sample: failed (${r.sample.error})` : `llama.cpp says (${r.sample.tokens} tokens, greedy) to ${JSON.stringify(r.sample.prompt)}:\n  ${r.sample.completion.trim().replace(/\n/g, "\n  ")}`);
+  if (r.sample)
+    lines.push(
+      "error" in r.sample
+        ? `llama.cpp sample: failed (${r.sample.error})`
+        : `llama.cpp says (${r.sample.tokens} tokens, greedy) to ${JSON.stringify(r.sample.prompt)}:\n  ${r.sample.completion.trim().replace(/\n/g, "\n  ")}`,
+    );
   for (const w of r.warnings) lines.push(`warning: ${w}`);
   return lines.join("\n");
 }
@@ -63,7 +72,10 @@ export function registerExport(program: Command): void {
     .addOption(new Option("--merged-dtype <dtype>", "dtype of merged/").choices(["bf16", "f32"]).default("bf16"))
     .option("--adapter-gguf", "also write adapter.gguf (llama.cpp LoRA adapter)")
     .option("--no-merge", "keep the adapter out of the model GGUF: write it as adapter.gguf, applied at run time")
-    .option("--base-gguf", "with a merged adapter and --adapter-gguf: also write base-<QUANT>.gguf (what adapter.gguf applies to), and verify adapter.gguf on it")
+    .option(
+      "--base-gguf",
+      "with a merged adapter and --adapter-gguf: also write base-<QUANT>.gguf (what adapter.gguf applies to), and verify adapter.gguf on it",
+    )
     .option("--no-verify", "skip the check against llama.cpp")
     .option("--sample-prompt <text>", "let llama.cpp complete this prompt (as a chat user turn) from the exported file, greedily")
     .option("--sample-tokens <n>", "most tokens of that completion", "48")
@@ -76,7 +88,8 @@ export function registerExport(program: Command): void {
       if (!flags.merge && !flags.adapter) throw new UserError("--no-merge needs --adapter", { field: "--no-merge" });
       if (flags.adapterGguf && !flags.adapter) throw new UserError("--adapter-gguf needs --adapter", { field: "--adapter-gguf" });
       const threads = intFlag("--threads", flags.threads, 1);
-      if (flags.baseGguf && !(flags.adapter && flags.adapterGguf && flags.merge)) throw new UserError("--base-gguf needs --adapter and --adapter-gguf with the adapter merged", { field: "--base-gguf" });
+      if (flags.baseGguf && !(flags.adapter && flags.adapterGguf && flags.merge))
+        throw new UserError("--base-gguf needs --adapter and --adapter-gguf with the adapter merged", { field: "--base-gguf" });
       const sampleTokens = intFlag("--sample-tokens", flags.sampleTokens, 1)!;
       const probes = await readProbes(flags.probes);
       await claimOutputDir(flags.out, "export", { force: flags.force, field: "--out", log: io.log });
@@ -88,7 +101,8 @@ export function registerExport(program: Command): void {
         noMerge: !flags.merge,
         adapterGguf: flags.adapterGguf,
         baseGguf: flags.baseGguf,
-        sample: flags.samplePrompt !== undefined ? { prompt: flags.samplePrompt, maxTokens: Math.min(sampleTokens, 256), chat: true } : undefined,
+        sample:
+          flags.samplePrompt !== undefined ? { prompt: flags.samplePrompt, maxTokens: Math.min(sampleTokens, 256), chat: true } : undefined,
         merged: flags.merged,
         mergedDtype: flags.mergedDtype,
         verify: flags.verify,

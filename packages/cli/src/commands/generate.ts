@@ -1,6 +1,7 @@
 // `owntune generate --model DIR [--adapter DIR] --prompt TEXT [--chat] [--max-tokens N] [--temperature T]
 // [--top-k K] [--top-p P] [--seed S]`: continues a prompt with the hybrid KV cache, streaming the text.
-import { generate, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { generate } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO, intFlag, numberFlag } from "../cli-io.js";
 import { modelOptions, openModel, type ModelFlags } from "./model-session.js";
@@ -35,18 +36,28 @@ export function registerGenerate(program: Command): void {
       const session = await openModel(io, flags);
       try {
         const { tokenizer, model } = session;
-        const text = flags.chat ? tokenizer.applyChatTemplate([{ role: "user", content: flags.prompt }], { addGenerationPrompt: true }) : flags.prompt;
+        const text = flags.chat
+          ? tokenizer.applyChatTemplate([{ role: "user", content: flags.prompt }], { addGenerationPrompt: true })
+          : flags.prompt;
         const prompt = tokenizer.encode(text);
         const context = model.config.max_position_embeddings;
         if (prompt.length >= context) {
-          throw new UserError(`the prompt is ${prompt.length} tokens, the model's context is ${context} (max_position_embeddings) with room for at least one new token`, { field: "--prompt", hint: "shorten the prompt" });
+          throw new UserError(
+            `the prompt is ${prompt.length} tokens, the model's context is ${context} (max_position_embeddings) with room for at least one new token`,
+            { field: "--prompt", hint: "shorten the prompt" },
+          );
         }
         // Past the context nothing more can come; the default (256) stops there, an explicit value is an error.
         if (maxTokens > context && cmd.getOptionValueSource("maxTokens") !== "default") {
-          throw new UserError(`${maxTokens} is more than the model's context of ${context} tokens (max_position_embeddings)`, { field: "--max-tokens" });
+          throw new UserError(`${maxTokens} is more than the model's context of ${context} tokens (max_position_embeddings)`, {
+            field: "--max-tokens",
+          });
         }
         const beyond = prompt.find((id) => id >= model.config.vocab_size);
-        if (beyond !== undefined) throw new UserError(`the prompt contains token ${beyond}, past the model's vocab_size ${model.config.vocab_size}`, { field: "--prompt" });
+        if (beyond !== undefined)
+          throw new UserError(`the prompt contains token ${beyond}, past the model's vocab_size ${model.config.vocab_size}`, {
+            field: "--prompt",
+          });
         const stopIds = tokenizer.endOfGenerationIds;
         // Stream: decode everything so far and print what is new (a character may span several tokens).
         let shown = "";

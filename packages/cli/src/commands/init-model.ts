@@ -1,17 +1,7 @@
 // `owntune init-model --out DIR (--preset NAME | --config config.json) [--seed N] [--tokenizer DIR] [--dtype bf16|f32]`
-import {
-  checkDiskSpace,
-  claimOutputDir,
-  countParameters,
-  didYouMean,
-  GEMMA3_TOKENIZER_WRITTEN_WARNING,
-  initModel,
-  presetNames,
-  presets,
-  readGemma4Config,
-  UserError,
-  type Gemma4Config,
-} from "@owntune/model";
+import { GEMMA3_TOKENIZER_WRITTEN_WARNING } from "@owntune/tokenizer";
+import { claimOutputDir, didYouMean, UserError } from "@owntune/core";
+import { checkDiskSpace, countParameters, initModel, presetNames, presets, readGemma4Config, type Gemma4Config } from "@owntune/model";
 import { Option, type Command } from "commander";
 import { commandIO, intFlag } from "../cli-io.js";
 
@@ -76,7 +66,16 @@ export function registerInitModel(program: Command): void {
       });
       if (r.isDefaultGemma3) io.log(`warning: ${GEMMA3_TOKENIZER_WRITTEN_WARNING}`);
       io.result(
-        { out: r.outDir, files: r.files, parameters: r.parameters, weightBytes: r.weightBytes, seed, dtype: flags.dtype, tokenizer: r.tokenizer, isDefaultGemma3: r.isDefaultGemma3 },
+        {
+          out: r.outDir,
+          files: r.files,
+          parameters: r.parameters,
+          weightBytes: r.weightBytes,
+          seed,
+          dtype: flags.dtype,
+          tokenizer: r.tokenizer,
+          isDefaultGemma3: r.isDefaultGemma3,
+        },
         `${r.outDir}: ${r.files.join(", ")}`,
       );
     });

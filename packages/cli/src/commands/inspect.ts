@@ -1,6 +1,6 @@
 // `owntune inspect PATH [--json]`: a summary of whatever PATH is, chosen by the inspectors below.
 import { statSync } from "node:fs";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import type { Command } from "commander";
 import { commandIO } from "../cli-io.js";
 import { datasetDirInspector } from "../inspectors/dataset-dir.js";
@@ -11,7 +11,14 @@ import { safetensorsInspector } from "../inspectors/safetensors.js";
 import type { Inspection, Inspector } from "../inspectors/types.js";
 
 /** Tried in order; the first that matches PATH inspects it. Add a kind of path with one line here. */
-export const inspectors: Inspector[] = [modelDirInspector, safetensorsInspector, datasetDirInspector, runDirInspector, ggufInspector, exportDirInspector];
+export const inspectors: Inspector[] = [
+  modelDirInspector,
+  safetensorsInspector,
+  datasetDirInspector,
+  runDirInspector,
+  ggufInspector,
+  exportDirInspector,
+];
 
 /** The summary of `path` by the first inspector that matches it. */
 export async function inspectPath(path: string): Promise<Inspection> {

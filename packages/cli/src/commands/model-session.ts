@@ -1,5 +1,6 @@
 // What `score` and `generate` share: pick and announce the backend, load a model folder and an optional
 // PEFT adapter, and put them on the backend.
+import type { GemmaTokenizer } from "@owntune/tokenizer";
 import {
   describeBackend,
   describeStorage,
@@ -11,7 +12,6 @@ import {
   selectKernels,
   type BackendInfo,
   type Gemma4Model,
-  type GemmaTokenizer,
   type LoraLayers,
 } from "@owntune/model";
 import { disposeLora, loraTensorsFrom, readPeftAdapter } from "@owntune/lora";
@@ -31,9 +31,18 @@ export function modelOptions(cmd: Command): Command {
   return cmd
     .requiredOption("--model <dir>", "model folder (Hugging Face layout: config.json, *.safetensors, tokenizer.json)")
     .option("--adapter <dir>", "PEFT LoRA adapter folder (adapter_config.json + adapter_model.safetensors)")
-    .option("--backend <name>", "force a TensorFlow.js backend: tfjs-node, wasm or cpu (default: OWNTUNE_BACKEND, else the first that loads)")
-    .option("--kernels <name>", "kernels for the base weights: native (ggml) or tfjs (default: OWNTUNE_KERNELS, else native when ggml loads)")
-    .option("--base-dtype <type>", "hold base weights as f32, bf16, q8_0, q4_0 or q4_k (default: auto, f32 while it fits in memory, else bf16)");
+    .option(
+      "--backend <name>",
+      "force a TensorFlow.js backend: tfjs-node, wasm or cpu (default: OWNTUNE_BACKEND, else the first that loads)",
+    )
+    .option(
+      "--kernels <name>",
+      "kernels for the base weights: native (ggml) or tfjs (default: OWNTUNE_KERNELS, else native when ggml loads)",
+    )
+    .option(
+      "--base-dtype <type>",
+      "hold base weights as f32, bf16, q8_0, q4_0 or q4_k (default: auto, f32 while it fits in memory, else bf16)",
+    );
 }
 
 /** The flags every model-running command takes. */

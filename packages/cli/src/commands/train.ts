@@ -4,7 +4,8 @@
 import { readFile } from "node:fs/promises";
 import { resolve } from "node:path";
 import { trainSchema } from "@owntune/lora";
-import { parseBaseDtype, parseKernelName, UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
+import { parseBaseDtype, parseKernelName } from "@owntune/model";
 import type { Command } from "commander";
 import { commandIO } from "../cli-io.js";
 import { parseWithOverrides } from "../recipe.js";
@@ -28,7 +29,9 @@ interface TrainFlags {
 export function registerTrain(program: Command): void {
   program
     .command("train")
-    .description("LoRA fine-tune a model on a curated dataset: writes a run folder with adapter/ (PEFT), run.json, metrics.jsonl, report.html")
+    .description(
+      "LoRA fine-tune a model on a curated dataset: writes a run folder with adapter/ (PEFT), run.json, metrics.jsonl, report.html",
+    )
     .requiredOption("--model <dir>", "base model folder (Hugging Face layout)")
     .requiredOption("--data <dir>", "curated dataset folder (owntune curate)")
     .requiredOption("--out <dir>", "run folder")
@@ -37,8 +40,14 @@ export function registerTrain(program: Command): void {
     .option("--resume", "continue from the run folder's newest complete checkpoint")
     .option("--force", "replace an earlier owntune training run in --out")
     .option("--backend <name>", "force a TensorFlow.js backend: tfjs-node, wasm or cpu")
-    .option("--kernels <name>", "kernels for the frozen base: native (ggml) or tfjs (default: OWNTUNE_KERNELS, else native when ggml loads)")
-    .option("--base-dtype <type>", "how the frozen base is held: auto, f32, bf16, q8_0, q4_0, q4_k (QLoRA-style; the adapter still exports merged into the full-precision checkpoint)")
+    .option(
+      "--kernels <name>",
+      "kernels for the frozen base: native (ggml) or tfjs (default: OWNTUNE_KERNELS, else native when ggml loads)",
+    )
+    .option(
+      "--base-dtype <type>",
+      "how the frozen base is held: auto, f32, bf16, q8_0, q4_0, q4_k (QLoRA-style; the adapter still exports merged into the full-precision checkpoint)",
+    )
     .action(async (flags: TrainFlags, cmd: Command) => {
       const io = commandIO(cmd);
       let text = "{}";
@@ -48,7 +57,10 @@ export function registerTrain(program: Command): void {
         try {
           text = await readFile(flags.config, "utf8");
         } catch (e) {
-          throw new UserError((e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read (${(e as NodeJS.ErrnoException).code})`, { file });
+          throw new UserError(
+            (e as NodeJS.ErrnoException).code === "ENOENT" ? "no such file" : `cannot read (${(e as NodeJS.ErrnoException).code})`,
+            { file },
+          );
         }
       }
       const config = parseWithOverrides(trainSchema, text, file, flags.set);

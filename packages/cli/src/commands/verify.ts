@@ -4,7 +4,8 @@ import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { exportAdapterGguf, ourScore, verifyGguf, type VerifyReport } from "@owntune/export";
 import { readPeftAdapter } from "@owntune/lora";
-import { clearStaleTemps, loadModelDir, UserError } from "@owntune/model";
+import { loadModelDir } from "@owntune/model";
+import { clearStaleTemps, UserError } from "@owntune/core";
 import type { Command } from "commander";
 import { commandIO, readJsonLines } from "../cli-io.js";
 
@@ -30,17 +31,30 @@ export async function readProbes(file: string | undefined): Promise<string[] | u
 }
 
 export function describeVerify(v: VerifyReport): string {
-  const lines = [`${v.gguf}: ${v.ok ? "verify passed" : "verify FAILED"} (${v.weights} weights; tolerance ${v.tolerance.maxAbs} nats max, ${v.tolerance.meanAbs} mean: ${v.tolerance.reason})`];
+  const lines = [
+    `${v.gguf}: ${v.ok ? "verify passed" : "verify FAILED"} (${v.weights} weights; tolerance ${v.tolerance.maxAbs} nats max, ${v.tolerance.meanAbs} mean: ${v.tolerance.reason})`,
+  ];
   if (!v.llama.ok) lines.push(`  llama.cpp failed: ${v.llama.error}`, ...v.llama.logs.slice(-5).map((l) => `    ${l}`));
   for (const p of v.probes) {
     const text = JSON.stringify(p.text.length > 40 ? p.text.slice(0, 40) + "…" : p.text);
-    if (p.tokenMismatchAt !== null) lines.push(`  ${text}: token ids differ at position ${p.tokenMismatchAt} (ours ${JSON.stringify(p.ours)}, llama.cpp ${JSON.stringify(p.llama)})`);
-    else if (p.maxAbsDiff !== null) lines.push(`  ${text}: ${p.tokens} tokens, max |Δ log p| ${p.maxAbsDiff.toExponential(2)} (tolerance ${p.tolerance.toFixed(3)}), mean ${p.meanAbsDiff!.toExponential(2)}`);
+    if (p.tokenMismatchAt !== null)
+      lines.push(
+        `  ${text}: token ids differ at position ${p.tokenMismatchAt} (ours ${JSON.stringify(p.ours)}, llama.cpp ${JSON.stringify(p.llama)})`,
+      );
+    else if (p.maxAbsDiff !== null)
+      lines.push(
+        `  ${text}: ${p.tokens} tokens, max |Δ log p| ${p.maxAbsDiff.toExponential(2)} (tolerance ${p.tolerance.toFixed(3)}), mean ${p.meanAbsDiff!.toExponential(2)}`,
+      );
   }
-  if (v.llama.ok && Number.isFinite(v.logprobs.meanAbsDiff)) lines.push(`  all positions: mean |Δ log p| ${v.logprobs.meanAbsDiff.toExponential(2)} (tolerance ${v.logprobs.meanTolerance.toFixed(4)})`);
+  if (v.llama.ok && Number.isFinite(v.logprobs.meanAbsDiff))
+    lines.push(
+      `  all positions: mean |Δ log p| ${v.logprobs.meanAbsDiff.toExponential(2)} (tolerance ${v.logprobs.meanTolerance.toFixed(4)})`,
+    );
   if (v.weightCheck) {
     const w = v.weightCheck.worst[0];
-    lines.push(`  weights: ${v.weightCheck.ok ? "ok" : "OFF"} (${v.weightCheck.checked} tensors${w ? `; worst ${w.tensor} ${w.type} rel. error ${w.relError.toExponential(2)} ≤ ${w.bound}` : ""})`);
+    lines.push(
+      `  weights: ${v.weightCheck.ok ? "ok" : "OFF"} (${v.weightCheck.checked} tensors${w ? `; worst ${w.tensor} ${w.type} rel. error ${w.relError.toExponential(2)} ≤ ${w.bound}` : ""})`,
+    );
   }
   return lines.join("\n");
 }
@@ -53,7 +67,10 @@ export function registerVerify(program: Command): void {
     .requiredOption("--model <dir>", "the model folder it was exported from (config, tokenizer, weights)")
     .option("--adapter <dir>", "a PEFT adapter applied on both sides (llama.cpp gets it as an adapter GGUF)")
     .option("--out <file>", "where to write verify.json (default: beside the GGUF)")
-    .option("--probes <file.jsonl>", 'probe texts, one {"text": ...} per line (default: a built-in set of prose, code, scripts, emoji and chat markup)')
+    .option(
+      "--probes <file.jsonl>",
+      'probe texts, one {"text": ...} per line (default: a built-in set of prose, code, scripts, emoji and chat markup)',
+    )
     .action(async (flags: VerifyFlags, cmd: Command) => {
       const io = commandIO(cmd);
       if (!existsSync(flags.gguf)) throw new UserError("no such file", { file: flags.gguf });

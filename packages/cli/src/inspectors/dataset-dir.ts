@@ -11,7 +11,9 @@ export const datasetDirInspector: Inspector = {
     const lines = formatDatasetInfo(info).split("\n");
     for (const split of ["train", "val"] as const) {
       if (info.verified[split].tokens !== info.splits[split].tokens) {
-        lines.push(`  WARNING: ${split} shards hold ${info.verified[split].tokens} tokens, manifest.json says ${info.splits[split].tokens}`);
+        lines.push(
+          `  WARNING: ${split} shards hold ${info.verified[split].tokens} tokens, manifest.json says ${info.splits[split].tokens}`,
+        );
       }
     }
     const { kind: _kind, ...data } = info;

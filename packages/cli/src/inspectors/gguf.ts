@@ -3,8 +3,8 @@
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { entryValue, GGUF_VALUE_TYPE_NAMES, ggmlTypeName, readGgufHeader } from "@owntune/export";
-import { UserError } from "@owntune/model";
-import { formatBytes, formatCount, type Inspection, type Inspector } from "./types.js";
+import { formatBytes, UserError } from "@owntune/core";
+import { formatCount, type Inspection, type Inspector } from "./types.js";
 
 /** Tensors listed in human output before the rest are summarised (--json lists all). */
 const MAX_LISTED_TENSORS = 40;
@@ -18,8 +18,19 @@ async function inspectGguf(path: string): Promise<Inspection> {
   for (const [key, e] of h.metadata) {
     const v = entryValue(e);
     const type = e.type === 9 ? `${GGUF_VALUE_TYPE_NAMES[e.itemType]}[${(v as unknown[]).length}]` : GGUF_VALUE_TYPE_NAMES[e.type];
-    const shown = Array.isArray(v) && v.length > MAX_SHOWN_ITEMS ? `[${v.slice(0, 4).map((x) => JSON.stringify(x)).join(", ")}, … ${v.length} items]` : JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() : x));
-    metadata[key] = Array.isArray(v) && v.length > MAX_SHOWN_ITEMS ? { type, length: v.length, first: v.slice(0, 4) } : typeof v === "bigint" ? v.toString() : v;
+    const shown =
+      Array.isArray(v) && v.length > MAX_SHOWN_ITEMS
+        ? `[${v
+            .slice(0, 4)
+            .map((x) => JSON.stringify(x))
+            .join(", ")}, … ${v.length} items]`
+        : JSON.stringify(v, (_, x) => (typeof x === "bigint" ? x.toString() : x));
+    metadata[key] =
+      Array.isArray(v) && v.length > MAX_SHOWN_ITEMS
+        ? { type, length: v.length, first: v.slice(0, 4) }
+        : typeof v === "bigint"
+          ? v.toString()
+          : v;
     lines.push(`  ${key} (${type}) = ${shown.length > 200 ? shown.slice(0, 200) + "…" : shown}`);
   }
   const types: Record<string, number> = {};
@@ -28,8 +39,13 @@ async function inspectGguf(path: string): Promise<Inspection> {
     types[ggmlTypeName(t.type)] = (types[ggmlTypeName(t.type)] ?? 0) + 1;
     values += t.ne.reduce((a, b) => a * b, 1);
   }
-  lines.push(`  tensor types: ${Object.entries(types).map(([k, n]) => `${k} ×${n}`).join(", ")}; ${formatCount(values)} values`);
-  for (const t of h.tensors.slice(0, MAX_LISTED_TENSORS)) lines.push(`  ${t.name}  ${ggmlTypeName(t.type)} [${t.ne.join(", ")}]  ${formatBytes(t.nbytes)}`);
+  lines.push(
+    `  tensor types: ${Object.entries(types)
+      .map(([k, n]) => `${k} ×${n}`)
+      .join(", ")}; ${formatCount(values)} values`,
+  );
+  for (const t of h.tensors.slice(0, MAX_LISTED_TENSORS))
+    lines.push(`  ${t.name}  ${ggmlTypeName(t.type)} [${t.ne.join(", ")}]  ${formatBytes(t.nbytes)}`);
   if (h.tensors.length > MAX_LISTED_TENSORS) lines.push(`  … ${h.tensors.length - MAX_LISTED_TENSORS} more (use --json for all)`);
   return {
     kind: "GGUF file",
@@ -73,7 +89,11 @@ export const exportDirInspector: Inspector = {
       for (const t of h.tensors) types[ggmlTypeName(t.type)] = (types[ggmlTypeName(t.type)] ?? 0) + 1;
       const kind = String(entryValue(h.metadata.get("general.type") ?? { type: 8, value: "model" }));
       (data.gguf as Record<string, unknown>)[g] = { type: kind, tensors: h.tensors.length, tensorTypes: types };
-      lines.push(`  ${g}: ${kind}, ${h.tensors.length} tensors (${Object.entries(types).map(([k, n]) => `${k} ×${n}`).join(", ")})`);
+      lines.push(
+        `  ${g}: ${kind}, ${h.tensors.length} tensors (${Object.entries(types)
+          .map(([k, n]) => `${k} ×${n}`)
+          .join(", ")})`,
+      );
     }
     const verifyPath = join(dir, "verify.json");
     if (existsSync(verifyPath)) {
@@ -102,14 +122,32 @@ function readVerifyJson(path: string): { summary: VerifySummary; raw: unknown } 
   try {
     v = JSON.parse(readFileSync(path, "utf8"));
   } catch (e) {
-    throw new UserError(e instanceof SyntaxError ? "not valid JSON" : `cannot read (${(e as NodeJS.ErrnoException).code})`, { file: path, hint: 're-run "owntune export" (or "owntune verify") to write it again' });
+    throw new UserError(e instanceof SyntaxError ? "not valid JSON" : `cannot read (${(e as NodeJS.ErrnoException).code})`, {
+      file: path,
+      hint: 're-run "owntune export" (or "owntune verify") to write it again',
+    });
   }
   const r = v as (Partial<Record<string, Record<string, unknown>>> & { ok?: unknown }) | null;
   const num = (x: unknown) => typeof x === "number" || x === null; // JSON writes NaN as null
-  if (!r || typeof r !== "object" || typeof r.ok !== "boolean" || !num(r.logprobs?.maxAbsDiff) || !num(r.tolerance?.maxAbs) || !num(r.tokenization?.mismatches)) {
-    throw new UserError("not a verify report (expected ok, logprobs.maxAbsDiff, tolerance.maxAbs, tokenization.mismatches)", { file: path, hint: 're-run "owntune export" (or "owntune verify") to write it again' });
+  if (
+    !r ||
+    typeof r !== "object" ||
+    typeof r.ok !== "boolean" ||
+    !num(r.logprobs?.maxAbsDiff) ||
+    !num(r.tolerance?.maxAbs) ||
+    !num(r.tokenization?.mismatches)
+  ) {
+    throw new UserError("not a verify report (expected ok, logprobs.maxAbsDiff, tolerance.maxAbs, tokenization.mismatches)", {
+      file: path,
+      hint: 're-run "owntune export" (or "owntune verify") to write it again',
+    });
   }
   const n = (x: unknown) => (x === null ? Number.NaN : (x as number));
-  const summary = { ok: r.ok, logprobs: { maxAbsDiff: n(r.logprobs!.maxAbsDiff) }, tolerance: { maxAbs: n(r.tolerance!.maxAbs) }, tokenization: { mismatches: n(r.tokenization!.mismatches) } };
+  const summary = {
+    ok: r.ok,
+    logprobs: { maxAbsDiff: n(r.logprobs!.maxAbsDiff) },
+    tolerance: { maxAbs: n(r.tolerance!.maxAbs) },
+    tokenization: { mismatches: n(r.tokenization!.mismatches) },
+  };
   return { summary, raw: v };
 }

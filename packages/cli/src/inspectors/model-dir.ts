@@ -2,24 +2,23 @@
 // skipped towers, whether they fit the config), tokenizer identity and chat template, generation config.
 import { existsSync } from "node:fs";
 import { join } from "node:path";
+import { formatBytes, isUserError, UserError } from "@owntune/core";
+import { gemma3TokenizerWarning, loadTokenizer } from "@owntune/tokenizer";
 import {
   countParameters,
-  gemma3TokenizerWarning,
-  isUserError,
-  loadTokenizer,
   openCheckpoint,
   readGemma4Config,
   readGenerationConfig,
   SINGLE_WEIGHTS_FILE,
-  UserError,
   WEIGHTS_INDEX_FILE,
 } from "@owntune/model";
-import { formatBytes, formatCount, type Inspector } from "./types.js";
+import { formatCount, type Inspector } from "./types.js";
 
 export const modelDirInspector: Inspector = {
   kind: "model directory",
   // The weights make a model folder; a missing config.json is then that folder's problem, said as such.
-  matches: (path, stat) => stat.isDirectory() && (existsSync(join(path, SINGLE_WEIGHTS_FILE)) || existsSync(join(path, WEIGHTS_INDEX_FILE))),
+  matches: (path, stat) =>
+    stat.isDirectory() && (existsSync(join(path, SINGLE_WEIGHTS_FILE)) || existsSync(join(path, WEIGHTS_INDEX_FILE))),
   async inspect(dir) {
     if (!existsSync(join(dir, "config.json"))) {
       throw new UserError("model folder without config.json: the weights are here, but not the config that says their shapes", {
@@ -90,9 +89,13 @@ export const modelDirInspector: Inspector = {
       `  layers ${config.num_hidden_layers} (${full} full attention), hidden ${config.hidden_size}, MLP ${config.intermediate_size}, ` +
         `heads ${config.num_attention_heads}/${config.num_key_value_heads} kv, head dim ${config.head_dim}/${config.global_head_dim}, ` +
         `window ${config.sliding_window}, KV-shared ${config.num_kv_shared_layers}, PLE ${config.hidden_size_per_layer_input}, vocab ${config.vocab_size}`,
-      `  weights: ${data.weights.files.join(", ")} (${formatBytes(checkpoint.textBytes)} text, ${Object.entries(dtypes).map(([d, n]) => `${d} ×${n}`).join(", ")}), ` +
+      `  weights: ${data.weights.files.join(", ")} (${formatBytes(checkpoint.textBytes)} text, ${Object.entries(dtypes)
+        .map(([d, n]) => `${d} ×${n}`)
+        .join(", ")}), ` +
         `prefix "${checkpoint.prefix}"${checkpoint.multimodal ? `, multimodal: ${checkpoint.skipped.length} vision/audio tensors skipped` : ""}`,
-      problems.length === 0 ? "  weights match config.json" : `  weights do NOT match config.json:\n${problems.map((p) => `    ${p}`).join("\n")}`,
+      problems.length === 0
+        ? "  weights match config.json"
+        : `  weights do NOT match config.json:\n${problems.map((p) => `    ${p}`).join("\n")}`,
       `  tokenizer: ${tokenizer.identity.source === "default-gemma3" ? "none in the folder" : "tokenizer.json"} sha256 ${tokenizer.identity.sha256.slice(0, 12)}…, ` +
         `${tokenizer.vocabSize} entries, end of generation ${JSON.stringify(tokenizer.endOfGenerationIds)}, chat template: ${tokenizer.chatTemplate ? "yes" : "no"}`,
       ...(tokenizerNote ? [`  note: ${tokenizerNote}`] : []),

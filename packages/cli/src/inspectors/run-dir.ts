@@ -10,7 +10,16 @@ export const runDirInspector: Inspector = {
     const x = await inspectRun(dir);
     return {
       kind: "training run directory",
-      data: { status: x.record.status, steps: x.record.steps, config: x.record.config, final: x.record.final ?? null, last_train: x.lastTrain ?? null, last_eval: x.lastEval ?? null, checkpoints: x.checkpoints, adapter: x.adapter },
+      data: {
+        status: x.record.status,
+        steps: x.record.steps,
+        config: x.record.config,
+        final: x.record.final ?? null,
+        last_train: x.lastTrain ?? null,
+        last_eval: x.lastEval ?? null,
+        checkpoints: x.checkpoints,
+        adapter: x.adapter,
+      },
       lines: formatRunInspection(dir, x),
     };
   },

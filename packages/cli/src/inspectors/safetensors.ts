@@ -1,6 +1,6 @@
 // `owntune inspect FILE.safetensors`: metadata, tensor count, dtypes, sizes, and the tensors themselves.
-import { numElements, withSafetensors } from "@owntune/model";
-import { formatBytes, formatCount, type Inspector } from "./types.js";
+import { formatBytes, numElements, withSafetensors } from "@owntune/core";
+import { formatCount, type Inspector } from "./types.js";
 
 /** Tensors listed in human output before the rest are summarised (--json lists all). */
 const MAX_LISTED_TENSORS = 40;
@@ -16,7 +16,11 @@ export const safetensorsInspector: Inspector = {
       const elements = tensors.reduce((a, t) => a + numElements(t.shape), 0);
       const lines = [
         `${path}: safetensors, ${formatBytes(f.size)}, ${tensors.length} tensors, ${formatCount(elements)} values`,
-        `  dtypes: ${Object.entries(dtypes).map(([d, n]) => `${d} ×${n}`).join(", ") || "none"}`,
+        `  dtypes: ${
+          Object.entries(dtypes)
+            .map(([d, n]) => `${d} ×${n}`)
+            .join(", ") || "none"
+        }`,
         ...(Object.keys(f.metadata).length > 0 ? [`  metadata: ${JSON.stringify(f.metadata)}`] : []),
         ...tensors.slice(0, MAX_LISTED_TENSORS).map((t) => `  ${t.name}  ${t.dtype} [${t.shape.join(", ")}]`),
         ...(tensors.length > MAX_LISTED_TENSORS ? [`  … ${tensors.length - MAX_LISTED_TENSORS} more (use --json for all)`] : []),

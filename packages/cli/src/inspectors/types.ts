@@ -18,14 +18,6 @@ export interface Inspector {
   inspect(path: string): Promise<Inspection>;
 }
 
-/** Bytes as a short human figure: 1.2 GB, 34.5 MB, 512 B. */
-export function formatBytes(n: number): string {
-  if (n >= 1e9) return `${(n / 1e9).toFixed(2)} GB`;
-  if (n >= 1e6) return `${(n / 1e6).toFixed(1)} MB`;
-  if (n >= 1e3) return `${(n / 1e3).toFixed(1)} kB`;
-  return `${n} B`;
-}
-
 /** A count as a short human figure: 5.1B, 32.0M, 12.3k, 999. */
 export function formatCount(n: number): string {
   if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;

@@ -1,5 +1,5 @@
 // The recipe's export section: defaults, the quant types it accepts, typos reported at their line.
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { describe, expect, it } from "vitest";
 import { parseRecipe } from "../recipe.js";
 
@@ -8,7 +8,15 @@ const base = "name: demo\nmodel:\n  path: m\n";
 describe("the export recipe section", () => {
   it("fills defaults: Q4_K_M, adapter merged, verify on", () => {
     const r = parseRecipe(base + "export: {}\n", "r.yaml") as unknown as { export: Record<string, unknown> };
-    expect(r.export).toEqual({ quant: "Q4_K_M", merge: true, adapter_gguf: false, base_gguf: false, merged: false, merged_dtype: "bf16", verify: true });
+    expect(r.export).toEqual({
+      quant: "Q4_K_M",
+      merge: true,
+      adapter_gguf: false,
+      base_gguf: false,
+      merged: false,
+      merged_dtype: "bf16",
+      verify: true,
+    });
   });
 
   it("reports an unknown quant type and a misspelt key at their lines", () => {

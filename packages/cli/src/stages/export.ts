@@ -2,21 +2,34 @@
 // `adapter`) → GGUF, optional adapter.gguf and merged/, Modelfile, verified against llama.cpp.
 import { join } from "node:path";
 import { exportDir, ourScore, QUANT_MIXES } from "@owntune/export";
-import { RunFailure } from "@owntune/model";
+import { RunFailure } from "@owntune/core";
 import { z } from "zod";
 import type { StageDef } from "./types.js";
 
 export const exportSchema = z
   .object({
     quant: z.enum(QUANT_MIXES).default("Q4_K_M").describe("Weight type of the GGUF: F32, F16, BF16, Q8_0, Q4_0, Q4_K_M, Q5_K_M, Q6_K."),
-    adapter: z.string().min(1).optional().describe("PEFT adapter folder to export when the recipe has no train stage (default: the train stage's adapter/)."),
-    merge: z.boolean().default(true).describe("Merge the adapter into the GGUF's weights (false: write adapter.gguf, applied at run time)."),
+    adapter: z
+      .string()
+      .min(1)
+      .optional()
+      .describe("PEFT adapter folder to export when the recipe has no train stage (default: the train stage's adapter/)."),
+    merge: z
+      .boolean()
+      .default(true)
+      .describe("Merge the adapter into the GGUF's weights (false: write adapter.gguf, applied at run time)."),
     adapter_gguf: z.boolean().default(false).describe("Also write adapter.gguf when the adapter is merged."),
-    base_gguf: z.boolean().default(false).describe("With merge and adapter_gguf: also write base-<QUANT>.gguf, the model adapter.gguf applies to, and verify that pair too."),
+    base_gguf: z
+      .boolean()
+      .default(false)
+      .describe("With merge and adapter_gguf: also write base-<QUANT>.gguf, the model adapter.gguf applies to, and verify that pair too."),
     merged: z.boolean().default(false).describe("Also write merged/: the model with the adapter merged, Hugging Face layout."),
     merged_dtype: z.enum(["bf16", "f32"]).default("bf16").describe("dtype of merged/."),
     threads: z.number().int().min(1).optional().describe("Threads quantizing the GGUF (default: one per core)."),
-    verify: z.boolean().default(true).describe("Check the GGUF against llama.cpp (tokenization and log-probabilities); the stage fails when outside tolerance."),
+    verify: z
+      .boolean()
+      .default(true)
+      .describe("Check the GGUF against llama.cpp (tokenization and log-probabilities); the stage fails when outside tolerance."),
     sample: z
       .object({
         prompt: z.string().min(1).describe("The prompt (a chat user turn)."),
@@ -34,9 +47,15 @@ export const exportStage: StageDef<typeof exportSchema> = {
   output: "export",
   schema: exportSchema,
   // With a train stage, the adapter is the one it trains; `adapter` is read only without one.
-  paths: (config, recipe) => (config.adapter !== undefined && !recipe.stages.includes("train") ? [{ field: ["adapter"], path: config.adapter, want: "dir" }] : []),
+  paths: (config, recipe) =>
+    config.adapter !== undefined && !recipe.stages.includes("train") ? [{ field: ["adapter"], path: config.adapter, want: "dir" }] : [],
   async run(config, ctx) {
-    const adapterDir = ctx.previous.train !== undefined ? join(ctx.previous.train, "adapter") : config.adapter !== undefined ? ctx.resolvePath(config.adapter) : undefined;
+    const adapterDir =
+      ctx.previous.train !== undefined
+        ? join(ctx.previous.train, "adapter")
+        : config.adapter !== undefined
+          ? ctx.resolvePath(config.adapter)
+          : undefined;
     const r = await exportDir({
       modelDir: ctx.modelDir,
       adapterDir,
@@ -58,10 +77,16 @@ export const exportStage: StageDef<typeof exportSchema> = {
       throw new RunFailure("verify failed: llama.cpp disagrees with our forward pass", { file: join(r.outDir, "verify.json") });
     }
     if (r.verifyAdapter && !r.verifyAdapter.ok) {
-      throw new RunFailure("verify of adapter.gguf failed: llama.cpp with the adapter disagrees with our forward pass", { file: join(r.outDir, "verify-adapter.json") });
+      throw new RunFailure("verify of adapter.gguf failed: llama.cpp with the adapter disagrees with our forward pass", {
+        file: join(r.outDir, "verify-adapter.json"),
+      });
     }
     if (r.sample) {
-      ctx.log("error" in r.sample ? `[export] llama.cpp sample failed: ${r.sample.error}` : `[export] llama.cpp, greedy, from ${r.gguf}:\n  > ${r.sample.prompt}\n  ${r.sample.completion.trim().replace(/\n/g, "\n  ")}`);
+      ctx.log(
+        "error" in r.sample
+          ? `[export] llama.cpp sample failed: ${r.sample.error}`
+          : `[export] llama.cpp, greedy, from ${r.gguf}:\n  > ${r.sample.prompt}\n  ${r.sample.completion.trim().replace(/\n/g, "\n  ")}`,
+      );
     }
     return {
       outDir: r.outDir,
@@ -71,7 +96,9 @@ export const exportStage: StageDef<typeof exportSchema> = {
         mb_per_s: Number((r.sourceBytes / 1e6 / Math.max(r.seconds, 1e-9)).toFixed(1)),
         quantizer: r.quantizer.name,
         ...(r.verify ? { verify_ok: r.verify.ok, max_abs_logprob_diff: r.verify.logprobs.maxAbsDiff } : {}),
-        ...(r.verifyAdapter ? { verify_adapter_ok: r.verifyAdapter.ok, adapter_max_abs_logprob_diff: r.verifyAdapter.logprobs.maxAbsDiff } : {}),
+        ...(r.verifyAdapter
+          ? { verify_adapter_ok: r.verifyAdapter.ok, adapter_max_abs_logprob_diff: r.verifyAdapter.logprobs.maxAbsDiff }
+          : {}),
         ...(r.sample && "completion" in r.sample ? { llama_sample: r.sample.completion } : {}),
       },
     };

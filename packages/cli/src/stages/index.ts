@@ -5,4 +5,8 @@ import { exportStage } from "./export.js";
 import { trainStage } from "./train.js";
 import type { StageDef } from "./types.js";
 
-export const stages: readonly StageDef[] = [curateStage as unknown as StageDef, trainStage as unknown as StageDef, exportStage as unknown as StageDef];
+export const stages: readonly StageDef[] = [
+  curateStage as unknown as StageDef,
+  trainStage as unknown as StageDef,
+  exportStage as unknown as StageDef,
+];

@@ -1,6 +1,7 @@
 // What a recipe stage is: a recipe section (zod) and a runner. The CLI's `run` command walks the
 // registered stages in order; each stage's output folder feeds the next.
-import type { BaseDtype, OutputKind, Progress } from "@owntune/model";
+import type { OutputKind, Progress } from "@owntune/core";
+import type { BaseDtype } from "@owntune/model";
 import type { z } from "zod";
 
 export type StageName = "curate" | "train" | "export";

@@ -1,6 +1,6 @@
 // Decontamination: drop training examples that share a long word n-gram with an evaluation set
 // (Brown et al. 2020, GPT-3 paper App. C: 13-grams of lowercased words, punctuation ignored).
-import { hashString53 } from "../hash.js";
+import { hashString53 } from "@owntune/core";
 import { simplifyText } from "./minhash.js";
 
 function words(text: string): string[] {

@@ -2,7 +2,7 @@
 // standard error is sqrt(J(1−J)/k)); LSH parameters against the closed-form S-curve integrals;
 // near-duplicate recall and precision on a generated set with known duplicates.
 import { describe, expect, it } from "vitest";
-import { mulberry32 } from "../hash.js";
+import { mulberry32 } from "@owntune/core";
 import { buildContaminationIndex, isContaminated } from "./decontaminate.js";
 import { exactKey } from "./exact.js";
 import {
@@ -46,7 +46,9 @@ describe("MinHash estimates", () => {
       sumErr += est - j;
       if (z > worst.z) worst = { z, j, est };
     }
-    console.log(`MinHash k=${k}: worst |est−J| = ${worst.z.toFixed(2)} σ (J=${worst.j.toFixed(3)}, est=${worst.est.toFixed(3)}); mean bias ${(sumErr / pairs).toFixed(4)}`);
+    console.log(
+      `MinHash k=${k}: worst |est−J| = ${worst.z.toFixed(2)} σ (J=${worst.j.toFixed(3)}, est=${worst.est.toFixed(3)}); mean bias ${(sumErr / pairs).toFixed(4)}`,
+    );
     expect(worst.z).toBeLessThan(4);
     expect(Math.abs(sumErr / pairs)).toBeLessThan(0.01);
   });
@@ -78,7 +80,7 @@ describe("LSH bands and rows", () => {
       sum += k % 2 === 0 ? term : -term;
       c = (c * BigInt(b - k)) / BigInt(k + 1);
     }
-    return Number(((SCALE * p) / q - sum) * 10n ** 12n / SCALE) / 1e12;
+    return Number((((SCALE * p) / q - sum) * 10n ** 12n) / SCALE) / 1e12;
   }
   function bestByClosedForm(threshold: number, numPerm: number) {
     const t: [bigint, bigint] = [BigInt(Math.round(threshold * 100)), 100n];
@@ -137,7 +139,9 @@ describe("near-duplicate clustering", () => {
     }
     const recall = tp / (tp + fn);
     const precision = tp / Math.max(1, tp + fp);
-    console.log(`near-dedup: recall ${recall.toFixed(3)}, precision ${precision.toFixed(3)} (tp ${tp}, fp ${fp}, fn ${fn}; b=${bands}, r=${rows})`);
+    console.log(
+      `near-dedup: recall ${recall.toFixed(3)}, precision ${precision.toFixed(3)} (tp ${tp}, fp ${fp}, fn ${fn}; b=${bands}, r=${rows})`,
+    );
     expect(recall).toBeGreaterThan(0.95);
     expect(precision).toBe(1);
     for (let i = 0; i < 200; i++) expect(lsh.isKept(i)).toBe(true);
@@ -152,7 +156,9 @@ describe("exact dedup and decontamination", () => {
   it("flags a training text sharing a 13-gram with an evaluation text, and not one sharing 12", () => {
     const evalText = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen";
     const index = buildContaminationIndex([evalText], 13);
-    expect(isContaminated("prefix words then One two three four five six seven eight nine ten eleven twelve thirteen!", index, 13)).toBe(true);
+    expect(isContaminated("prefix words then One two three four five six seven eight nine ten eleven twelve thirteen!", index, 13)).toBe(
+      true,
+    );
     expect(isContaminated("prefix one two three four five six seven eight nine ten eleven twelve and more", index, 13)).toBe(false);
   });
 });

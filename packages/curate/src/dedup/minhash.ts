@@ -1,7 +1,7 @@
 // MinHash signatures (Broder 1997) and the LSH banding that finds candidate near-duplicates
 // (Leskovec, Rajaraman & Ullman, "Mining of Massive Datasets" §3.4). Shingles are word or character
 // n-grams of simplified text, as in datatrove's MinhashDedupSignature; bands×rows follow datasketch.
-import { fmix32, hashString32 } from "../hash.js";
+import { fmix32, hashString32 } from "@owntune/core";
 import { splitWords } from "../filters/filter.js";
 
 /** datatrove's simplify_text in spirit: lowercase, punctuation out, whitespace collapsed. */

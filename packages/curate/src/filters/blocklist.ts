@@ -1,6 +1,6 @@
 // A regular-expression and word blocklist: any match drops the example.
 import type { z } from "zod";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import type { blocklistSchema } from "../config.js";
 import { drop, KEEP, type TextFilter } from "./filter.js";
 

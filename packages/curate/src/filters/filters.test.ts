@@ -1,7 +1,15 @@
 // Each filter against its published rule, on texts crafted to sit just inside or just outside a
 // threshold. Expected verdicts come from the rule's text (Gopher App. A, C4 §2.2, FineWeb §3.3).
 import { describe, expect, it } from "vitest";
-import { blocklistSchema, c4Schema, finewebSchema, gopherQualitySchema, gopherRepetitionSchema, languageSchema, lengthFilterSchema } from "../config.js";
+import {
+  blocklistSchema,
+  c4Schema,
+  finewebSchema,
+  gopherQualitySchema,
+  gopherRepetitionSchema,
+  languageSchema,
+  lengthFilterSchema,
+} from "../config.js";
 import { blocklistFilter } from "./blocklist.js";
 import { c4Filter, countSentences } from "./c4.js";
 import { splitLines, splitWords } from "./filter.js";
@@ -24,7 +32,8 @@ const sentences = [
   "Travelers wrote letters describing markets full of spices.",
   "The council met each spring to plan new canals.",
 ];
-const prose = (n: number) => Array.from({ length: n }, (_, i) => sentences[i % sentences.length]!.replace(/\.$/, ` number ${i}.`)).join(" ");
+const prose = (n: number) =>
+  Array.from({ length: n }, (_, i) => sentences[i % sentences.length]!.replace(/\.$/, ` number ${i}.`)).join(" ");
 
 describe("word and line helpers", () => {
   it("splits punctuation off words as NLTK does, keeping inner apostrophes and '...'", () => {
@@ -49,10 +58,26 @@ describe("Gopher quality (Rae et al. 2021, App. A.1.1)", () => {
     // 11 '#' over 70 tokens (60 words + the, and + …) > 0.1
     ["hash-to-word ratio above 0.1", prose(8) + " #".repeat(12), "gopher_too_many_hashes"],
     ["ellipsis-to-word ratio above 0.1", prose(4) + " wait…".repeat(8) + " The end.", "gopher_too_many_ellipsis"],
-    ["over 90% of lines start with a bullet", Array.from({ length: 10 }, (_, i) => `• ${sentences[i % 8]}`).join("\n"), "gopher_too_many_bullets"],
-    ["90% of lines with a bullet is still fine", [...Array.from({ length: 9 }, (_, i) => `- ${sentences[i % 8]}`), sentences[0]].join("\n"), "keep"],
-    ["over 30% of lines end with an ellipsis", Array.from({ length: 10 }, (_, i) => sentences[i % 8]!.replace(/\.$/, i < 4 ? " and so on…" : ".")).join("\n"), "gopher_too_many_end_ellipsis"],
-    ["under 80% of words contain a letter", "the and " + Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? "word" : String(1000 + i))).join(" "), "gopher_below_alpha_threshold"],
+    [
+      "over 90% of lines start with a bullet",
+      Array.from({ length: 10 }, (_, i) => `• ${sentences[i % 8]}`).join("\n"),
+      "gopher_too_many_bullets",
+    ],
+    [
+      "90% of lines with a bullet is still fine",
+      [...Array.from({ length: 9 }, (_, i) => `- ${sentences[i % 8]}`), sentences[0]].join("\n"),
+      "keep",
+    ],
+    [
+      "over 30% of lines end with an ellipsis",
+      Array.from({ length: 10 }, (_, i) => sentences[i % 8]!.replace(/\.$/, i < 4 ? " and so on…" : ".")).join("\n"),
+      "gopher_too_many_end_ellipsis",
+    ],
+    [
+      "under 80% of words contain a letter",
+      "the and " + Array.from({ length: 60 }, (_, i) => (i % 3 === 0 ? "word" : String(1000 + i))).join(" "),
+      "gopher_below_alpha_threshold",
+    ],
     ["fewer than 2 stop words", Array.from({ length: 60 }, (_, i) => `cat${i % 7}`).join(" ") + " the", "gopher_enough_stop_words"],
   ])("%s → %s", (_name, text, expected) => {
     expect(verdict(f.apply(text, false))).toBe(expected);
@@ -99,7 +124,7 @@ describe("Gopher repetition (Rae et al. 2021, Table A1)", () => {
     };
     const vocab = ["a", "bb", "ccc", "dé", "😀x", "the", "of"];
     let seed = 12345;
-    const rand = () => ((seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32);
+    const rand = () => (seed = (Math.imul(seed, 1103515245) + 12345) >>> 0) / 2 ** 32;
     for (let t = 0; t < 200; t++) {
       const w = Array.from({ length: Math.floor(rand() * 120) }, () => vocab[Math.floor(rand() * (2 + (t % 6)))]!);
       for (const n of [2, 3, 4, 5, 8, 10]) {
@@ -122,7 +147,13 @@ describe("C4 (Raffel et al. 2020, §2.2)", () => {
     expect(f.apply(good, true)).toEqual({ keep: true, text: good });
   });
   it("removes lines without terminal punctuation, with under 3 words, with 'javascript', or about cookies", () => {
-    const page = [good, "Menu Home About", "Hi.", "Please enable JavaScript to view this page.", "This site uses cookies to work well."].join("\n");
+    const page = [
+      good,
+      "Menu Home About",
+      "Hi.",
+      "Please enable JavaScript to view this page.",
+      "This site uses cookies to work well.",
+    ].join("\n");
     expect(f.apply(page, true)).toEqual({ keep: true, text: good });
   });
   it("removes Wikipedia citation marks", () => {

@@ -4,7 +4,7 @@
 import { createReadStream } from "node:fs";
 import { open } from "node:fs/promises";
 import { DataType, RecordBatchReader, type Data, type RecordBatch } from "apache-arrow";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { arrowIpcProblem, fileSource } from "../arrow-ipc-check.js";
 import { toPlain, type SourceRow } from "./source-row.js";
 import { invalidUtf8Error, invalidUtf8Rows } from "./utf8-check.js";
@@ -71,7 +71,8 @@ export function batchProblem(batch: RecordBatch): string | undefined {
 function dataProblem(d: Data, path: string): string | undefined {
   const end = d.offset + d.length;
   if (!Number.isSafeInteger(end) || d.offset < 0 || d.length < 0) return `${path}: length ${d.length} at offset ${d.offset}`;
-  if (d.nullCount > 0 && d.nullBitmap && d.nullBitmap.length > 0 && d.nullBitmap.length * 8 < end) return `${path}: validity bitmap shorter than its ${end} values`;
+  if (d.nullCount > 0 && d.nullBitmap && d.nullBitmap.length > 0 && d.nullBitmap.length * 8 < end)
+    return `${path}: validity bitmap shorter than its ${end} values`;
   const type = d.type;
   const offsetsWithin = (limit: number): string | undefined => {
     const o = d.valueOffsets as ArrayLike<number | bigint> | undefined;
@@ -108,7 +109,8 @@ function dataProblem(d: Data, path: string): string | undefined {
     }
     return undefined;
   }
-  if (DataType.isBool(type)) return ((d.values as Uint8Array | undefined)?.length ?? 0) * 8 < end ? `${path}: fewer values than rows` : undefined;
+  if (DataType.isBool(type))
+    return ((d.values as Uint8Array | undefined)?.length ?? 0) * 8 < end ? `${path}: fewer values than rows` : undefined;
   const values = d.values as ArrayLike<unknown> | undefined;
   if (values && !DataType.isNull(type) && values.length < end * d.stride) return `${path}: ${values.length} values for ${d.length} rows`;
   return undefined;

@@ -2,7 +2,7 @@
 // reported line is where the record starts in the file.
 import { createReadStream } from "node:fs";
 import { parse, type Parser } from "csv-parse";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { findInvalidUtf8, type SourceRow } from "./source-row.js";
 
 /** Streams CSV records as objects keyed by the header row. */

@@ -3,7 +3,7 @@
 // .parquet/.jsonl shards, or a folder of .txt/.md files).
 import { readdir, stat } from "node:fs/promises";
 import { join } from "node:path";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { readArrow } from "./arrow.js";
 import { readCsv } from "./csv.js";
 import { readJsonl } from "./jsonl.js";
@@ -52,10 +52,15 @@ export async function* readInput(path: string, format: FileFormat | "auto", disp
   }
   if (rows === 0) {
     const folder = (await stat(path)).isDirectory();
-    throw new UserError(folder ? `this folder holds no rows (no ${DATA_EXTENSIONS} files with data in it)` : "this file holds no rows (it is empty, or only blank lines)", {
-      file: displayName,
-      hint: "check the input path",
-    });
+    throw new UserError(
+      folder
+        ? `this folder holds no rows (no ${DATA_EXTENSIONS} files with data in it)`
+        : "this file holds no rows (it is empty, or only blank lines)",
+      {
+        file: displayName,
+        hint: "check the input path",
+      },
+    );
   }
 }
 

@@ -3,7 +3,7 @@
 // tile a file take every line exactly once (how `--shard i/N` splits one big file).
 import { createReadStream } from "node:fs";
 import { createGunzip } from "node:zlib";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { describeReadFailure } from "./index.js";
 
 export interface JsonlBlock {

@@ -3,7 +3,7 @@
 // hyparquet-compressors adds gzip, zstd, brotli and lz4.
 import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema, type FileMetaData } from "hyparquet";
 import { compressors } from "hyparquet-compressors";
-import { UserError } from "@owntune/model/core";
+import { UserError } from "@owntune/core";
 import { toPlain, type SourceRow } from "./source-row.js";
 import { findInvalidMarker, invalidUtf8Error, strictStringParsers } from "./utf8-check.js";
 
@@ -22,7 +22,10 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
   // hyparquet starts reading some columns before it finds a chunk whose path is not in the schema,
   // and the rejections of those reads escape it (the process would die of an unhandled rejection).
   const missing = chunkOutsideSchema(metadata);
-  if (missing) throw new UserError(`not a readable Parquet file (corrupt metadata: column chunk ${missing} is not in the schema)`, { file: displayName });
+  if (missing)
+    throw new UserError(`not a readable Parquet file (corrupt metadata: column chunk ${missing} is not in the schema)`, {
+      file: displayName,
+    });
   // Strings are decoded strictly: invalid UTF-8 becomes a marker, and its row an error row.
   const strings = strictStringParsers();
   let rowStart = 0;
@@ -44,7 +47,10 @@ export async function* readParquet(path: string, displayName = path): AsyncGener
 
 /** The path of a row group's column chunk that the schema does not have, or undefined. */
 function chunkOutsideSchema(metadata: FileMetaData): string | undefined {
-  const bad = metadata.schema.find((e) => e.num_children !== undefined && !(Number.isInteger(e.num_children) && e.num_children >= 0 && e.num_children < metadata.schema.length));
+  const bad = metadata.schema.find(
+    (e) =>
+      e.num_children !== undefined && !(Number.isInteger(e.num_children) && e.num_children >= 0 && e.num_children < metadata.schema.length),
+  );
   if (bad) return `(schema element ${bad.name} has ${bad.num_children} children)`;
   let tree;
   try {

@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { gzipSync } from "node:zlib";
 import { Field, Int32, List, Struct, Table, tableFromArrays, tableToIPC, Utf8, vectorFromArray } from "apache-arrow";
 import * as parquetWasm from "parquet-wasm/node";
-import { UserError } from "@owntune/model";
+import { UserError } from "@owntune/core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { readInput, type SourceRow } from "./index.js";
 
@@ -34,8 +34,18 @@ function chatTable(withId: boolean): Table {
 }
 
 const chat = [
-  { messages: [{ role: "user", content: "héllo" }, { role: "assistant", content: "hi 👋" }] },
-  { messages: [{ role: "user", content: "2+2" }, { role: "assistant", content: "4" }] },
+  {
+    messages: [
+      { role: "user", content: "héllo" },
+      { role: "assistant", content: "hi 👋" },
+    ],
+  },
+  {
+    messages: [
+      { role: "user", content: "2+2" },
+      { role: "assistant", content: "4" },
+    ],
+  },
 ];
 
 describe("readers", () => {
@@ -68,7 +78,10 @@ describe("readers", () => {
 
   it("reads the Arrow IPC stream format HF datasets writes, and the Arrow file format", async () => {
     const table = chatTable(false);
-    table.schema.metadata.set("huggingface", JSON.stringify({ info: { features: { messages: [{ role: { dtype: "string", _type: "Value" } }] } } }));
+    table.schema.metadata.set(
+      "huggingface",
+      JSON.stringify({ info: { features: { messages: [{ role: { dtype: "string", _type: "Value" } }] } } }),
+    );
     await mkdir(join(dir, "hf"), { recursive: true });
     await writeFile(join(dir, "hf", "data-00000-of-00001.arrow"), tableToIPC(table, "stream"));
     await writeFile(join(dir, "hf", "dataset_info.json"), "{}");
@@ -114,7 +127,17 @@ describe("malformed input", () => {
   it("marks invalid UTF-8 (a lone continuation byte, an overlong form) with its line", async () => {
     const p = join(dir, "bad-utf8.jsonl");
     const good = Buffer.from('{"text": "fine"}\n');
-    await writeFile(p, Buffer.concat([good, Buffer.from('{"text": "a'), Buffer.from([0x80]), Buffer.from('"}\n{"text": "'), Buffer.from([0xc0, 0xaf]), Buffer.from('"}\n')]));
+    await writeFile(
+      p,
+      Buffer.concat([
+        good,
+        Buffer.from('{"text": "a'),
+        Buffer.from([0x80]),
+        Buffer.from('"}\n{"text": "'),
+        Buffer.from([0xc0, 0xaf]),
+        Buffer.from('"}\n'),
+      ]),
+    );
     const rows = await all(p);
     expect(rows.map((r) => [r.line, r.error])).toEqual([
       [1, undefined],
@@ -140,7 +163,14 @@ describe("malformed input", () => {
   };
   const corruptChat = () => {
     const message = new Struct([new Field("role", new Utf8(), true), new Field("content", new Utf8(), true)]);
-    const rows = [chat[0]!.messages, [{ role: "user", content: "2+2" }, { role: "assistant", content: "x@@é@@" }], chat[1]!.messages];
+    const rows = [
+      chat[0]!.messages,
+      [
+        { role: "user", content: "2+2" },
+        { role: "assistant", content: "x@@é@@" },
+      ],
+      chat[1]!.messages,
+    ];
     return new Table({ messages: vectorFromArray(rows, new List(new Field("item", message, true))) });
   };
   const expectCorruptRow = (rows: SourceRow[]) => {
@@ -159,7 +189,10 @@ describe("malformed input", () => {
   });
 
   it("marks a row whose Parquet string (nested in list<struct>) is invalid UTF-8, with the field", async () => {
-    const props = new parquetWasm.WriterPropertiesBuilder().setCompression(parquetWasm.Compression.UNCOMPRESSED).setDictionaryEnabled(false).build();
+    const props = new parquetWasm.WriterPropertiesBuilder()
+      .setCompression(parquetWasm.Compression.UNCOMPRESSED)
+      .setDictionaryEnabled(false)
+      .build();
     const bytes = parquetWasm.writeParquet(parquetWasm.Table.fromIPCStream(tableToIPC(corruptChat(), "stream")), props);
     const p = join(dir, "bad-utf8.parquet");
     await writeFile(p, corrupt(bytes));
@@ -188,7 +221,9 @@ describe("readers always end, and name the file", () => {
 
   it("stops on a CSV row with an extra column, mid-file, with its line", async () => {
     const p = await bigCsv("extra.csv", "text,n", '"bad row",2,3');
-    await expect(all(p)).rejects.toThrow(expect.objectContaining({ file: p, line: 2, message: expect.stringMatching(/^malformed CSV \(Invalid Record Length/) }));
+    await expect(all(p)).rejects.toThrow(
+      expect.objectContaining({ file: p, line: 2, message: expect.stringMatching(/^malformed CSV \(Invalid Record Length/) }),
+    );
   });
 
   it("ends when the caller stops reading a CSV early (the feed stops too)", async () => {
@@ -209,7 +244,9 @@ describe("readers always end, and name the file", () => {
     expect(err.line).toBeGreaterThan(1);
     const plain = join(dir, "plain.jsonl.gz");
     await writeFile(plain, '{"text": "not compressed"}\n');
-    await expect(all(plain)).rejects.toThrow(expect.objectContaining({ file: plain, line: 1, message: "not gzip data, though the name or first bytes say so" }));
+    await expect(all(plain)).rejects.toThrow(
+      expect.objectContaining({ file: plain, line: 1, message: "not gzip data, though the name or first bytes say so" }),
+    );
   });
 
   it("refuses an input without rows: an empty file, a folder named like a file, an empty folder", async () => {
@@ -218,7 +255,9 @@ describe("readers always end, and name the file", () => {
     await mkdir(join(dir, "empty-folder"));
     await expect(all(join(dir, "empty.jsonl"))).rejects.toThrow("this file holds no rows (it is empty, or only blank lines)");
     for (const f of ["folder.jsonl", "empty-folder"]) {
-      await expect(all(join(dir, f))).rejects.toThrow("this folder holds no rows (no .arrow, .parquet, .jsonl, .txt or .md files with data in it)");
+      await expect(all(join(dir, f))).rejects.toThrow(
+        "this folder holds no rows (no .arrow, .parquet, .jsonl, .txt or .md files with data in it)",
+      );
     }
   });
 

@@ -68,7 +68,12 @@ export function invalidUtf8Rows(batch: RecordBatch): Map<number, { field: string
     let base = 0;
     for (const d of batch.getChildAt(c)?.data ?? []) {
       const first = base;
-      visit(d, (i) => first + i, () => f.name, out);
+      visit(
+        d,
+        (i) => first + i,
+        () => f.name,
+        out,
+      );
       base += d.length;
     }
   });
@@ -76,7 +81,12 @@ export function invalidUtf8Rows(batch: RecordBatch): Map<number, { field: string
 }
 
 /** Element i of `data` belongs to row rowOf(i), at field path pathOf(i). */
-function visit(data: Data, rowOf: (i: number) => number, pathOf: (i: number) => string, out: Map<number, { field: string; at: number }>): void {
+function visit(
+  data: Data,
+  rowOf: (i: number) => number,
+  pathOf: (i: number) => string,
+  out: Map<number, { field: string; at: number }>,
+): void {
   const { type } = data;
   if (DataType.isUtf8(type) || DataType.isLargeUtf8(type)) {
     const offsets = data.valueOffsets as ArrayLike<number | bigint>;
@@ -97,9 +107,19 @@ function visit(data: Data, rowOf: (i: number) => number, pathOf: (i: number) => 
     for (let i = 0; i < data.length; i++) owner.fill(i, Number(offsets[i]) - start, Number(offsets[i + 1]) - start);
     const child = data.children[0]!.slice(start, owner.length);
     const parent = (j: number) => owner[j]!;
-    visit(child, (j) => rowOf(parent(j)), (j) => `${pathOf(parent(j))}[${j + start - Number(offsets[parent(j)])}]`, out);
+    visit(
+      child,
+      (j) => rowOf(parent(j)),
+      (j) => `${pathOf(parent(j))}[${j + start - Number(offsets[parent(j)])}]`,
+      out,
+    );
   } else if (DataType.isFixedSizeList(type)) {
     const n = type.listSize;
-    visit(data.children[0]!, (j) => rowOf(Math.floor(j / n)), (j) => `${pathOf(Math.floor(j / n))}[${j % n}]`, out);
+    visit(
+      data.children[0]!,
+      (j) => rowOf(Math.floor(j / n)),
+      (j) => `${pathOf(Math.floor(j / n))}[${j % n}]`,
+      out,
+    );
   }
 }

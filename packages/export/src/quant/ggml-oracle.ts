@@ -16,6 +16,8 @@ export interface GgmlOracle {
   quantize(type: number, src: Float32Array, nPerRow: number): Uint8Array;
   /** ggml's dequantize_row_<type> (or fp16/bf16 → f32 row converters). */
   dequantize(type: number, bytes: Uint8Array, n: number): Float32Array;
+  /** float32 → 16-bit bits as ggml_quantize_chunk makes F16 and BF16 rows (ggml_fp32_to_fp16_row, ggml_fp32_to_bf16_row_ref). */
+  toHalf(type: "f16" | "bf16", x: Float32Array): Uint16Array;
 }
 
 let cached: GgmlOracle | undefined;
@@ -39,6 +41,10 @@ export function loadGgmlOracle(): GgmlOracle {
     13: deq("dequantize_row_q5_K"),
     14: deq("dequantize_row_q6_K"),
   };
+  const toHalf = {
+    f16: lib.func("void ggml_fp32_to_fp16_row(const float *x, _Out_ uint16_t *y, int64_t n)"),
+    bf16: lib.func("void ggml_fp32_to_bf16_row_ref(const float *x, _Out_ uint16_t *y, int64_t n)"),
+  };
   cached = {
     quantize(type, src, nPerRow) {
       const rows = src.length / nPerRow;
@@ -52,6 +58,11 @@ export function loadGgmlOracle(): GgmlOracle {
       if (!f) throw new Error(`no ggml dequantizer bound for type ${type}`);
       const out = new Float32Array(n);
       f(bytes, out, n);
+      return out;
+    },
+    toHalf(type, x) {
+      const out = new Uint16Array(x.length);
+      toHalf[type](x, out, x.length);
       return out;
     },
   };

@@ -1,2 +1,2 @@
 // ggml tensor types: the ids and block geometry live with the native bindings (@owntune/ggml).
-export { GGML_TYPE_COUNT, GgmlType, ggmlNBytes, ggmlTypeInfo, ggmlTypeName, type GgmlTypeName } from "@owntune/ggml";
+export { GGML_TYPE_COUNT, GgmlType, ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "@owntune/ggml";

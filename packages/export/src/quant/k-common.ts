@@ -1,7 +1,8 @@
 // What Q4_K and Q5_K share: the weighted least-squares fit of (scale, min) per 32-value sub-block
 // (`make_qkx2_quants`) and the 12-byte packing of eight 6-bit scales and mins. Reference:
 // spec/gguf.md §2.3; ggml-quants.c make_qkx2_quants, get_scale_min_k4, quantize_row_q4_K_ref.
-import { fp16ToFp32, fp32ToFp16, nearestInt } from "./fp16.js";
+import { f16BitsToF32, f32ToF16Bits } from "@owntune/core";
+import { nearestInt } from "./ggml-rounding.js";
 
 export const QK_K = 256;
 const fr = Math.fround;
@@ -143,15 +144,15 @@ export function quantizeKSuperBlock(
       out[s + j]! |= (lm >> 4) << 6;
     }
   }
-  const dBits = fp32ToFp16(fr(maxScale / 63));
-  const dminBits = fp32ToFp16(fr(maxMin / 63));
+  const dBits = f32ToF16Bits(fr(maxScale / 63));
+  const dminBits = f32ToF16Bits(fr(maxMin / 63));
   out[o] = dBits & 0xff;
   out[o + 1] = dBits >> 8;
   out[o + 2] = dminBits & 0xff;
   out[o + 3] = dminBits >> 8;
   // Re-derive the levels from the stored (fp16, 6-bit) scales; a zero scale keeps the fit's levels.
-  const d = fp16ToFp32(dBits);
-  const dmin = fp16ToFp32(dminBits);
+  const d = f16BitsToF32(dBits);
+  const dmin = f16BitsToF32(dminBits);
   for (let j = 0; j < 8; j++) {
     const [sc, m] = scaleMinK4(j, out, s);
     const dj = fr(d * sc);

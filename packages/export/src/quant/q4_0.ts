@@ -1,6 +1,6 @@
 // Q4_0: blocks of 32 4-bit levels with one fp16 scale (18 bytes); y = d·(q − 8). Reference:
 // spec/gguf.md §2.2; ggml-quants.c quantize_row_q4_0_ref / dequantize_row_q4_0.
-import { fp16ToFp32, fp32ToFp16 } from "./fp16.js";
+import { f16BitsToF32, f32ToF16Bits } from "@owntune/core";
 
 export const QK4_0 = 32;
 export const Q4_0_BYTES = 18;
@@ -22,7 +22,7 @@ export function quantizeQ4_0(x: Float32Array, xOff: number, n: number, out: Uint
     }
     const d = fr(max / -8);
     const id = d ? fr(1 / d) : 0;
-    const h = fp32ToFp16(d);
+    const h = f32ToF16Bits(d);
     out[o] = h & 0xff;
     out[o + 1] = h >> 8;
     for (let j = 0; j < QK4_0 / 2; j++) {
@@ -38,7 +38,7 @@ export function quantizeQ4_0(x: Float32Array, xOff: number, n: number, out: Uint
 export function dequantizeQ4_0(q: Uint8Array, qOff: number, n: number, out: Float32Array, outOff: number): void {
   for (let b = 0; b < n / QK4_0; b++) {
     const o = qOff + b * Q4_0_BYTES;
-    const d = fp16ToFp32(q[o]! | (q[o + 1]! << 8));
+    const d = f16BitsToF32(q[o]! | (q[o + 1]! << 8));
     const y = outOff + b * QK4_0;
     for (let j = 0; j < 16; j++) {
       const byte = q[o + 2 + j]!;

@@ -1,7 +1,7 @@
 // Q4_K: 256-value super-blocks, 8 sub-blocks of 32 with 6-bit scale and min, 4-bit levels
 // (144 bytes); y = d·sc·q − dmin·m. Reference: spec/gguf.md §2.3–2.4; ggml-quants.c
 // quantize_row_q4_K_ref / dequantize_row_q4_K.
-import { fp16ToFp32 } from "./fp16.js";
+import { f16BitsToF32 } from "@owntune/core";
 import { kScratch, QK_K, quantizeKSuperBlock, scaleMinK4 } from "./k-common.js";
 
 export const Q4_K_BYTES = 144;
@@ -25,8 +25,8 @@ export function quantizeQ4_K(x: Float32Array, xOff: number, n: number, out: Uint
 export function dequantizeQ4_K(q: Uint8Array, qOff: number, n: number, out: Float32Array, outOff: number): void {
   for (let b = 0; b < n / QK_K; b++) {
     const o = qOff + b * Q4_K_BYTES;
-    const d = fp16ToFp32(q[o]! | (q[o + 1]! << 8));
-    const dmin = fp16ToFp32(q[o + 2]! | (q[o + 3]! << 8));
+    const d = f16BitsToF32(q[o]! | (q[o + 1]! << 8));
+    const dmin = f16BitsToF32(q[o + 2]! | (q[o + 3]! << 8));
     const y = outOff + b * QK_K;
     for (let c = 0; c < 4; c++) {
       const [sc1, m1] = scaleMinK4(2 * c, q, o + 4);

@@ -1,7 +1,7 @@
 // Q5_0 and Q5_1: 32-value blocks with 5-bit levels (fifth bits in a u32 `qh`). llama.cpp falls back
 // to them from Q4_K / Q5_K when a row is not a multiple of 256. Reference: spec/gguf.md §2.2, §2.8
 // rule 9; ggml-quants.c quantize_row_q5_{0,1}_ref / dequantize_row_q5_{0,1}.
-import { fp16ToFp32, fp32ToFp16 } from "./fp16.js";
+import { f16BitsToF32, f32ToF16Bits } from "@owntune/core";
 
 export const QK5 = 32;
 export const Q5_0_BYTES = 22;
@@ -38,7 +38,7 @@ export function quantizeQ5_0(x: Float32Array, xOff: number, n: number, out: Uint
     }
     const d = fr(max / -16);
     const id = d ? fr(1 / d) : 0;
-    putU16(out, o, fp32ToFp16(d));
+    putU16(out, o, f32ToF16Bits(d));
     let qh = 0;
     for (let j = 0; j < 16; j++) {
       const q0 = Math.min(31, Math.trunc(fr(fr(x[base + j]! * id) + 16.5))) & 0xff;
@@ -54,7 +54,7 @@ export function quantizeQ5_0(x: Float32Array, xOff: number, n: number, out: Uint
 export function dequantizeQ5_0(q: Uint8Array, qOff: number, n: number, out: Float32Array, outOff: number): void {
   for (let b = 0; b < n / QK5; b++) {
     const o = qOff + b * Q5_0_BYTES;
-    const d = fp16ToFp32(q[o]! | (q[o + 1]! << 8));
+    const d = f16BitsToF32(q[o]! | (q[o + 1]! << 8));
     const qh = getU32(q, o + 2);
     for (let j = 0; j < 16; j++) {
       const byte = q[o + 6 + j]!;
@@ -78,8 +78,8 @@ export function quantizeQ5_1(x: Float32Array, xOff: number, n: number, out: Uint
     }
     const d = fr(fr(max - min) / 31);
     const id = d ? fr(1 / d) : 0;
-    putU16(out, o, fp32ToFp16(d));
-    putU16(out, o + 2, fp32ToFp16(min));
+    putU16(out, o, f32ToF16Bits(d));
+    putU16(out, o + 2, f32ToF16Bits(min));
     let qh = 0;
     for (let j = 0; j < 16; j++) {
       const q0 = Math.trunc(fr(fr(fr(x[base + j]! - min) * id) + 0.5)) & 0xff;
@@ -95,8 +95,8 @@ export function quantizeQ5_1(x: Float32Array, xOff: number, n: number, out: Uint
 export function dequantizeQ5_1(q: Uint8Array, qOff: number, n: number, out: Float32Array, outOff: number): void {
   for (let b = 0; b < n / QK5; b++) {
     const o = qOff + b * Q5_1_BYTES;
-    const d = fp16ToFp32(q[o]! | (q[o + 1]! << 8));
-    const m = fp16ToFp32(q[o + 2]! | (q[o + 3]! << 8));
+    const d = f16BitsToF32(q[o]! | (q[o + 1]! << 8));
+    const m = f16BitsToF32(q[o + 2]! | (q[o + 3]! << 8));
     const qh = getU32(q, o + 4);
     for (let j = 0; j < 16; j++) {
       const byte = q[o + 8 + j]!;

@@ -1,6 +1,6 @@
 // Q5_K: as Q4_K with 5-bit levels, the fifth bit of each in a 32-byte qh plane (176 bytes).
 // Reference: spec/gguf.md §2.3, §2.5; ggml-quants.c quantize_row_q5_K_ref / dequantize_row_q5_K.
-import { fp16ToFp32 } from "./fp16.js";
+import { f16BitsToF32 } from "@owntune/core";
 import { kScratch, QK_K, quantizeKSuperBlock, scaleMinK4 } from "./k-common.js";
 
 export const Q5_K_BYTES = 176;
@@ -39,8 +39,8 @@ export function quantizeQ5_K(x: Float32Array, xOff: number, n: number, out: Uint
 export function dequantizeQ5_K(q: Uint8Array, qOff: number, n: number, out: Float32Array, outOff: number): void {
   for (let b = 0; b < n / QK_K; b++) {
     const o = qOff + b * Q5_K_BYTES;
-    const d = fp16ToFp32(q[o]! | (q[o + 1]! << 8));
-    const dmin = fp16ToFp32(q[o + 2]! | (q[o + 3]! << 8));
+    const d = f16BitsToF32(q[o]! | (q[o + 1]! << 8));
+    const dmin = f16BitsToF32(q[o + 2]! | (q[o + 3]! << 8));
     const y = outOff + b * QK_K;
     for (let c = 0; c < 4; c++) {
       const [sc1, m1] = scaleMinK4(2 * c, q, o + 4);

@@ -1,7 +1,8 @@
 // Q6_K: 256-value super-blocks, 16 sub-blocks of 16 with int8 scales, 6-bit levels split into a
 // 4-bit and a 2-bit plane (210 bytes); y = d·scale·(q − 32). Reference: spec/gguf.md §2.6;
 // ggml-quants.c make_qx_quants (rmse_type 1), quantize_row_q6_K_ref / dequantize_row_q6_K.
-import { fp16ToFp32, fp32ToFp16, nearestInt } from "./fp16.js";
+import { f16BitsToF32, f32ToF16Bits } from "@owntune/core";
+import { nearestInt } from "./ggml-rounding.js";
 import { QK_K } from "./k-common.js";
 
 export const Q6_K_BYTES = 210;
@@ -83,10 +84,10 @@ export function quantizeQ6_K(x: Float32Array, xOff: number, n: number, out: Uint
       continue;
     }
     const iscale = fr(-128 / maxScale);
-    const dBits = fp32ToFp16(fr(1 / iscale));
+    const dBits = f32ToF16Bits(fr(1 / iscale));
     out[o + 208] = dBits & 0xff;
     out[o + 209] = dBits >> 8;
-    const d = fp16ToFp32(dBits);
+    const d = f16BitsToF32(dBits);
     for (let ib = 0; ib < 16; ib++) {
       const sc = Math.min(127, nearestInt(fr(iscale * scales[ib]!)));
       out[o + 192 + ib] = sc & 0xff;
@@ -116,7 +117,7 @@ export function quantizeQ6_K(x: Float32Array, xOff: number, n: number, out: Uint
 export function dequantizeQ6_K(q: Uint8Array, qOff: number, n: number, out: Float32Array, outOff: number): void {
   for (let b = 0; b < n / QK_K; b++) {
     const o = qOff + b * Q6_K_BYTES;
-    const d = fp16ToFp32(q[o + 208]! | (q[o + 209]! << 8));
+    const d = f16BitsToF32(q[o + 208]! | (q[o + 209]! << 8));
     const y = outOff + b * QK_K;
     for (let h = 0; h < 2; h++) {
       for (let l = 0; l < 32; l++) {

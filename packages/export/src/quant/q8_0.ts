@@ -1,6 +1,7 @@
 // Q8_0: blocks of 32 int8 with one fp16 scale (34 bytes). Reference: spec/gguf.md §2.1;
 // ggml-quants.c quantize_row_q8_0_ref / dequantize_row_q8_0.
-import { fp16ToFp32, fp32ToFp16, roundAway } from "./fp16.js";
+import { f16BitsToF32, f32ToF16Bits } from "@owntune/core";
+import { roundAway } from "./ggml-rounding.js";
 
 export const QK8_0 = 32;
 export const Q8_0_BYTES = 34;
@@ -18,7 +19,7 @@ export function quantizeQ8_0(x: Float32Array, xOff: number, n: number, out: Uint
     }
     const d = fr(amax / 127);
     const id = d ? fr(1 / d) : 0;
-    const h = fp32ToFp16(d);
+    const h = f32ToF16Bits(d);
     out[o] = h & 0xff;
     out[o + 1] = h >> 8;
     for (let j = 0; j < QK8_0; j++) out[o + 2 + j] = roundAway(fr(x[base + j]! * id)) & 0xff;
@@ -29,7 +30,7 @@ export function quantizeQ8_0(x: Float32Array, xOff: number, n: number, out: Uint
 export function dequantizeQ8_0(q: Uint8Array, qOff: number, n: number, out: Float32Array, outOff: number): void {
   for (let b = 0; b < n / QK8_0; b++) {
     const o = qOff + b * Q8_0_BYTES;
-    const d = fp16ToFp32(q[o]! | (q[o + 1]! << 8));
+    const d = f16BitsToF32(q[o]! | (q[o + 1]! << 8));
     for (let j = 0; j < QK8_0; j++) out[outOff + b * QK8_0 + j] = d * ((q[o + 2 + j]! << 24) >> 24);
   }
 }

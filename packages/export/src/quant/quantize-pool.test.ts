@@ -19,7 +19,12 @@ function gaussianRows(rows: number, perRow: number, seed: number): Float32Array 
 const concat = (parts: Uint8Array[]) => Buffer.concat(parts.map((p) => Buffer.from(p.buffer, p.byteOffset, p.byteLength)));
 
 describe("QuantizePool", () => {
-  for (const [name, type] of [["Q8_0", GgmlType.Q8_0], ["Q4_K", GgmlType.Q4_K], ["Q6_K", GgmlType.Q6_K], ["Q5_0", GgmlType.Q5_0]] as const) {
+  for (const [name, type] of [
+    ["Q8_0", GgmlType.Q8_0],
+    ["Q4_K", GgmlType.Q4_K],
+    ["Q6_K", GgmlType.Q6_K],
+    ["Q5_0", GgmlType.Q5_0],
+  ] as const) {
     it(`gives quantizeTensor's ${name} bytes, in order, for 301 rows over 3 threads`, async () => {
       const data = gaussianRows(301, 512, type);
       const parts = await pool.quantize(type, data, 512);
@@ -36,12 +41,18 @@ describe("QuantizePool", () => {
     expect(f16.length).toBe(1);
     expect(Buffer.compare(concat(f16), Buffer.from(quantizeTensor(GgmlType.F16, data, 128)))).toBe(0);
     const small = gaussianRows(4, 256, 8);
-    expect(Buffer.compare(concat(await pool.quantize(GgmlType.Q4_K, small, 256)), Buffer.from(quantizeTensor(GgmlType.Q4_K, small, 256)))).toBe(0);
+    expect(
+      Buffer.compare(concat(await pool.quantize(GgmlType.Q4_K, small, 256)), Buffer.from(quantizeTensor(GgmlType.Q4_K, small, 256))),
+    ).toBe(0);
   });
 
   it("rejects with the quantizer's message when a thread fails, and keeps working", async () => {
-    await expect(pool.quantize(GgmlType.Q4_K, gaussianRows(1000, 96, 9), 96)).rejects.toThrow("Q4_K needs rows of a multiple of 256 values, got 96");
+    await expect(pool.quantize(GgmlType.Q4_K, gaussianRows(1000, 96, 9), 96)).rejects.toThrow(
+      "Q4_K needs rows of a multiple of 256 values, got 96",
+    );
     const data = gaussianRows(600, 256, 10);
-    expect(Buffer.compare(concat(await pool.quantize(GgmlType.Q4_K, data, 256)), Buffer.from(quantizeTensor(GgmlType.Q4_K, data, 256)))).toBe(0);
+    expect(
+      Buffer.compare(concat(await pool.quantize(GgmlType.Q4_K, data, 256)), Buffer.from(quantizeTensor(GgmlType.Q4_K, data, 256))),
+    ).toBe(0);
   });
 });

@@ -3,7 +3,7 @@
 // bound by them; each row is quantized on its own (as ggml_quantize_chunk does), so a chunk of rows
 // splits into one contiguous part per thread and the parts' bytes, concatenated in order, are exactly
 // the single-threaded result. Figures: BENCHMARKS.md ## export.
-import { ThreadPool } from "@owntune/model";
+import { ThreadPool } from "@owntune/core";
 import { GgmlType } from "./ggml-types.js";
 import { quantizeRows } from "./quantizer.js";
 

@@ -1,8 +1,8 @@
 // Our quantizers against ggml's reference ones (node-llama-cpp's libggml-base.so through FFI):
 // bytes must be identical, and dequantized values identical, on edge cases and random blocks.
 import { describe, expect, it } from "vitest";
-import { seededRandom } from "@owntune/model";
-import { bf16ToFp32, fp16ToFp32, fp32ToBf16, fp32ToFp16, nearestInt, roundAway } from "./fp16.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits, seededRandom } from "@owntune/core";
+import { nearestInt, roundAway } from "./ggml-rounding.js";
 import { loadGgmlOracle } from "./ggml-oracle.js";
 import { GgmlType } from "./ggml-types.js";
 import { dequantizeTensor, quantizeTensor } from "./quantize.js";
@@ -28,8 +28,8 @@ const EDGE_CASES: Record<string, Float32Array> = {
   "70% zeros": block(() => (rng() < 0.7 ? 0 : gauss())),
   "first sub-blocks zero": block((i) => (i < 96 ? 0 : gauss())),
   "alternate 16-value groups zero": block((i) => ((i >> 4) % 2 === 0 ? 0 : gauss())),
-  "fp16-rounded data": block(() => fp16ToFp32(fp32ToFp16(gauss()))),
-  "bf16-rounded data": block(() => bf16ToFp32(fp32ToBf16(gauss()))),
+  "fp16-rounded data": block(() => f16BitsToF32(f32ToF16Bits(gauss()))),
+  "bf16-rounded data": block(() => bf16BitsToF32(f32ToBf16Bits(gauss()))),
   integers: block(() => Math.round(gauss() * 10)),
   "half steps (rounding ties)": block(() => Math.round(gauss() * 16) / 2),
   "mixed signs, same magnitude": block((i) => (i % 2 ? 1 : -1)),
@@ -70,20 +70,10 @@ function sameFloats(a: Float32Array, b: Float32Array): number {
   return -1;
 }
 
-describe("scalar helpers", () => {
+describe("ggml's rounding helpers", () => {
   it("rounds half to even in nearestInt and half away from zero in roundAway", () => {
     expect([0.5, 1.5, 2.5, -0.5, -1.5, 3.49].map(nearestInt)).toEqual([0, 2, 2, -0, -2, 3].map((v) => v | 0));
     expect([0.5, 1.5, 2.5, -0.5, -2.5, 0.49999997].map(roundAway)).toEqual([1, 2, 3, -1, -3, 0]);
-  });
-
-  it("converts float32 to fp16 with round-to-nearest-even, overflow to infinity", () => {
-    expect(fp32ToFp16(1)).toBe(0x3c00);
-    expect(fp32ToFp16(65504)).toBe(0x7bff);
-    expect(fp32ToFp16(65520)).toBe(0x7c00); // halfway to the next power: rounds to even (inf)
-    expect(fp32ToFp16(-1e9)).toBe(0xfc00);
-    expect(fp32ToFp16(2 ** -24)).toBe(0x0001);
-    expect(fp32ToFp16(2 ** -25)).toBe(0x0000); // tie to even (zero)
-    expect(fp32ToFp16(Number.NaN) & 0x7e00).toBe(0x7e00);
   });
 });
 

@@ -1,6 +1,6 @@
 // One entry point per direction for every type the exporter writes: float32 → ggml bytes, and
 // back. Each row is quantized on its own (blocks never span rows), as ggml_quantize_chunk does.
-import { bf16ToFp32, fp16ToFp32, fp32ToBf16, fp32ToFp16 } from "./fp16.js";
+import { bf16BitsToF32, f16BitsToF32, f32ToBf16Bits, f32ToF16Bits } from "@owntune/core";
 import { GgmlType, ggmlNBytes, ggmlTypeInfo, ggmlTypeName } from "./ggml-types.js";
 import { dequantizeQ4_0, quantizeQ4_0 } from "./q4_0.js";
 import { dequantizeQ4_K, quantizeQ4_K } from "./q4_k.js";
@@ -18,14 +18,14 @@ const QUANTIZERS: Record<number, Quantizer> = {
   },
   [GgmlType.F16]: (x, xOff, n, out, outOff) => {
     for (let i = 0; i < n; i++) {
-      const h = fp32ToFp16(x[xOff + i]!);
+      const h = f32ToF16Bits(x[xOff + i]!);
       out[outOff + 2 * i] = h & 0xff;
       out[outOff + 2 * i + 1] = h >> 8;
     }
   },
   [GgmlType.BF16]: (x, xOff, n, out, outOff) => {
     for (let i = 0; i < n; i++) {
-      const h = fp32ToBf16(x[xOff + i]!);
+      const h = f32ToBf16Bits(x[xOff + i]!);
       out[outOff + 2 * i] = h & 0xff;
       out[outOff + 2 * i + 1] = h >> 8;
     }
@@ -45,10 +45,10 @@ const DEQUANTIZERS: Record<number, Dequantizer> = {
     for (let i = 0; i < n; i++) out[outOff + i] = dv.getFloat32(4 * i, true);
   },
   [GgmlType.F16]: (q, qOff, n, out, outOff) => {
-    for (let i = 0; i < n; i++) out[outOff + i] = fp16ToFp32(q[qOff + 2 * i]! | (q[qOff + 2 * i + 1]! << 8));
+    for (let i = 0; i < n; i++) out[outOff + i] = f16BitsToF32(q[qOff + 2 * i]! | (q[qOff + 2 * i + 1]! << 8));
   },
   [GgmlType.BF16]: (q, qOff, n, out, outOff) => {
-    for (let i = 0; i < n; i++) out[outOff + i] = bf16ToFp32(q[qOff + 2 * i]! | (q[qOff + 2 * i + 1]! << 8));
+    for (let i = 0; i < n; i++) out[outOff + i] = bf16BitsToF32(q[qOff + 2 * i]! | (q[qOff + 2 * i + 1]! << 8));
   },
   [GgmlType.Q8_0]: dequantizeQ8_0,
   [GgmlType.Q4_0]: dequantizeQ4_0,
@@ -71,7 +71,9 @@ export function quantizeTensor(type: number, data: Float32Array, rowLength: numb
   const info = ggmlTypeInfo(type);
   if (!q || !info) throw new RangeError(`no quantizer for ${ggmlTypeName(type)}`);
   if (rowLength % info.block !== 0 || data.length % rowLength !== 0) {
-    throw new RangeError(`${ggmlTypeName(type)} needs rows of a multiple of ${info.block} values, got ${rowLength} (${data.length} values)`);
+    throw new RangeError(
+      `${ggmlTypeName(type)} needs rows of a multiple of ${info.block} values, got ${rowLength} (${data.length} values)`,
+    );
   }
   const rows = data.length / rowLength;
   const rowBytes = ggmlNBytes(type, rowLength);

@@ -19,7 +19,8 @@ function rows(n: number, perRow: number, seed: number): Float32Array {
   for (let b = 0; b < out.length; b += 256) {
     const scale = 10 ** (-5 + 8 * u());
     const offset = u() < 0.3 ? scale : 0;
-    for (let i = b; i < b + 256; i++) out[i] = u() < 0.05 ? 0 : (Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u()) + (u() < 0.01 ? 20 : 0)) * scale + offset;
+    for (let i = b; i < b + 256; i++)
+      out[i] = u() < 0.05 ? 0 : (Math.sqrt(-2 * Math.log(u())) * Math.cos(2 * Math.PI * u()) + (u() < 0.01 ? 20 : 0)) * scale + offset;
   }
   return out;
 }
@@ -46,17 +47,24 @@ describe("quantizeRows", () => {
     expect(quantizerInfo().name).toBe("ggml");
   });
 
-  it.each(WRITABLE_TYPES.map((t) => [ggmlTypeName(t), t]))("gives our JavaScript quantizer's %s bytes exactly (300 rows of 512)", (_, type) => {
-    const data = rows(300, 512, type + 1);
-    const ggml = quantizeRows(type, data, 512);
-    const js = quantizeTensor(type, data, 512);
-    expect(ggml.length).toBe(js.length);
-    expect(Buffer.compare(Buffer.from(ggml), Buffer.from(js)), `${ggmlTypeName(type)} bytes differ`).toBe(0);
-  });
+  it.each(WRITABLE_TYPES.map((t) => [ggmlTypeName(t), t]))(
+    "gives our JavaScript quantizer's %s bytes exactly (300 rows of 512)",
+    (_, type) => {
+      const data = rows(300, 512, type + 1);
+      const ggml = quantizeRows(type, data, 512);
+      const js = quantizeTensor(type, data, 512);
+      expect(ggml.length).toBe(js.length);
+      expect(Buffer.compare(Buffer.from(ggml), Buffer.from(js)), `${ggmlTypeName(type)} bytes differ`).toBe(0);
+    },
+  );
 
   it("refuses rows that are not whole blocks with our message, before ggml sees them", () => {
-    expect(() => quantizeRows(GgmlType.Q4_K, new Float32Array(192), 96)).toThrow("Q4_K needs rows of a multiple of 256 values, got 96 (192 values)");
-    expect(() => quantizeTensor(GgmlType.Q4_K, new Float32Array(192), 96)).toThrow("Q4_K needs rows of a multiple of 256 values, got 96 (192 values)");
+    expect(() => quantizeRows(GgmlType.Q4_K, new Float32Array(192), 96)).toThrow(
+      "Q4_K needs rows of a multiple of 256 values, got 96 (192 values)",
+    );
+    expect(() => quantizeTensor(GgmlType.Q4_K, new Float32Array(192), 96)).toThrow(
+      "Q4_K needs rows of a multiple of 256 values, got 96 (192 values)",
+    );
   });
 
   it("uses the JavaScript quantizers under OWNTUNE_KERNELS=tfjs, and when the libraries are missing", async () => {

@@ -15,7 +15,8 @@ let chosen: { info: QuantizerInfo; base?: GgmlBase } | undefined;
 
 function choose(): { info: QuantizerInfo; base?: GgmlBase } {
   if (chosen) return chosen;
-  if (process.env.OWNTUNE_KERNELS?.trim().toLowerCase() === "tfjs") return (chosen = { info: { name: "js", reason: "forced (OWNTUNE_KERNELS=tfjs)" } });
+  if (process.env.OWNTUNE_KERNELS?.trim().toLowerCase() === "tfjs")
+    return (chosen = { info: { name: "js", reason: "forced (OWNTUNE_KERNELS=tfjs)" } });
   const base = loadGgmlBase();
   if ("reason" in base) return (chosen = { info: { name: "js", reason: `ggml unavailable: ${base.reason}` } });
   return (chosen = { info: { name: "ggml", reason: base.path }, base });

@@ -54,7 +54,10 @@ export function loadGgmlCpu(): GgmlCpu | null {
   const F32 = 0;
 
   /** Builds tensors in a fresh context, computes `out`, returns its float32 values. */
-  const run = (build: (ctx: unknown, tensor: (type: number, ne0: number, ne1: number, bytes: Uint8Array) => unknown) => unknown, n: number): Float32Array => {
+  const run = (
+    build: (ctx: unknown, tensor: (type: number, ne0: number, ne1: number, bytes: Uint8Array) => unknown) => unknown,
+    n: number,
+  ): Float32Array => {
     const ctx = init({ mem_size: 256 * 2 ** 20, mem_buffer: null, no_alloc: false });
     try {
       const out = build(ctx, (type, ne0, ne1, bytes) => {
@@ -76,13 +79,17 @@ export function loadGgmlCpu(): GgmlCpu | null {
   const bytesOf = (x: Float32Array) => new Uint8Array(x.buffer, x.byteOffset, x.byteLength);
 
   cached = {
-    geluTable: () => Uint16Array.from(koffi.decode(cpu.symbol("ggml_table_gelu_f16", koffi.array("uint16_t", 65536)), koffi.array("uint16_t", 65536)) as number[]),
+    geluTable: () =>
+      Uint16Array.from(
+        koffi.decode(cpu.symbol("ggml_table_gelu_f16", koffi.array("uint16_t", 65536)), koffi.array("uint16_t", 65536)) as number[],
+      ),
     quantizeRow(kind, x) {
       const out = new Uint8Array(Number(rowSize(kind === "q8_0" ? 8 : 15, x.length)));
       (kind === "q8_0" ? q8_0 : q8_K)(x, out, x.length);
       return out;
     },
-    mulMat: (type, weight, inF, outF, x, rows) => run((ctx, tensor) => mulMat(ctx, tensor(type, inF, outF, weight), tensor(F32, inF, rows, bytesOf(x))), rows * outF),
+    mulMat: (type, weight, inF, outF, x, rows) =>
+      run((ctx, tensor) => mulMat(ctx, tensor(type, inF, outF, weight), tensor(F32, inF, rows, bytesOf(x))), rows * outF),
     gelu: (x) => run((ctx, tensor) => gelu(ctx, tensor(F32, x.length, 1, bytesOf(x))), x.length),
     geglu: (x, g) => run((ctx, tensor) => geglu(ctx, tensor(F32, x.length, 1, bytesOf(x)), tensor(F32, g.length, 1, bytesOf(g))), x.length),
   };

@@ -15,7 +15,10 @@ export interface TrainFixture {
 }
 
 /** Writes the model (seed 0) and a dataset of the first `examples` chats into `root`. */
-export async function trainFixture(root: string, options: { examples?: number; seqLen?: number; valFraction?: number } = {}): Promise<TrainFixture> {
+export async function trainFixture(
+  root: string,
+  options: { examples?: number; seqLen?: number; valFraction?: number } = {},
+): Promise<TrainFixture> {
   const { examples = 24, seqLen = 64, valFraction = 0.15 } = options;
   const modelDir = join(root, "model");
   const dataDir = join(root, "data");

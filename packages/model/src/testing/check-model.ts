@@ -3,14 +3,15 @@
 // every config must pass (reference match, cache = recompute, batching, packing, chunked loss).
 import * as tf from "@tensorflow/tfjs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { roundToBf16 } from "@owntune/core";
 import { initBackend, type BackendName } from "../backend.js";
 import type { Gemma4Config } from "../config.js";
-import { forwardLogits, lmLoss } from "../gemma4.js";
+import { forwardLogits } from "../gemma4.js";
+import { lmLoss } from "../loss.js";
 import { randomWeights } from "../init-weights.js";
 import { KvCache } from "../kv-cache.js";
 import { gemma4FromWeights, type Gemma4Model } from "../model.js";
 import { expectedTensors } from "../tensors.js";
-import { roundToBf16 } from "../float-convert.js";
 import type { KernelName } from "../kernels.js";
 import type { WeightPlacement } from "../linear.js";
 import { referenceLogits } from "./reference-gemma4.js";
@@ -20,7 +21,11 @@ import { referenceLogits } from "./reference-gemma4.js";
  * single-threaded here: test files run side by side, and an XNNPACK pool on busy cores spins (measured
  * 20× slower when the machine was oversubscribed).
  */
-export function describeBackends(title: string, body: (backend: BackendName) => void, backends: readonly BackendName[] = ["wasm", "cpu"]): void {
+export function describeBackends(
+  title: string,
+  body: (backend: BackendName) => void,
+  backends: readonly BackendName[] = ["wasm", "cpu"],
+): void {
   for (const backend of backends) {
     describe(`${title} [${backend}]`, () => {
       beforeAll(async () => {
@@ -98,10 +103,16 @@ export interface CheckModelOptions {
  * The weights a model loaded with `placement` computes with: under `host-bf16` every linear and
  * embedding table rounded to bf16 (norms and layer scalars stay float32); else the weights themselves.
  */
-export function weightsAsStored(config: Gemma4Config, weights: Map<string, Float32Array>, placement: WeightPlacement | undefined): Map<string, Float32Array> {
+export function weightsAsStored(
+  config: Gemma4Config,
+  weights: Map<string, Float32Array>,
+  placement: WeightPlacement | undefined,
+): Map<string, Float32Array> {
   if (placement !== "host-bf16") return weights;
   const roles = new Map(expectedTensors(config).map((t) => [t.name, t.role]));
-  return new Map([...weights].map(([name, w]) => [name, roles.get(name) === "linear" || roles.get(name) === "embedding" ? roundToBf16(w) : w]));
+  return new Map(
+    [...weights].map(([name, w]) => [name, roles.get(name) === "linear" || roles.get(name) === "embedding" ? roundToBf16(w) : w]),
+  );
 }
 
 /**
@@ -124,7 +135,13 @@ export function checkModel(name: string, makeConfig: () => Gemma4Config, options
       expect(T, "the test sequence must be longer than the sliding window").toBeGreaterThan(config.sliding_window);
       weights = randomWeights(config, options.seed ?? 1);
       const vocabChunk = options.vocabChunk ?? Math.max(1, Math.ceil(config.vocab_size / 3) + 1); // 3 tiles, last partial
-      model = await gemma4FromWeights(config, weights, { vocabChunk, tokenBlock: 7, kernels: options.kernels, placement: options.placement, hostChunkBytes: options.hostChunkBytes });
+      model = await gemma4FromWeights(config, weights, {
+        vocabChunk,
+        tokenBlock: 7,
+        kernels: options.kernels,
+        placement: options.placement,
+        hostChunkBytes: options.hostChunkBytes,
+      });
       if (options.kernels) expect(model.storage.kernels.name).toBe(options.kernels);
       ids = testIds(T, config.vocab_size);
       const logits = forwardLogits(model, { ids: [ids] });
@@ -203,7 +220,7 @@ export function checkModel(name: string, makeConfig: () => Gemma4Config, options
       let refLoss = 0;
       let n = 0;
       reference().forEach((z, t) => {
-        if (t + 1 < T && mask[t + 1]) (refLoss -= logSoftmaxAt(z, ids[t + 1]!)), n++;
+        if (t + 1 < T && mask[t + 1]) ((refLoss -= logSoftmaxAt(z, ids[t + 1]!)), n++);
       });
       const loss = lmLoss(model, { ids: [ids], lossMask: [mask] });
       expectClose(`${name} tiled loss vs float64 reference`, loss.dataSync(), [refLoss / n], 1e-4);
@@ -236,7 +253,12 @@ function logSoftmaxAt(z: Float64Array, target: number): number {
 }
 
 /** Trainable LoRA pairs (tf.Variables) with small random A and B (B ≠ 0, so every gradient is non-zero). */
-export function makeLora(config: Gemma4Config, modules: readonly string[], rank: number, seed = 7): Map<string, { a: tf.Variable<tf.Rank.R2>; b: tf.Variable<tf.Rank.R2>; scale: number }> {
+export function makeLora(
+  config: Gemma4Config,
+  modules: readonly string[],
+  rank: number,
+  seed = 7,
+): Map<string, { a: tf.Variable<tf.Rank.R2>; b: tf.Variable<tf.Rank.R2>; scale: number }> {
   const shapes = new Map(expectedTensors(config).map((t) => [t.name, t.shape]));
   const out = new Map<string, { a: tf.Variable<tf.Rank.R2>; b: tf.Variable<tf.Rank.R2>; scale: number }>();
   modules.forEach((m, i) => {

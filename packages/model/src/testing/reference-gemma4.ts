@@ -78,9 +78,17 @@ export function referenceLogits(config: Gemma4Config, weights: ReadonlyMap<strin
     const nkv = kEqV && c.num_global_key_value_heads !== null ? c.num_global_key_value_heads : c.num_key_value_heads;
     const shared = c.num_kv_shared_layers > 0 && i >= f;
     let source = i;
-    if (shared) for (let j = f - 1; j >= 0; j--) if (c.layer_types[j] === c.layer_types[i]) { source = j; break; }
+    if (shared)
+      for (let j = f - 1; j >= 0; j--)
+        if (c.layer_types[j] === c.layer_types[i]) {
+          source = j;
+          break;
+        }
     const rope = sliding ? c.rope_parameters.sliding_attention : c.rope_parameters.full_attention;
-    const partial = !sliding && c.rope_parameters.full_attention.rope_type === "proportional" ? c.rope_parameters.full_attention.partial_rotary_factor : 1;
+    const partial =
+      !sliding && c.rope_parameters.full_attention.rope_type === "proportional"
+        ? c.rope_parameters.full_attention.partial_rotary_factor
+        : 1;
     return { sliding, d, nkv, kEqV, shared, source, theta: rope.rope_theta, pairs: Math.floor((d * partial) / 2) };
   });
 
@@ -125,7 +133,9 @@ export function referenceLogits(config: Gemma4Config, weights: ReadonlyMap<strin
     const split = (x: Vec, n: number): Vec[] => Array.from({ length: n }, (_, h) => x.slice(h * d, (h + 1) * d));
 
     const normed = hs.map((h) => rms(h, w(p + "input_layernorm.weight")));
-    const qs = normed.map((a, t) => split(lin(p + "self_attn.q_proj", a), nq).map((q) => ropeRot(rms(q, w(p + "self_attn.q_norm.weight")), positions[t]!)));
+    const qs = normed.map((a, t) =>
+      split(lin(p + "self_attn.q_proj", a), nq).map((q) => ropeRot(rms(q, w(p + "self_attn.q_norm.weight")), positions[t]!)),
+    );
     if (!ly.shared) {
       const ks: Vec[][] = [];
       const vs: Vec[][] = [];
@@ -166,7 +176,10 @@ export function referenceLogits(config: Gemma4Config, weights: ReadonlyMap<strin
       const m = rms(h, w(p + "pre_feedforward_layernorm.weight"));
       const gate = lin(p + "mlp.gate_proj", m);
       const up = lin(p + "mlp.up_proj", m);
-      const ff = lin(p + "mlp.down_proj", gate.map((g, j) => gelu(g) * up[j]!));
+      const ff = lin(
+        p + "mlp.down_proj",
+        gate.map((g, j) => gelu(g) * up[j]!),
+      );
       return add(h, rms(ff, w(p + "post_feedforward_layernorm.weight")));
     });
     if (ple) {
