@@ -6,7 +6,16 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { estimateMemory, planLora, WASM_HEAP_LIMIT_BYTES, type TrainConfig } from "@owntune/lora";
-import { gemma4_31b, gemma4E2b, gemma4E4b, layerSpecs, planStorage, recomputeByDefault, type Gemma4Config, type TensorFileRows } from "@owntune/model";
+import {
+  gemma4_31b,
+  gemma4E2b,
+  gemma4E4b,
+  layerSpecs,
+  planStorage,
+  recomputeByDefault,
+  type Gemma4Config,
+  type TensorFileRows,
+} from "@owntune/model";
 import { describe, expect, it } from "vitest";
 import { parseRecipe } from "./recipe.js";
 
@@ -23,7 +32,10 @@ const RECIPES: Array<[string, () => Gemma4Config]> = [
 describe("the Gemma 4 recipes", () => {
   it.each(RECIPES)("%s is valid, trains every layer, and its step fits in 24 GiB", (file, preset) => {
     // The stage sections are typed by their stages' schemas at run time only.
-    const recipe = parseRecipe(readFileSync(join(recipesDir, file), "utf8"), join("recipes", file)) as ReturnType<typeof parseRecipe> & { train?: TrainConfig; curate?: { seq_len: number } };
+    const recipe = parseRecipe(readFileSync(join(recipesDir, file), "utf8"), join("recipes", file)) as ReturnType<typeof parseRecipe> & {
+      train?: TrainConfig;
+      curate?: { seq_len: number };
+    };
     const config = preset();
     const train = recipe.train!;
     const seqLen = recipe.curate!.seq_len;
@@ -32,12 +44,26 @@ describe("the Gemma 4 recipes", () => {
     expect(new Set(plan.modules.map((m) => m.layer)).size).toBe(config.num_hidden_layers);
     // A bf16 checkpoint whose tables can be read row by row, as planStorage sees a real download.
     const source = { dtype: () => "BF16" as const, fileRows: () => ({}) as TensorFileRows };
-    const storage = planStorage(config, source, { baseDtype: recipe.model.base_dtype }, MACHINE, { name: "native", reason: "recipe check" });
+    const storage = planStorage(config, source, { baseDtype: recipe.model.base_dtype }, MACHINE, {
+      name: "native",
+      reason: "recipe check",
+    });
     const trainable = plan.modules.reduce((n, m) => n + train.lora.r * (m.inFeatures + m.outFeatures), 0);
     const recompute = recomputeByDefault({ config, layers: layerSpecs(config) }, train.batch_size, seqLen);
-    const est = estimateMemory({ config, storage, trainable, rank: train.lora.r, batchSize: train.batch_size, seqLen, backend: "wasm", recompute });
+    const est = estimateMemory({
+      config,
+      storage,
+      trainable,
+      rank: train.lora.r,
+      batchSize: train.batch_size,
+      seqLen,
+      backend: "wasm",
+      recompute,
+    });
     const g = (n: number) => `${(n / GIB).toFixed(1)} GiB`;
-    console.log(`${file}: base ${storage.baseDtype} (Wᵀ ${storage.transposed}), estimated peak ${g(est.total)}: weights ${g(est.base)}, adapter + AdamW ${g(est.lora)}, activations ${g(est.activations)}, head ${g(est.head)}, runtime ${g(est.runtime)}; wasm heap ${g(est.backend)}; ${(trainable / 1e6).toFixed(1)}M trainable`);
+    console.log(
+      `${file}: base ${storage.baseDtype} (Wᵀ ${storage.transposed}), estimated peak ${g(est.total)}: weights ${g(est.base)}, adapter + AdamW ${g(est.lora)}, activations ${g(est.activations)}, head ${g(est.head)}, runtime ${g(est.runtime)}; wasm heap ${g(est.backend)}; ${(trainable / 1e6).toFixed(1)}M trainable`,
+    );
     expect(est.total).toBeLessThan(MACHINE - 2 * GIB);
     expect(est.backend).toBeLessThan(WASM_HEAP_LIMIT_BYTES);
   });

@@ -117,7 +117,9 @@ function bind(binDir, why) {
     addBos: f("bool llama_vocab_get_add_bos(void *vocab)"),
     bos: f("int32_t llama_vocab_bos(void *vocab)"),
     isEog: f("bool llama_vocab_is_eog(void *vocab, int32_t token)"),
-    tokenize: f("int32_t llama_tokenize(void *vocab, const char *text, int32_t text_len, _Out_ int32_t *tokens, int32_t n_max, bool add_special, bool parse_special)"),
+    tokenize: f(
+      "int32_t llama_tokenize(void *vocab, const char *text, int32_t text_len, _Out_ int32_t *tokens, int32_t n_max, bool add_special, bool parse_special)",
+    ),
     batchInit: f("owntune_llama_batch llama_batch_init(int32_t n_tokens, int32_t embd, int32_t n_seq_max)"),
     batchFree: f("void llama_batch_free(owntune_llama_batch batch)"),
     decode: f("int32_t llama_decode(void *ctx, owntune_llama_batch batch)"),
@@ -133,10 +135,25 @@ function bind(binDir, why) {
   const m = api.modelDefaults();
   const c = api.contextDefaults();
   const layoutOk =
-    m.n_gpu_layers === -1 && m.main_gpu === 0 && m.use_extra_bufts === true && m.load_mtp === false &&
-    c.n_ctx === 512 && c.n_batch === 2048 && c.n_ubatch === 512 && c.n_seq_max === 1 && c.n_outputs_max_per_seq === 1 &&
-    c.yarn_ext_factor === -1 && c.yarn_beta_slow === -1 && c.defrag_thold === -1 && c.type_k === 1 && c.type_v === 1 &&
-    c.offload_kqv === true && c.no_perf === true && c.swa_full === true && c.kv_unified === false && c.n_samplers === 0;
+    m.n_gpu_layers === -1 &&
+    m.main_gpu === 0 &&
+    m.use_extra_bufts === true &&
+    m.load_mtp === false &&
+    c.n_ctx === 512 &&
+    c.n_batch === 2048 &&
+    c.n_ubatch === 512 &&
+    c.n_seq_max === 1 &&
+    c.n_outputs_max_per_seq === 1 &&
+    c.yarn_ext_factor === -1 &&
+    c.yarn_beta_slow === -1 &&
+    c.defrag_thold === -1 &&
+    c.type_k === 1 &&
+    c.type_v === 1 &&
+    c.offload_kqv === true &&
+    c.no_perf === true &&
+    c.swa_full === true &&
+    c.kv_unified === false &&
+    c.n_samplers === 0;
   if (!layoutOk) {
     why.push("libllama's parameter structs are not laid out as expected");
     return undefined;
@@ -192,7 +209,8 @@ export function directLlama(req) {
     if (req.adapterPath) {
       adapter = api.adapterInit(model, req.adapterPath);
       if (!adapter) return { ok: false, stage: "context", error: `llama.cpp could not load the adapter ${req.adapterPath}`, logs };
-      if (api.setAdapters(ctx, [adapter], 1, [req.adapterScale ?? 1]) !== 0) return { ok: false, stage: "context", error: "llama.cpp could not apply the adapter", logs };
+      if (api.setAdapters(ctx, [adapter], 1, [req.adapterScale ?? 1]) !== 0)
+        return { ok: false, stage: "context", error: "llama.cpp could not apply the adapter", logs };
     }
     const vocab = api.vocab(model);
     const nVocab = api.nTokens(vocab);

@@ -37,14 +37,21 @@ async function bothWays(req: LlamaRequest): Promise<[Extract<LlamaReply, { ok: t
 
 describe("llama.cpp's log-probabilities", () => {
   it("are the same from libllama's logits as from node-llama-cpp's probabilities", { timeout: 300_000 }, async () => {
-    const [direct, nlc] = await bothWays({ modelPath: gguf, texts: [PROBE_TEXTS[1]!, "Grüße aus Köln! 3.14159"], contextSize: 256, eogCandidates: [0, 1, 2, 106, 212] });
+    const [direct, nlc] = await bothWays({
+      modelPath: gguf,
+      texts: [PROBE_TEXTS[1]!, "Grüße aus Köln! 3.14159"],
+      contextSize: 256,
+      eogCandidates: [0, 1, 2, 106, 212],
+    });
     expect(direct.via).toBe("libllama");
     expect(nlc.via).toBe("node-llama-cpp");
     expect(direct.eogIds).toEqual(nlc.eogIds);
     expect(direct.results.map((r) => r.tokens)).toEqual(nlc.results.map((r) => r.tokens));
     let worst = 0;
     direct.results.forEach((r, t) => r.logprobs.forEach((lp, i) => (worst = Math.max(worst, Math.abs(lp - nlc.results[t]!.logprobs[i]!)))));
-    console.log(`libllama vs node-llama-cpp: max |Δ log p| ${worst.toExponential(2)} over ${direct.results.reduce((n, r) => n + r.logprobs.length, 0)} positions`);
+    console.log(
+      `libllama vs node-llama-cpp: max |Δ log p| ${worst.toExponential(2)} over ${direct.results.reduce((n, r) => n + r.logprobs.length, 0)} positions`,
+    );
     expect(worst).toBeLessThan(1e-5);
     expect(direct.results.every((r) => r.logprobs.every((lp) => Number.isFinite(lp) && lp < 0))).toBe(true);
   });

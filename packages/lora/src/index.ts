@@ -2,12 +2,12 @@ export { type AdapterWeights, disposeLora, LORA_TARGET_MODULES, loraTensorsFrom 
 export { mergedRowReader, mergeLora } from "./merge.js";
 export { parseAdapterConfig, readPeftAdapter, writePeftAdapter } from "./peft.js";
 export { randomAdapter } from "./random-adapter.js";
-export { loraSchema, trainSchema } from "./train-config.js";
+export { loraSchema, trainSchema, type TrainConfig } from "./train-config.js";
 export { planLora } from "./targets.js";
 export { LoraState } from "./lora-state.js";
 export { AdamW, clipGradients, globalNorm } from "./adamw.js";
 export { type MicroBatch } from "./train-data.js";
-export { estimateMemory } from "./memory.js";
+export { estimateMemory, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
 export { accumulateGradients } from "./train.js";
 export { fineTune, type FineTuneOptions, type FineTuneResult } from "./fine-tune.js";
 export { formatRunInspection, inspectRun, isRunDir } from "./inspect-run.js";
