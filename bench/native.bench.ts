@@ -11,7 +11,9 @@
 //  then    projected hours per million training tokens for E2B, E4B and 31B.
 //
 //   OWNTUNE_LLAMA_CPP_BIN=/work/llama-build/bin npx -y pnpm@12.4.2 bench native
-//   env: OWNTUNE_BENCH_NATIVE=step,score,export,memory (sections; default all)
+//   env: OWNTUNE_BENCH_NATIVE=step,score,export,memory (sections; default all);
+//        OWNTUNE_BENCH_NATIVE_CONFIGS="E2B 2-layer slice,31B 2-layer slice:bf16+q4_0" (step configs and kernels);
+//        OWNTUNE_BENCH_NATIVE_MEMORY=e2b-bf16,31b-q4 (memory runs)
 // llama.cpp's tools are built from the source node-llama-cpp ships (see `llamaCppHint`). Weights are
 // synthetic (a hash of tensor and index, never held whole), so nothing big is written except the
 // score model (≈ 0.7 GB F32 GGUF) in a temp folder that is removed.
@@ -201,8 +203,9 @@ function loraStepOn(model: Gemma4Model, T: number, recompute?: boolean): StepRes
   };
   try {
     const first = run();
-    if (!Number.isFinite(first.loss) || first.loss <= 0 || first.loss > 3 * Math.log(config.vocab_size))
-      throw new Error(`implausible loss ${first.loss}`);
+    // The soft cap bounds each logit to ±cap: a random model's loss stays below ln V + 2·cap.
+    const bound = Math.log(config.vocab_size) + 2 * (config.final_logit_softcapping ?? 30);
+    if (!Number.isFinite(first.loss) || first.loss <= 0 || first.loss > bound) throw new Error(`implausible loss ${first.loss}`);
     if (!first.norms.every(Number.isFinite) || first.norms.every((n) => n === 0)) throw new Error("bad LoRA gradients");
     const t0 = performance.now();
     const again = run();
@@ -280,7 +283,12 @@ async function stepSection(): Promise<Map<string, number>> {
   ];
   const rates = new Map<string, number>();
   const rows: string[] = [];
-  for (const [name, config, runs] of configs) {
+  // OWNTUNE_BENCH_NATIVE_CONFIGS=name:kernels+kernels,… picks configs and kernels (e.g. "31B 2-layer slice:bf16+q4_0").
+  const picked = process.env.OWNTUNE_BENCH_NATIVE_CONFIGS?.split(",").map((s) => s.split(":") as [string, string?]);
+  for (const [name, config, all] of configs) {
+    const pick = picked?.find(([n]) => n === name);
+    if (picked && !pick) continue;
+    const runs = pick?.[1] ? all.filter((r) => pick[1]!.split("+").includes(r)) : all;
     const p = countParameters(config);
     const flops = 2 * forwardFlops(config, STEP_T, STEP_T);
     console.log(
@@ -533,7 +541,7 @@ function memAvailable(): number {
 function memorySection(): Map<string, MemoryResult> {
   const results = new Map<string, MemoryResult>();
   const need: Record<string, number> = { "e2b-bf16": 10 * GB, "31b-q4": 20 * GB };
-  for (const which of ["e2b-bf16", "31b-q4"]) {
+  for (const which of (process.env.OWNTUNE_BENCH_NATIVE_MEMORY ?? "e2b-bf16,31b-q4").split(",")) {
     const free = memAvailable();
     if (free < need[which]!) {
       console.log(`${which}: skipped, ${(free / GB).toFixed(1)} GB available (needs ${need[which]! / GB} GB free)`);
