@@ -171,7 +171,11 @@ export default async function (): Promise<void> {
       });
       const line = r.stdout.split("\n").find((l) => l.startsWith("RESULT "));
       if (!line) {
-        console.log(`| ${name} | failed: ${(r.stderr || r.stdout).trim().split("\n").slice(-3).join(" ")} |`);
+        const lines = (r.stderr || r.stdout)
+          .trim()
+          .split("\n")
+          .filter((l) => !/^\s+at /.test(l));
+        console.log(`| ${name} | failed: ${lines.slice(-3).join(" ").slice(0, 500)} |`);
         continue;
       }
       const x = JSON.parse(line.slice(7)) as ChildResult;
