@@ -5,17 +5,8 @@
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { estimateMemory, planLora, WASM_HEAP_LIMIT_BYTES, type TrainConfig } from "@owntune/lora";
-import {
-  gemma4_31b,
-  gemma4E2b,
-  gemma4E4b,
-  layerSpecs,
-  planStorage,
-  recomputeByDefault,
-  type Gemma4Config,
-  type TensorFileRows,
-} from "@owntune/model";
+import { estimateTraining, planLora, WASM_HEAP_LIMIT_BYTES, type TrainConfig } from "@owntune/lora";
+import { gemma4_31b, gemma4E2b, gemma4E4b, planStorage, type Gemma4Config, type TensorFileRows } from "@owntune/model";
 import { describe, expect, it } from "vitest";
 import { parseRecipe } from "./recipe.js";
 
@@ -48,18 +39,7 @@ describe("the Gemma 4 recipes", () => {
       name: "native",
       reason: "recipe check",
     });
-    const trainable = plan.modules.reduce((n, m) => n + train.lora.r * (m.inFeatures + m.outFeatures), 0);
-    const recompute = recomputeByDefault({ config, layers: layerSpecs(config) }, train.batch_size, seqLen);
-    const est = estimateMemory({
-      config,
-      storage,
-      trainable,
-      rank: train.lora.r,
-      batchSize: train.batch_size,
-      seqLen,
-      backend: "wasm",
-      recompute,
-    });
+    const { trainable, estimate: est } = estimateTraining(config, plan, train, seqLen, storage, "wasm");
     const g = (n: number) => `${(n / GIB).toFixed(1)} GiB`;
     console.log(
       `${file}: base ${storage.baseDtype} (Wᵀ ${storage.transposed}), estimated peak ${g(est.total)}: weights ${g(est.base)}, adapter + AdamW ${g(est.lora)}, activations ${g(est.activations)}, head ${g(est.head)}, runtime ${g(est.runtime)}; wasm heap ${g(est.backend)}; ${(trainable / 1e6).toFixed(1)}M trainable`,

@@ -30,7 +30,7 @@ import { fineTune, type FineTuneOptions } from "./fine-tune.js";
 import { LoraState } from "./lora-state.js";
 import { readPeftAdapter } from "./peft.js";
 import { planLora } from "./targets.js";
-import { accumulateGradients, evalDecision, train, type TrainProgress } from "./train.js";
+import { accumulateGradients, evalDecision, freshProgress, train } from "./train.js";
 import { listCheckpoints, loadCheckpoint, sha256File } from "./train-checkpoint.js";
 import { trainSchema, type TrainConfig } from "./train-config.js";
 import { microBatches, RowStream, type Row } from "./train-data.js";
@@ -253,16 +253,7 @@ describe("LoRA training", () => {
     const forward = w.forward;
     let calls = 0;
     (w as { forward: typeof forward }).forward = (x) => (++calls > 3 ? tf.tidy(() => tf.mul(forward(x), NaN)) : forward(x));
-    const start: TrainProgress = {
-      step: 0,
-      data: { epoch: 0, offset: 0 },
-      best: null,
-      bestWeights: undefined,
-      evalsWithoutImprovement: 0,
-      tokensSeen: 0,
-      trainedTokensSeen: 0,
-      elapsedSeconds: 0,
-    };
+    const start = freshProgress();
     const { mkdirSync } = await import("node:fs");
     mkdirSync(outDir);
     let before: Float32Array[] = [];

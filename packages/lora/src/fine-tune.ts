@@ -20,11 +20,9 @@ import {
   describeBackend,
   describeStorage,
   initBackend,
-  layerSpecs,
   loadGemma4,
   loadModelDir,
   planStorage,
-  recomputeByDefault,
   selectKernels,
   type BaseDtype,
   type KernelName,
@@ -32,7 +30,7 @@ import {
 import { CuratedDataset } from "@owntune/curate";
 import { AdamW } from "./adamw.js";
 import { LoraState, loraScaling } from "./lora-state.js";
-import { estimateMemory, availableMemory, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
+import { availableMemory, estimateTraining, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
 import { writePeftAdapter, type WritePeftOptions } from "./peft.js";
 import { writeTrainReport } from "./train-report.js";
 import {
@@ -57,7 +55,7 @@ import {
 import { describeSkipped, formatLayers, planLora } from "./targets.js";
 import { CHECKPOINTS_DIR, listCheckpoints, loadCheckpoint, type LoadedCheckpoint } from "./train-checkpoint.js";
 import { resumeFreeFields, type TrainConfig } from "./train-config.js";
-import { paramNames, train, type TrainProgress } from "./train.js";
+import { freshProgress, paramNames, train, type TrainProgress } from "./train.js";
 
 export interface FineTuneOptions {
   modelDir: string;
@@ -158,7 +156,6 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
     const totalRows = c.steps === undefined ? Math.max(1, Math.round((c.epochs ?? 1) * trainRows)) : undefined;
     const totalSteps = c.steps ?? Math.ceil(totalRows! / rowsPerStep);
     const scale = loraScaling(c.lora.r, c.lora.alpha, c.lora.rslora);
-    const trainable = plan.modules.reduce((n, mod) => n + c.lora.r * (mod.inFeatures + mod.outFeatures), 0);
 
     // --- Backend and memory: refuse a run that cannot fit, before loading anything big. -----------
     const backend = await initBackend({ backend: o.backend });
@@ -169,17 +166,7 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
       totalmem(),
       selectKernels(o.kernels, "--kernels").info,
     );
-    const recompute = recomputeByDefault({ config: modelDir.config, layers: layerSpecs(modelDir.config) }, c.batch_size, dataset.seqLen);
-    const est = estimateMemory({
-      config: modelDir.config,
-      storage,
-      trainable,
-      rank: c.lora.r,
-      batchSize: c.batch_size,
-      seqLen: dataset.seqLen,
-      backend: backend.name,
-      recompute,
-    });
+    const { trainable, recompute, estimate: est } = estimateTraining(modelDir.config, plan, c, dataset.seqLen, storage, backend.name);
     const avail = availableMemory();
     const biggest =
       est.activations >= est.base
@@ -325,16 +312,7 @@ export async function fineTune(o: FineTuneOptions): Promise<FineTuneResult> {
               trainedTokensSeen: restored.state.trained_tokens_seen,
               elapsedSeconds: restored.state.elapsed_s,
             }
-          : {
-              step: 0,
-              data: { epoch: 0, offset: 0 },
-              best: null,
-              bestWeights: undefined,
-              evalsWithoutImprovement: 0,
-              tokensSeen: 0,
-              trainedTokensSeen: 0,
-              elapsedSeconds: 0,
-            };
+          : freshProgress();
         // Logs past the restored step belong to the run that was killed: drop them.
         await truncateJsonl(outDir, METRICS_FILE, start.step);
         await truncateJsonl(outDir, SAMPLES_FILE, start.step);

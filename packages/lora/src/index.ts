@@ -7,7 +7,7 @@ export { planLora } from "./targets.js";
 export { LoraState } from "./lora-state.js";
 export { AdamW, clipGradients, globalNorm } from "./adamw.js";
 export { type MicroBatch } from "./train-data.js";
-export { estimateMemory, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
+export { estimateMemory, estimateTraining, WASM_HEAP_LIMIT_BYTES } from "./memory.js";
 export { accumulateGradients } from "./train.js";
 export { fineTune, type FineTuneOptions, type FineTuneResult } from "./fine-tune.js";
 export { formatRunInspection, inspectRun, isRunDir } from "./inspect-run.js";

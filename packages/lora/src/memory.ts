@@ -4,7 +4,17 @@
 // `activationFloatsPerToken`); BENCHMARKS.md ## train compares it with measured peaks.
 import { totalmem } from "node:os";
 import { readFileSync } from "node:fs";
-import { DEFAULT_TOKEN_BLOCK, DEFAULT_VOCAB_CHUNK, expectedTensors, layerSpecs, type Gemma4Config, type StoragePlan } from "@owntune/model";
+import {
+  DEFAULT_TOKEN_BLOCK,
+  DEFAULT_VOCAB_CHUNK,
+  expectedTensors,
+  layerSpecs,
+  recomputeByDefault,
+  type Gemma4Config,
+  type StoragePlan,
+} from "@owntune/model";
+import type { LoraPlan } from "./targets.js";
+import type { TrainConfig } from "./train-config.js";
 
 /** Node, TensorFlow.js, the wasm module and the tokenizer, measured at start (≈ 300–450 MB). */
 const RUNTIME_BYTES = 512 * 2 ** 20;
@@ -114,4 +124,23 @@ export function availableMemory(): { bytes: number; source: string } {
     }
   }
   return { bytes, source };
+}
+
+/**
+ * What the trainer decides and estimates before it loads the model: the adapter's trainable parameters,
+ * whether each layer is recomputed in the backward pass, and the peak-memory estimate of a step of `c`
+ * on rows of `seqLen` tokens with the base held as `storage`.
+ */
+export function estimateTraining(
+  config: Gemma4Config,
+  plan: LoraPlan,
+  c: Pick<TrainConfig, "lora" | "batch_size">,
+  seqLen: number,
+  storage: StoragePlan,
+  backend: string,
+): { trainable: number; recompute: boolean; estimate: MemoryEstimate } {
+  const trainable = plan.modules.reduce((n, mod) => n + c.lora.r * (mod.inFeatures + mod.outFeatures), 0);
+  const recompute = recomputeByDefault({ config, layers: layerSpecs(config) }, c.batch_size, seqLen);
+  const estimate = estimateMemory({ config, storage, trainable, rank: c.lora.r, batchSize: c.batch_size, seqLen, backend, recompute });
+  return { trainable, recompute, estimate };
 }

@@ -33,6 +33,20 @@ export interface TrainProgress {
   elapsedSeconds: number;
 }
 
+/** A run before its first step. */
+export function freshProgress(): TrainProgress {
+  return {
+    step: 0,
+    data: { epoch: 0, offset: 0 },
+    best: null,
+    bestWeights: undefined,
+    evalsWithoutImprovement: 0,
+    tokensSeen: 0,
+    trainedTokensSeen: 0,
+    elapsedSeconds: 0,
+  };
+}
+
 export interface TrainRun {
   runDir: string;
   model: Gemma4Model;
